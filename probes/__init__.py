@@ -1,0 +1,1 @@
+"""Built-in probes of `sidequest doctor`, one module per probe, each a pluggy plugin."""
