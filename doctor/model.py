@@ -1,0 +1,210 @@
+"""The doctor's data model: what a probe is, what it returns, and what a run reports.
+
+Probes return plain data (`Finding`); the runner wraps it into a `ProbeResult` with timing and
+dependency facts; the diagnosis turns the results into one `Diagnosis`; renderers only format
+a `Report`. Nothing here prints or formats for a medium.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from doctor.context import Context
+
+Status = Literal["ok", "warn", "fail", "skip", "error", "timeout"]
+SideEffects = Literal["none", "network", "mutating"]
+
+STATUSES: tuple[str, ...] = ("ok", "warn", "fail", "skip", "error", "timeout")
+PROBLEM_STATUSES: frozenset[str] = frozenset({"fail", "error", "timeout"})
+SIDE_EFFECTS: tuple[str, ...] = ("none", "network", "mutating")
+
+# DESIGN.md §9a: the root-cause vocabulary, in tie-break order (earlier wins).
+CAUSE_ORDER: tuple[str, ...] = (
+    "not_configured",
+    "invalid_client",
+    "environment_mismatch",
+    "realm_mismatch",
+    "refresh_token_expired",
+    "app_disconnected",
+    "claude_config_invalid",
+    "claude_config_out_of_sync",
+    "lock_problem",
+    "network_unreachable",
+    "intuit_unavailable",
+    "unknown",
+)
+CAUSES: tuple[str, ...] = ("healthy",) + CAUSE_ORDER
+
+PROBE_ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Remediation:
+    """What the user (or `--fix`) can do about a finding."""
+
+    text: str
+    commands: tuple[str, ...] = ()
+    safe_to_automate: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "commands": list(self.commands),
+            "safe_to_automate": self.safe_to_automate,
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a probe's `run(ctx)` returns.
+
+    `cause` names the root cause (a code of `CAUSES`) this finding points to when its status
+    is a problem; the diagnosis picks one cause across all findings. `facts` must be plain
+    JSON data and must never hold a secret value (the redactor would refuse the output).
+    """
+
+    status: Status
+    summary: str
+    details: tuple[str, ...] | list[str] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
+    remediation: Remediation | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True)
+class Fixer:
+    """A safe, automatic repair a probe offers to `doctor --fix`.
+
+    `describe(ctx)` says in one line what would change (None when nothing needs doing);
+    `apply(ctx)` performs it and returns one line saying what it did.
+    """
+
+    describe: Callable[["Context"], str | None]
+    apply: Callable[["Context"], str]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe description, returned by plugins from the `sidequest_probes` hook.
+
+    The runner calls `run`; hooks never execute probe logic.
+    """
+
+    id: str
+    title: str
+    run: Callable[["Context"], Finding]
+    category: str = "general"
+    depends_on: tuple[str, ...] = ()
+    needs_network: bool = False
+    side_effects: SideEffects = "none"
+    timeout: float = 5.0
+    fixer: Fixer | None = None
+
+    def __post_init__(self) -> None:
+        if not PROBE_ID_RE.match(self.id):
+            raise ValueError(f"probe id {self.id!r} is not kebab-case")
+        if self.side_effects not in SIDE_EFFECTS:
+            raise ValueError(f"probe {self.id}: side_effects must be one of {SIDE_EFFECTS}")
+        object.__setattr__(self, "depends_on", tuple(self.depends_on))
+
+
+@dataclass
+class ProbeResult:
+    """One probe's outcome in a run (the runner fills timing and dependency facts)."""
+
+    id: str
+    title: str
+    status: Status
+    summary: str
+    details: list[str] = field(default_factory=list)
+    remediation: Remediation | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    duration_ms: float = 0.0
+    side_effects: SideEffects = "none"
+    blocked_by: str | None = None
+    cause: str | None = None
+    plugin: str = "builtin"
+
+    @property
+    def is_problem(self) -> bool:
+        return self.status in PROBLEM_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status,
+            "summary": self.summary,
+            "details": list(self.details),
+            "remediation": self.remediation.to_dict() if self.remediation else None,
+            "facts": dict(self.facts),
+            "duration_ms": round(max(self.duration_ms, 0.0), 3),
+            "side_effects": self.side_effects,
+            "blocked_by": self.blocked_by,
+        }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The one root cause of a run, for a person: a headline and the exact fix steps."""
+
+    cause: str
+    headline: str
+    fix: tuple[str, ...] = ()
+    probe_id: str | None = None  # the probe whose finding named the cause
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cause": self.cause, "headline": self.headline, "fix": list(self.fix)}
+
+
+@dataclass
+class Report:
+    """Everything a run found, as plain data. Renderers format it; they never compute facts."""
+
+    run_id: str
+    generated_at: str
+    mode: Literal["live", "offline"]
+    platform: dict[str, str]
+    tool_version: str
+    results: list[ProbeResult]
+    diagnosis: Diagnosis
+    exit_code: int
+    strict: bool = False
+    notes: list[str] = field(default_factory=list)  # run-level notes (e.g. "refreshed once")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {status: 0 for status in STATUSES}
+        for result in self.results:
+            counts[result.status] += 1
+        return counts
+
+    @property
+    def status(self) -> str:
+        counts = self.counts
+        if any(counts[s] for s in PROBLEM_STATUSES):
+            return "fail"
+        if counts["warn"]:
+            return "warn"
+        return "ok"
+
+    def result(self, probe_id: str) -> ProbeResult | None:
+        return next((r for r in self.results if r.id == probe_id), None)
+
+    def to_dict(self, redacted: list[str] | None = None, canary_passed: bool = True) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "tool": {"name": "sidequest", "version": self.tool_version},
+            "run_id": self.run_id,
+            "generated_at": self.generated_at,
+            "mode": self.mode,
+            "platform": dict(self.platform),
+            "diagnosis": self.diagnosis.to_dict(),
+            "summary": {"status": self.status, "counts": self.counts},
+            "probes": [r.to_dict() for r in self.results],
+            "redaction": {"canary_passed": canary_passed, "redacted": list(redacted or [])},
+            "exit_code": self.exit_code,
+        }
