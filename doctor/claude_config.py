@@ -127,7 +127,7 @@ class ClaudeConfig:
         )
 
     def connector(self) -> ConnectorEntry | None:
-        """The connector's entry by DESIGN.md §6: by name, else the first whose env identifies it."""
+        """The connector's entry (DESIGN.md §6): by name, else the first whose env names it."""
         servers = self.data.get("mcpServers")
         if not isinstance(servers, dict):
             return None
@@ -189,7 +189,8 @@ def _entry_problems(where: str, entry: Any) -> list[str]:
         problems.append(f"{where}.type: expected a string, got {_json_type(transport)}")
     if "command" in entry:
         if not isinstance(entry["command"], str):
-            problems.append(f"{where}.command: expected a string, got {_json_type(entry['command'])}")
+            kind = _json_type(entry["command"])
+            problems.append(f"{where}.command: expected a string, got {kind}")
     elif "url" not in entry:
         if transport in _REMOTE_TYPES:
             problems.append(f"{where}: a remote ({transport}) server needs a url, and it has none")
