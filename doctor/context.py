@@ -1,0 +1,220 @@
+"""What every probe can see: paths, the parsed `.env`, the Claude Desktop config, a clock,
+and lazily created network services.
+
+The Context is built once per run by the CLI or `run_doctor`. Expensive or risky things
+(reading files, the HTTP client, the token store) are created on first use, so an offline
+run never imports httpx and a probe that does not need the Claude config never parses it.
+Every secret value the Context loads or that a service obtains is known to it, so the
+redactor can hide it from every output.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    from doctor.claude_config import ClaudeConfig
+    from doctor.env_file import EnvFile
+    from doctor.intuit import IntuitClient
+    from doctor.model import ProbeResult
+    from doctor.token_store import TokenStore
+
+DEFAULT_HOME_NAME = ".qb-distributor-mcp"
+HOME_ENV = "SIDEQUEST_HOME"
+CLAUDE_CONFIG_ENV = "SIDEQUEST_CLAUDE_CONFIG"
+
+# .env keys whose values are secrets, and the kind the redactor shows them as.
+SECRET_ENV_KEYS = {
+    "QB_REFRESH_TOKEN": "refresh_token",
+    "QB_CLIENT_SECRET": "client_secret",
+    "QB_ACCESS_TOKEN": "access_token",
+    # Keys other connectors use, which people paste into our .env by mistake.
+    "QUICKBOOKS_REFRESH_TOKEN": "refresh_token",
+    "QUICKBOOKS_CLIENT_SECRET": "client_secret",
+    "QBO_REFRESH_TOKEN": "refresh_token",
+    "QBO_CLIENT_SECRET": "client_secret",
+}
+
+
+def resolve_home(home: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
+    if home:
+        return Path(home).expanduser()
+    if environ.get(HOME_ENV):
+        return Path(environ[HOME_ENV]).expanduser()
+    return Path.home() / DEFAULT_HOME_NAME
+
+
+def resolve_claude_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
+    if path:
+        return Path(path).expanduser()
+    from doctor.claude_config import default_config_path
+
+    return default_config_path(environ)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A lazily loaded input: the value, or the error that prevented loading it."""
+
+    value: Any = None
+    error: Exception | None = None
+
+
+class Context:
+    """Per-run state shared by probes. Thread-safe: probes run concurrently."""
+
+    def __init__(
+        self,
+        home: Path,
+        claude_config_path: Path | None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        offline: bool = False,
+        verbose: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+        lock_wait: float = 2.0,
+        http_timeout: float = 8.0,
+    ) -> None:
+        self.home = home
+        self.env_path = home / ".env"
+        self.claude_config_path = claude_config_path
+        self.environ: Mapping[str, str] = dict(os.environ if environ is None else environ)
+        self.offline = offline
+        self.verbose = verbose
+        self.clock = clock
+        self.lock_wait = lock_wait
+        self.http_timeout = http_timeout
+        self.results: dict[str, ProbeResult] = {}
+        self.shared: dict[str, Any] = {}  # per-run scratch space probes hand to their dependents
+        self.notes: list[str] = []  # run-level notes for every output ("refreshed once ...")
+        self._lock = threading.RLock()
+        self._env: Loaded | None = None
+        self._claude: Loaded | None = None
+        self._intuit: IntuitClient | None = None
+        self._token_store: TokenStore | None = None
+        self._extra_secrets: list[tuple[str, str]] = []
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def load_env(self) -> Loaded:
+        """The parsed `.env` (a `doctor.env_file.EnvFile`) or the `EnvFileError` reading it."""
+        with self._lock:
+            if self._env is None:
+                from doctor.env_file import EnvFileError, read_env_file
+
+                try:
+                    self._env = Loaded(read_env_file(self.env_path))
+                except EnvFileError as exc:
+                    self._env = Loaded(error=exc)
+            return self._env
+
+    @property
+    def env_file(self) -> EnvFile | None:
+        return self.load_env().value
+
+    def env(self, key: str) -> str | None:
+        """A `.env` value, stripped; None when missing, empty or unreadable."""
+        env_file = self.env_file
+        return env_file.get(key) if env_file is not None else None
+
+    def load_claude_config(self) -> Loaded:
+        """The parsed Claude Desktop config or the `ClaudeConfigError` reading it."""
+        with self._lock:
+            if self._claude is None:
+                from doctor.claude_config import ClaudeConfigError, load_claude_config
+
+                if self.claude_config_path is None:
+                    self._claude = Loaded(error=None)
+                else:
+                    try:
+                        self._claude = Loaded(load_claude_config(self.claude_config_path))
+                    except ClaudeConfigError as exc:
+                        self._claude = Loaded(error=exc)
+            return self._claude
+
+    @property
+    def claude_config(self) -> ClaudeConfig | None:
+        return self.load_claude_config().value
+
+    # -- services -----------------------------------------------------------------------
+
+    @property
+    def intuit(self) -> IntuitClient:
+        """The Intuit client (imports httpx on first use). Refused in offline mode."""
+        if self.offline:
+            raise RuntimeError("offline run: no network access allowed")
+        with self._lock:
+            if self._intuit is None:
+                from doctor.intuit import IntuitClient
+
+                self._intuit = IntuitClient(
+                    environ=self.environ, timeout=self.http_timeout, connect_timeout=min(5.0, self.http_timeout)
+                )
+            return self._intuit
+
+    @property
+    def token_store(self) -> TokenStore:
+        """The locked token store the connector uses; its network client is created lazily."""
+        with self._lock:
+            if self._token_store is None:
+                from doctor.token_store import TokenStore
+
+                intuit = None if self.offline else self.intuit
+                self._token_store = TokenStore(
+                    self.home, intuit=intuit, clock=self.clock, environ=self.environ, command="sidequest doctor"
+                )
+            return self._token_store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._intuit is not None:
+                self._intuit.close()
+
+    # -- secrets ------------------------------------------------------------------------
+
+    def add_secret(self, value: str | None, kind: str = "secret") -> None:
+        if value:
+            with self._lock:
+                self._extra_secrets.append((kind, value))
+
+    def secrets(self) -> list[tuple[str, str]]:
+        """Every secret value this run has seen: from `.env`, the Claude config, services."""
+        found: list[tuple[str, str]] = []
+        env_file = self.env_file
+        if env_file is not None:
+            for key, kind in SECRET_ENV_KEYS.items():
+                value = env_file.values.get(key)
+                if value and value.strip():
+                    found.append((kind, value))
+                    found.append((kind, value.strip()))
+        for key, kind in SECRET_ENV_KEYS.items():
+            if self.environ.get(key):
+                found.append((kind, self.environ[key]))
+        claude = self.load_claude_config().value
+        if claude is not None:
+            entry = claude.connector()
+            if entry is not None:
+                for key, kind in SECRET_ENV_KEYS.items():
+                    value = entry.env.get(key)
+                    if isinstance(value, str) and value:
+                        found.append((kind, value))
+        with self._lock:
+            if self._token_store is not None:
+                found.extend(self._token_store.known_secrets())
+            found.extend(self._extra_secrets)
+        return found
+
+    def client_id(self) -> str | None:
+        return self.env("QB_CLIENT_ID") or self.environ.get("QB_CLIENT_ID")

@@ -1,0 +1,122 @@
+"""Name one root cause from a run's results, with a headline and the exact fix steps.
+
+Each problem finding points at a cause code; the diagnosis keeps the one that explains the
+others, using the contract's tie-break order (DESIGN.md §9a): a wrong environment explains a
+failing realm check, a dead chain explains a failing company lookup. Headlines are written for
+a business owner, not an engineer.
+"""
+
+from __future__ import annotations
+
+from doctor.model import CAUSE_ORDER, CAUSES, Diagnosis, ProbeResult
+
+QUIT_CLAUDE = (
+    "Quit Claude Desktop completely (macOS: Cmd+Q; Windows: right-click the Claude icon in the "
+    "tray and choose Quit), then open it again."
+)
+KEEP_ALIVE = (
+    "Keep the connection alive: use QuickBooks through Claude at least once a month, or let "
+    "`sidequest refresh-qb` run from cron or launchd (see the README)."
+)
+NO_DISCONNECT = "In QuickBooks, don't click Disconnect on the SideQuest app unless you mean to end the connection."
+REAUTH = "Run `sidequest reauth-qb` and click Connect on the QuickBooks page that opens."
+
+HEADLINES: dict[str, str] = {
+    "healthy": "QuickBooks is connected and working; nothing needs fixing.",
+    "not_configured": "The SideQuest QuickBooks connector is not set up on this computer yet.",
+    "refresh_token_expired": "The QuickBooks connection expired, so QuickBooks needs you to connect again.",
+    "app_disconnected": "The SideQuest app was disconnected from your QuickBooks company, so you need to connect again.",
+    "environment_mismatch": "SideQuest is pointed at the wrong kind of QuickBooks company (sandbox versus production).",
+    "realm_mismatch": "SideQuest is set up for a different QuickBooks company than the one your connection belongs to.",
+    "invalid_client": "QuickBooks does not accept SideQuest's app keys (client ID and secret).",
+    "claude_config_invalid": "Claude Desktop's settings file is broken, so Claude cannot start the QuickBooks connector.",
+    "claude_config_out_of_sync": "Claude Desktop's settings disagree with SideQuest's saved QuickBooks connection.",
+    "lock_problem": "Another program is holding SideQuest's token file, so the connection cannot be refreshed safely.",
+    "network_unreachable": "This computer cannot reach QuickBooks over the internet right now.",
+    "intuit_unavailable": "QuickBooks' sign-in service (Intuit) is having trouble right now; it is not your setup.",
+    "unknown": "The doctor found a problem it cannot name; send the JSON report to support.",
+}
+
+FIXES: dict[str, tuple[str, ...]] = {
+    "healthy": (KEEP_ALIVE,),
+    "not_configured": (
+        "Put the SideQuest keys (QB_CLIENT_ID, QB_CLIENT_SECRET, QB_ENVIRONMENT) in ~/.qb-distributor-mcp/.env "
+        "as the SideQuest setup email says.",
+        REAUTH,
+        QUIT_CLAUDE,
+    ),
+    "refresh_token_expired": (REAUTH, QUIT_CLAUDE, KEEP_ALIVE),
+    "app_disconnected": (REAUTH, QUIT_CLAUDE, NO_DISCONNECT),
+    "environment_mismatch": (
+        "Decide which company you meant: set QB_ENVIRONMENT in ~/.qb-distributor-mcp/.env back to the "
+        "environment the connection was made in, or connect again in the new one with "
+        "`sidequest reauth-qb --environment production` (or `--environment sandbox`).",
+        QUIT_CLAUDE,
+    ),
+    "realm_mismatch": (
+        "Run `sidequest reauth-qb` and pick the right company on the QuickBooks page; it saves that "
+        "company's ID (QB_REALM_ID) for you.",
+        QUIT_CLAUDE,
+    ),
+    "invalid_client": (
+        "Copy QB_CLIENT_ID and QB_CLIENT_SECRET again from the SideQuest setup email (or the Intuit "
+        "developer portal, Keys & credentials) into ~/.qb-distributor-mcp/.env; check for stray spaces.",
+        "Make sure development keys go with QB_ENVIRONMENT=sandbox and production keys with "
+        "QB_ENVIRONMENT=production.",
+        REAUTH,
+    ),
+    "claude_config_invalid": (
+        "Open Claude Desktop → Settings → Developer → Edit Config and fix the spot the doctor names "
+        "(often a missing or extra comma), or restore the backup next to the file.",
+        QUIT_CLAUDE,
+    ),
+    "claude_config_out_of_sync": (
+        "Run `sidequest doctor --fix` to copy the connection from ~/.qb-distributor-mcp/.env into "
+        "Claude Desktop's settings.",
+        QUIT_CLAUDE,
+    ),
+    "lock_problem": (
+        "Run `sidequest doctor --fix` to clear a lock left by a program that is no longer running.",
+        "If another sidequest or connector process is really running, wait a minute and try again.",
+    ),
+    "network_unreachable": (
+        "Check that this computer is online (open any website), and that no VPN or firewall blocks "
+        "quickbooks.api.intuit.com and oauth.platform.intuit.com.",
+        "Then run `sidequest doctor` again.",
+    ),
+    "intuit_unavailable": (
+        "Wait a few minutes and run `sidequest doctor` again; Intuit's status page is status.developer.intuit.com.",
+        "Nothing on your computer needs changing.",
+    ),
+    "unknown": (
+        "Run `sidequest doctor --format json --output sidequest-report.json` and attach the file to a "
+        "support ticket (it contains no secrets).",
+    ),
+}
+
+assert set(HEADLINES) == set(CAUSES) == set(FIXES)
+
+
+def cause_of(result: ProbeResult) -> str | None:
+    """The cause a result points to, or None when it is not a problem."""
+    if not result.is_problem:
+        return None
+    return result.cause if result.cause in CAUSE_ORDER else "unknown"
+
+
+def diagnose(results: list[ProbeResult]) -> Diagnosis:
+    """One cause for the run: `healthy` when no probe failed, else the root cause."""
+    candidates = [(cause_of(r), r) for r in results]
+    candidates = [(c, r) for c, r in candidates if c is not None]
+    if not candidates:
+        return Diagnosis("healthy", HEADLINES["healthy"], FIXES["healthy"])
+    cause, result = min(candidates, key=lambda pair: CAUSE_ORDER.index(pair[0]))
+    return Diagnosis(cause, HEADLINES[cause], FIXES[cause], probe_id=result.id)
+
+
+def exit_code_for(diagnosis: Diagnosis, results: list[ProbeResult], strict: bool) -> int:
+    if diagnosis.cause != "healthy":
+        return 1
+    if strict and any(r.status == "warn" for r in results):
+        return 1
+    return 0

@@ -1,0 +1,182 @@
+"""Build the plugin manager and collect probe descriptions, tolerating broken plugins.
+
+Built-in probes (every module of the `probes` package) register first, then the entry points
+of group `sidequest`. A plugin that fails to import, misspells a hook, raises from a hook or
+offers a duplicate probe id is recorded as a `PluginProblem` and left out; the doctor still
+runs and reports it. `SIDEQUEST_DISABLE_PLUGINS` (comma-separated plugin names) blocks plugins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Iterable, Mapping
+
+import pluggy
+
+from doctor import hookspecs
+from doctor.model import Probe
+
+DISABLE_ENV = "SIDEQUEST_DISABLE_PLUGINS"
+
+# The order in which built-in probes are shown; other built-in modules follow by name.
+BUILTIN_ORDER = (
+    "env_file",
+    "token_age",
+    "refresh_chain",
+    "realm_match",
+    "environment_match",
+    "lock_health",
+    "claude_config_sync",
+)
+
+
+@dataclass(frozen=True)
+class PluginProblem:
+    plugin: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RegisteredProbe:
+    probe: Probe
+    plugin: str
+
+
+@dataclass
+class PluginSet:
+    manager: pluggy.PluginManager
+    probes: list[RegisteredProbe] = field(default_factory=list)
+    problems: list[PluginProblem] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+
+    def probe_ids(self) -> list[str]:
+        return [r.probe.id for r in self.probes]
+
+
+def disabled_names(environ: Mapping[str, str]) -> set[str]:
+    raw = environ.get(DISABLE_ENV, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def builtin_module_names() -> list[str]:
+    import probes
+
+    found = {m.name for m in pkgutil.iter_modules(probes.__path__) if not m.name.startswith("_")}
+    ordered = [name for name in BUILTIN_ORDER if name in found]
+    ordered += sorted(found - set(ordered))
+    return [f"probes.{name}" for name in ordered]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _register(plugins: PluginSet, obj: Any, name: str) -> bool:
+    pm = plugins.manager
+    try:
+        pm.register(obj, name=name)
+        pm.check_pending()
+    except Exception as exc:  # a misspelt hook or a bad hookimpl: left out, reported
+        if pm.is_registered(obj):
+            pm.unregister(obj)
+        plugins.problems.append(PluginProblem(name, f"rejected: {_one_line(exc)}"))
+        return False
+    return True
+
+
+def build_plugins(
+    environ: Mapping[str, str],
+    *,
+    load_entry_points: bool = True,
+    extra_plugins: Iterable[tuple[str, Any]] = (),
+) -> PluginSet:
+    """Register built-ins, then entry points, then `extra_plugins`; collect their probes."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    plugins = PluginSet(manager=pm)
+    blocked = disabled_names(environ)
+
+    candidates: list[tuple[str, Any]] = []
+    for module_name in builtin_module_names():
+        if module_name in blocked:
+            plugins.disabled.append(module_name)
+            continue
+        try:
+            candidates.append((module_name, importlib.import_module(module_name)))
+        except Exception as exc:
+            plugins.problems.append(PluginProblem(module_name, f"failed to load: {_one_line(exc)}"))
+
+    if load_entry_points:
+        for ep in sorted(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in blocked:
+                plugins.disabled.append(ep.name)
+                continue
+            try:
+                candidates.append((ep.name, ep.load()))
+            except Exception as exc:
+                plugins.problems.append(PluginProblem(ep.name, f"failed to load: {_one_line(exc)}"))
+
+    for name, obj in extra_plugins:
+        if name in blocked:
+            plugins.disabled.append(name)
+            continue
+        candidates.append((name, obj))
+
+    for name, obj in candidates:
+        _register(plugins, obj, name)
+
+    _collect_probes(plugins)
+    return plugins
+
+
+def _collect_probes(plugins: PluginSet) -> None:
+    pm = plugins.manager
+    seen: dict[str, str] = {}
+    # pluggy calls impls last-registered first; walk in registration order so built-ins win.
+    impls = list(reversed(pm.hook.sidequest_probes.get_hookimpls()))
+    for impl in impls:
+        name = impl.plugin_name
+        try:
+            offered = list(impl.function() or ())
+        except Exception as exc:
+            plugins.problems.append(PluginProblem(name, f"sidequest_probes failed: {_one_line(exc)}"))
+            continue
+        for probe in offered:
+            if not isinstance(probe, Probe):
+                plugins.problems.append(
+                    PluginProblem(name, f"returned {type(probe).__name__}, not a doctor.model.Probe")
+                )
+                continue
+            if probe.id in seen:
+                plugins.problems.append(
+                    PluginProblem(
+                        name,
+                        f"duplicate probe id {probe.id!r} (already provided by {seen[probe.id]}); ignored",
+                    )
+                )
+                continue
+            seen[probe.id] = name
+            plugins.probes.append(RegisteredProbe(probe, name))
+
+
+def secrets_from_plugins(plugins: PluginSet, ctx: Any) -> tuple[list[tuple[str, str]], list[PluginProblem]]:
+    """Ask every plugin for extra secrets; a failing hook is a problem, never a crash."""
+    found: list[tuple[str, str]] = []
+    problems: list[PluginProblem] = []
+    for impl in plugins.manager.hook.sidequest_secrets.get_hookimpls():
+        try:
+            kwargs = {"ctx": ctx}
+            items = list(impl.function(*(kwargs[a] for a in impl.argnames)) or ())
+        except Exception as exc:
+            problems.append(PluginProblem(impl.plugin_name, f"sidequest_secrets failed: {_one_line(exc)}"))
+            continue
+        for item in items:
+            if isinstance(item, tuple) and len(item) == 2:
+                found.append((str(item[0]), str(item[1])))
+            elif isinstance(item, str):
+                found.append(("secret", item))
+    return found, problems

@@ -1,0 +1,122 @@
+"""The single choke point between results and renderers: hide every secret, then prove it.
+
+`Redactor.redact` replaces every known secret (plain, URL-encoded, JSON-escaped) in the report
+data with its redacted form (`RT…a1b2`, `AT…9f3c`, `CS…`, `AC…`). After rendering,
+`Redactor.leaks` scans the final text for every secret in every encoding we know of
+(including the base64 `client_id:client_secret` of a Basic header); the CLI refuses to emit
+output that still holds one. Fail closed: a leak is an internal error, never a printed secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+from urllib.parse import quote, quote_plus
+
+# Shorter values would match ordinary words; no real Intuit secret is this short.
+MIN_SECRET_LENGTH = 6
+
+PREFIXES = {
+    "refresh_token": "RT",
+    "access_token": "AT",
+    "client_secret": "CS",
+    "auth_code": "AC",
+}
+KEEP_LAST = {"refresh_token": 4, "access_token": 4}
+
+
+def redacted_form(kind: str, value: str) -> str:
+    prefix = PREFIXES.get(kind, "SECRET")
+    keep = KEEP_LAST.get(kind, 0)
+    tail = value[-keep:] if keep and len(value) > 3 * keep else ""
+    return f"{prefix}\u2026{tail}"
+
+
+def encodings(value: str) -> set[str]:
+    """The ways a secret can appear in text we render."""
+    forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
+    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+    return {f for f in forms if f}
+
+
+class SecretLeak(Exception):
+    """Rendered output still holds a secret; the output must not be emitted."""
+
+    def __init__(self, kinds: list[str]) -> None:
+        self.kinds = kinds
+        super().__init__(
+            "refusing to print the output: it still contains a secret "
+            f"({', '.join(sorted(set(kinds)))}). Nothing was printed. Please report this to support "
+            "with `sidequest doctor --verbose` run output (it never prints the secret itself)."
+        )
+
+
+@dataclass(frozen=True)
+class Secret:
+    kind: str
+    value: str
+
+    @property
+    def redacted(self) -> str:
+        return redacted_form(self.kind, self.value)
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[tuple[str, str]], client_id: str | None = None) -> None:
+        unique: dict[str, Secret] = {}
+        for kind, value in secrets:
+            if not isinstance(value, str):
+                continue
+            for candidate in {value, value.strip()}:
+                if len(candidate) >= MIN_SECRET_LENGTH and candidate not in unique:
+                    unique[candidate] = Secret(kind, candidate)
+        self.secrets = sorted(unique.values(), key=lambda s: len(s.value), reverse=True)
+        self.client_id = client_id
+        self._replacements: list[tuple[str, str]] = []
+        for secret in self.secrets:
+            for form in sorted(encodings(secret.value), key=len, reverse=True):
+                self._replacements.append((form, secret.redacted))
+        self._replacements.sort(key=lambda pair: len(pair[0]), reverse=True)
+
+    def redacted_forms(self) -> list[str]:
+        """The redacted forms of the secrets this run knew (for the JSON `redaction` block)."""
+        return sorted({s.redacted for s in self.secrets if s.kind in PREFIXES})
+
+    def redact_text(self, text: str) -> str:
+        for form, replacement in self._replacements:
+            if form in text:
+                text = text.replace(form, replacement)
+        return text
+
+    def redact(self, data: Any) -> Any:
+        """A copy of plain data (dicts, lists, strings) with every secret replaced."""
+        if isinstance(data, str):
+            return self.redact_text(data)
+        if isinstance(data, dict):
+            return {self.redact(k): self.redact(v) for k, v in data.items()}
+        if isinstance(data, (list, tuple)):
+            return [self.redact(v) for v in data]
+        return data
+
+    def _leak_forms(self) -> Iterable[tuple[str, str]]:
+        for secret in self.secrets:
+            for form in encodings(secret.value):
+                yield secret.kind, form
+            yield secret.kind, base64.b64encode(secret.value.encode()).decode()
+            if secret.kind == "client_secret" and self.client_id:
+                basic = base64.b64encode(f"{self.client_id}:{secret.value}".encode()).decode()
+                yield "client_secret", basic
+                yield "client_secret", quote(basic, safe="")
+
+    def leaks(self, text: str) -> list[str]:
+        """The kinds of secret still present in `text` (empty when it is clean)."""
+        return [kind for kind, form in self._leak_forms() if form and form in text]
+
+    def check(self, text: str) -> str:
+        """Return `text` if clean; raise SecretLeak otherwise."""
+        found = self.leaks(text)
+        if found:
+            raise SecretLeak(found)
+        return text
