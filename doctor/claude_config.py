@@ -9,7 +9,8 @@ Desktop refuse the whole file, and an update (DESIGN.md §6, CONTRACT) changes o
 connector's three synced values, keeps a backup, writes atomically and never overwrites a
 file it could not parse.
 
-Standard library only: this module sits on the doctor's lean start-up path.
+Standard library only, and the heavier parts of it (subprocess, tempfile, shutil) imported
+where used: this module sits on the doctor's lean start-up path.
 """
 
 from __future__ import annotations
@@ -17,14 +18,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -302,6 +299,8 @@ def resolve_command(command: str, environ: Mapping[str, str] | None = None) -> s
         return None
     if os.sep in command or (os.altsep and os.altsep in command):
         return None
+    import shutil
+
     search_path = (os.environ if environ is None else environ).get("PATH") or os.defpath
     return shutil.which(command, path=search_path)
 
@@ -507,12 +506,9 @@ def update_connector_env(
     # than replace its write with our older view.
     for _ in range(3):
         config = load_claude_config(path)
-        plan = _plan_update(config, updates, create_entry)
-        if plan is None:
-            entry = config.connector()
-            assert entry is not None  # _plan_update returns None only for an existing entry
-            return UpdateResult(changed={}, backup_path=None, entry_name=entry.name)
-        new_bytes, changed, entry_name = plan
+        new_bytes, changed, entry_name = _plan_update(config, updates, create_entry)
+        if new_bytes is None:
+            return UpdateResult(changed={}, backup_path=None, entry_name=entry_name)
         target = Path(os.path.realpath(path))
         temp = _write_temp(target, new_bytes, stat.S_IMODE(os.stat(target).st_mode))
         try:
@@ -549,8 +545,8 @@ def _check_updates(updates: Mapping[str, str]) -> None:
 
 def _plan_update(
     config: ClaudeConfig, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None
-) -> tuple[bytes, dict[str, tuple[str | None, str]], str] | None:
-    """The new file bytes, what changed and the entry's name; None if nothing would change."""
+) -> tuple[bytes | None, dict[str, tuple[str | None, str]], str]:
+    """The new file bytes (None when nothing would change), what changed, the entry's name."""
     data = config.data
     entry = config.connector()
     changed: dict[str, tuple[str | None, str]] = {}
@@ -599,7 +595,7 @@ def _plan_update(
             changed[key] = (_as_text(old), new)
             env[key] = new
     if not changed:
-        return None
+        return None, changed, entry.name
     return _serialise(data, config.raw), changed, entry.name
 
 
@@ -660,6 +656,8 @@ def _create_config_file(
 
 
 def _write_temp(target: Path, content: bytes, mode: int) -> Path:
+    import tempfile
+
     descriptor, name = tempfile.mkstemp(
         dir=target.parent, prefix=f".{target.name}.", suffix=".sidequest-tmp"
     )
@@ -688,7 +686,7 @@ def _current_bytes(target: Path) -> bytes | None:
 
 def _write_backup(config_path: Path, content: bytes, mode: int) -> Path:
     """Write the previous file beside the config (where the user looks), never overwriting."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     base = f"{config_path.name}{_BACKUP_MARKER}{stamp}"
     for counter in range(0, 1000):
         candidate = config_path.parent / (base if counter == 0 else f"{base}-{counter}")
@@ -862,6 +860,8 @@ def _is_claude_desktop_main(comm: bytes, argv: list[bytes]) -> bool:
 
 
 def _ps_output() -> str:
+    import subprocess
+
     completed = subprocess.run(
         ["ps", "-axo", "lstart=,comm="],
         capture_output=True,
