@@ -55,6 +55,7 @@ REASONS: tuple[str, ...] = (
     "not_utf8",
     "no_connector",
     "changed_during_update",
+    "unwritable",
 )
 
 
@@ -492,16 +493,29 @@ def update_connector_env(
     Raises ValueError for keys outside SYNCED_KEYS or non-string values, and
     ClaudeConfigError when the file cannot be parsed (then it is left byte-identical), when
     there is no connector entry and `create_entry` is not given (reason "no_connector"), or
-    when the file kept changing under us (reason "changed_during_update").
+    when the file kept changing under us (reason "changed_during_update"), or when the
+    operating system refused the write (reason "unwritable"; the file is then unchanged).
     """
     path = Path(path)
     _check_updates(updates)
     if create_entry is not None and not isinstance(create_entry, Mapping):
         raise ValueError("create_entry must be a mapping (the new mcpServers entry).")
 
-    if not os.path.lexists(path) and create_entry is not None:
-        return _create_config_file(path, updates, create_entry)
+    try:
+        if not os.path.lexists(path) and create_entry is not None:
+            return _create_config_file(path, updates, create_entry)
+        return _update_existing(path, updates, create_entry)
+    except OSError as exc:
+        # Callers handle one exception type; the OS reason is enough and holds no content.
+        why = exc.strerror or type(exc).__name__
+        raise ClaudeConfigError(
+            "unwritable", f"SideQuest could not write Claude Desktop's config: {why}.", path=path
+        ) from None
 
+
+def _update_existing(
+    path: Path, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None
+) -> UpdateResult:
     # Claude Desktop writes this file too; if it does so while we work, start over rather
     # than replace its write with our older view.
     for _ in range(3):

@@ -762,3 +762,17 @@ def test_a_lone_surrogate_escape_survives_an_update(tmp_path: Path) -> None:
     data = json.loads(path.read_bytes().decode("utf-8"))
     assert data["odd"] == "\ud800"
     assert data["mcpServers"][CONNECTOR_NAME]["env"]["QB_REALM_ID"] == "2"
+
+
+def test_a_write_the_system_refuses_is_a_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "Claude"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(ClaudeConfigError) as caught:
+        update_connector_env(
+            blocker / "claude_desktop_config.json",
+            {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN},
+            create_entry={"command": "uvx"},
+        )
+    assert caught.value.reason == "unwritable"
+    assert NEW_REFRESH_TOKEN not in str(caught.value)
+    assert blocker.read_text() == "a file where the folder should be"
