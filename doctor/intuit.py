@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import re
+import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -705,6 +706,8 @@ class IntuitClient:
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self._http: httpx.Client | None = None
+        # Probes run in threads and share one client; only one httpx.Client may be created.
+        self._http_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"IntuitClient(token={self.endpoints.token!r}, timeout={self.timeout})"
@@ -716,9 +719,10 @@ class IntuitClient:
         self.close()
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        with self._http_lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
 
     # -- public calls -------------------------------------------------------------------------
 
@@ -805,7 +809,9 @@ class IntuitClient:
     def _client(self) -> httpx.Client:
         import httpx
 
-        if self._http is None:
+        with self._http_lock:
+            if self._http is not None:
+                return self._http
             self._http = httpx.Client(
                 timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
                 follow_redirects=False,
@@ -815,7 +821,7 @@ class IntuitClient:
                 mounts={"http://": httpx.HTTPTransport(verify=True)},
                 headers={"User-Agent": _user_agent()},
             )
-        return self._http
+            return self._http
 
     def _send(
         self,

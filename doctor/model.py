@@ -90,7 +90,9 @@ class Fixer:
 class Probe:
     """A probe description, returned by plugins from the `sidequest_probes` hook.
 
-    The runner calls `run`; hooks never execute probe logic.
+    The runner calls `run`; hooks never execute probe logic. `depends_on` probes must pass
+    (ok/warn) or this one is skipped; `runs_after` probes only have to finish first (their
+    results are then in `ctx.results`, whatever their status).
     """
 
     id: str
@@ -102,6 +104,7 @@ class Probe:
     side_effects: SideEffects = "none"
     timeout: float = 5.0
     fixer: Fixer | None = None
+    runs_after: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not PROBE_ID_RE.match(self.id):
@@ -109,6 +112,7 @@ class Probe:
         if self.side_effects not in SIDE_EFFECTS:
             raise ValueError(f"probe {self.id}: side_effects must be one of {SIDE_EFFECTS}")
         object.__setattr__(self, "depends_on", tuple(self.depends_on))
+        object.__setattr__(self, "runs_after", tuple(self.runs_after))
 
 
 @dataclass

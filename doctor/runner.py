@@ -138,6 +138,9 @@ def run_probes(
                 continue
             if any(d in pending for d in probe.depends_on):
                 continue
+            # Ordering-only predecessors: wait while they are still to run, whatever they end as.
+            if any(a in pending and a in by_id for a in probe.runs_after):
+                continue
             blocker = next(
                 (d for d in probe.depends_on if results[d].status not in ("ok", "warn")), None
             )

@@ -186,6 +186,8 @@ class _Server(ThreadingHTTPServer):
     # stop() must return even while "hang" handlers are parked.
     block_on_close = False
     allow_reuse_address = True
+    # The default backlog of 5 drops SYNs when several probes or subprocesses connect at once.
+    request_queue_size = 128
 
 
 class FakeIntuit:
@@ -418,7 +420,7 @@ class FakeIntuit:
         if chain.revoked or now >= chain.hard_expires_at or now - chain.last_used_at > IDLE_LIMIT:
             return invalid
         if record.superseded_at is not None:
-            if (now - record.superseded_at).total_seconds() > self.grace_seconds:
+            if self.grace_seconds <= 0 or (now - record.superseded_at).total_seconds() > self.grace_seconds:
                 return invalid
             # Within the grace window Intuit answers with the chain's newest token.
             record = self._refresh_tokens[chain.current_rt]
