@@ -49,6 +49,7 @@ ACCESS_TOKEN_MARGIN = timedelta(minutes=5)
 RETRY_BACKOFF_SECONDS = 0.5
 # Errors that mean "this token or app is dead": retrying only burns the user's time.
 NEVER_RETRY = frozenset({"invalid_grant", "invalid_client"})
+LOCK_POLL_SECONDS = 0.01
 DIAGNOSE_COMMAND = "sidequest doctor --format prompt"
 
 
@@ -323,7 +324,9 @@ class TokenStore:
         if self._file_lock is None:
             from filelock import FileLock
 
-            self._file_lock = FileLock(str(self.lock_path), mode=0o600)
+            # A short poll keeps waiters from starving behind a holder that re-takes the lock
+            # at once (flock has no queue); 10 ms of polling costs nothing measurable.
+            self._file_lock = FileLock(str(self.lock_path), mode=0o600, poll_interval=LOCK_POLL_SECONDS)
         return self._file_lock
 
     @contextmanager
