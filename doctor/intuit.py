@@ -478,7 +478,9 @@ def classify_error_response(
     server_date = parse_server_date(header_lookup(headers, "Date"))
     raw = _decode_body(body)
 
-    def error(kind: str, code: str | None = None, detail: str | None = None, headline: str | None = None) -> IntuitError:
+    def error(
+        kind: str, code: str | None = None, detail: str | None = None, headline: str | None = None
+    ) -> IntuitError:
         detail = _clean_text(detail, secrets)
         code = _clean_text(code, secrets)
         message = None
@@ -669,7 +671,8 @@ def parse_company_info(body: bytes, headers: Mapping[str, str], realm_id: str) -
         raise bad("company answer is not valid JSON (truncated or an HTML page)") from None
     info = data.get("CompanyInfo") if isinstance(data, dict) else None
     if info is None and isinstance(data, dict):
-        rows = (data.get("QueryResponse") or {}).get("CompanyInfo") if isinstance(data.get("QueryResponse"), dict) else None
+        query = data.get("QueryResponse")
+        rows = query.get("CompanyInfo") if isinstance(query, dict) else None
         info = rows[0] if isinstance(rows, list) and rows else None
     if not isinstance(info, dict):
         raise bad("JSON answer without CompanyInfo")
@@ -764,7 +767,8 @@ class IntuitClient:
             "Content-Type": "application/json",
         }
         secrets = (client_secret, token)
-        status, body, response_headers = self._send("POST", url, headers, secrets, content=json.dumps({"token": token}).encode())
+        content = json.dumps({"token": token}).encode()
+        status, body, response_headers = self._send("POST", url, headers, secrets, content=content)
         if status != 200:
             raise classify_error_response(status, body, response_headers, api="token", secrets=secrets)
 
