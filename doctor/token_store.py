@@ -105,6 +105,9 @@ class OwnerRecord:
             return None
         if self.pid <= 0:
             return False
+        if os.name == "nt":
+            # On Windows os.kill(pid, 0) sends CTRL_C_EVENT instead of probing: never do that.
+            return None
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
