@@ -136,8 +136,8 @@ def build_plugins(
 def _collect_probes(plugins: PluginSet) -> None:
     pm = plugins.manager
     seen: dict[str, str] = {}
-    # pluggy calls impls last-registered first; walk in registration order so built-ins win.
-    impls = list(reversed(pm.hook.sidequest_probes.get_hookimpls()))
+    # get_hookimpls() lists in registration order (calls run in reverse); built-ins win.
+    impls = pm.hook.sidequest_probes.get_hookimpls()
     for impl in impls:
         name = impl.plugin_name
         try:
