@@ -1,0 +1,386 @@
+"""Probe `refresh-chain`: does Intuit still accept the saved connection? One real refresh says.
+
+Only a refresh proves the chain is alive, and a refresh can rotate the token, so it is done
+exactly once per run, through the same locked token store the connector uses: the new token
+is in `.env` before the lock is released and the chain stays intact (DESIGN.md §5, §9a).
+The fresh access token is handed to realm-match and environment-match through `ctx.shared`.
+
+Intuit answers every dead chain with the same `invalid_grant` (INTUIT.md §3.1), so this
+module tells the situations apart from what this computer knows: the recorded (or estimated)
+deadlines, where the chain was minted, and when `.env` was last refreshed.
+
+Also here: the small `clock-skew` probe, because the dates the chain's verdicts rest on are
+only as good as this computer's clock, and Intuit's `Date` header is the one outside clock the
+doctor sees.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from doctor.context import Context
+from doctor.hookspecs import hookimpl
+from doctor.model import Finding, Probe, Remediation
+from doctor.redaction import redacted_form
+from doctor.token_store import format_timestamp, parse_timestamp
+from probes.token_age import LIMIT_HARD, describe_limit, expiry_status
+
+if TYPE_CHECKING:  # pragma: no cover
+    from doctor.intuit import IntuitError
+    from doctor.token_store import RefreshResult
+
+REAUTH = "sidequest reauth-qb"
+# Intuit replaces the refresh token every 24-26 h (INTUIT.md §2.3).
+ROTATION_WINDOW = timedelta(hours=26)
+CLOCK_SKEW_LIMIT = timedelta(minutes=5)
+
+SHARED_RESULT = "refresh_chain.result"
+SHARED_ACCESS_TOKEN = "refresh_chain.access_token"
+SHARED_SERVER_DATES = "intuit.server_dates"
+_shared_lock = threading.Lock()
+
+
+def fresh_access_token(ctx: Context) -> str | None:
+    """The access token this run's refresh produced, or None when there was no refresh."""
+    return ctx.shared.get(SHARED_ACCESS_TOKEN)
+
+
+def record_server_date(ctx: Context, server_date: datetime | None, where: str) -> None:
+    """Remember Intuit's clock (from a `Date` header) next to ours, for the clock-skew probe."""
+    if server_date is None:
+        return
+    with _shared_lock:
+        ctx.shared.setdefault(SHARED_SERVER_DATES, []).append((where, server_date, ctx.now()))
+
+
+def check(ctx: Context) -> Finding:
+    from doctor.intuit import IntuitError
+    from doctor.token_store import LockTimeout, StoreError
+
+    # Read before refreshing: the verdict on a refusal rests on the state that was refused.
+    before = _ChainState(ctx)
+    try:
+        result = ctx.token_store.refresh(wait=ctx.lock_wait)
+    except LockTimeout as exc:
+        holder = exc.holder.describe(ctx.now()) if exc.holder is not None else "a process that left no owner record"
+        return Finding(
+            "fail",
+            f"Did not refresh: another program holds SideQuest's token file ({holder}).",
+            details=[f"Waited {exc.waited:.1f} s for the lock on {ctx.home / '.env.lock'}."],
+            facts={**before.facts(), "lock_holder": holder},
+            cause="lock_problem",
+            remediation=Remediation(
+                "Wait a minute and run the doctor again; if the holder is no longer running, "
+                "`sidequest doctor --fix` clears the lock.",
+                ("sidequest doctor --fix",),
+            ),
+        )
+    except StoreError as exc:
+        return _store_failure(exc, before)
+    except IntuitError as exc:
+        record_server_date(ctx, exc.server_date, "refresh")
+        return _intuit_failure(ctx, exc, before)
+
+    with _shared_lock:
+        ctx.shared[SHARED_RESULT] = result
+        ctx.shared[SHARED_ACCESS_TOKEN] = result.access_token
+    return _success(ctx, result)
+
+
+class _ChainState:
+    """What this computer knew about the chain before the refresh (no secret values)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.expiry = expiry_status(ctx)
+        self.environment = (ctx.env("QB_ENVIRONMENT") or "").lower() or None
+        self.token_environment = (ctx.env("QB_TOKEN_ENVIRONMENT") or "").lower() or None
+        self.realm_id = ctx.env("QB_REALM_ID")
+        self.token_realm_id = ctx.env("QB_TOKEN_REALM_ID")
+        self.refreshed_at = parse_timestamp(ctx.env("QB_TOKEN_REFRESHED_AT"))
+        token = ctx.env("QB_REFRESH_TOKEN")
+        self.token = redacted_form("refresh_token", token) if token else None
+        self.now = ctx.now()
+
+    def facts(self) -> dict[str, object]:
+        return {
+            "refresh_token": self.token,
+            "rolling_expires_at": self.expiry.facts()["rolling_expires_at"],
+            "hard_expires_at": self.expiry.facts()["hard_expires_at"],
+            "expiry_basis": self.expiry.basis,
+        }
+
+
+def _success(ctx: Context, result: RefreshResult) -> Finding:
+    token = redacted_form("refresh_token", result.refresh_token)
+    if result.rotated:
+        change = f"Intuit issued a new token ({token}) and .env now holds it"
+    else:
+        change = f"Intuit kept the same token ({token})"
+    sentence = (
+        f"Refreshed the QuickBooks connection once through the locked token store; {change}, "
+        "so the chain is intact."
+    )
+    with _shared_lock:
+        ctx.notes.append(sentence)
+    details = []
+    if result.expires_at is not None:
+        details.append(f"Intuit extended the 100-day limit to {result.expires_at:%Y-%m-%d}.")
+    if result.attempts > 1:
+        details.append("The first attempt hit a passing network or Intuit hiccup; the retry worked.")
+    return Finding(
+        "ok",
+        sentence,
+        details=details,
+        facts={
+            "refresh_token": token,
+            "rotated": result.rotated,
+            "previous_refresh_token": redacted_form("refresh_token", result.previous_refresh_token),
+            "refreshed_at": format_timestamp(result.refreshed_at),
+            "rolling_expires_at": format_timestamp(result.expires_at) if result.expires_at else None,
+            "hard_expires_at": format_timestamp(result.hard_expires_at) if result.hard_expires_at else None,
+            "intuit_tid": result.intuit_tid,
+            "attempts": result.attempts,
+        },
+    )
+
+
+def _store_failure(exc: Exception, before: _ChainState) -> Finding:
+    reason = getattr(exc, "reason", "")
+    if reason == "write_failed":
+        # Intuit answered, but the answer could not be saved: if the token rotated, the
+        # saved one is now stale. Saying so plainly is the only help left.
+        return Finding(
+            "fail",
+            f"QuickBooks answered, but the new token could not be saved: {exc}.",
+            details=[
+                "If Intuit issued a new token, the one in .env no longer works.",
+                "Fix what stops writing to the folder (disk full, permissions), then run `sidequest doctor` again; "
+                f"if it says the connection was disconnected, run `{REAUTH}`.",
+            ],
+            facts=before.facts(),
+            cause="unknown",
+        )
+    cause = "lock_problem" if reason == "lock_failed" else "not_configured"
+    return Finding("fail", f"Could not refresh: {exc}.", facts=before.facts(), cause=cause)
+
+
+def _intuit_failure(ctx: Context, exc: IntuitError, before: _ChainState) -> Finding:
+    facts = {**before.facts(), "error_kind": exc.kind, "http_status": exc.status, "intuit_tid": exc.intuit_tid}
+    details = [f"Intuit's answer: {exc}."]
+    skew = clock_skew_line(exc.server_date, ctx.now())
+    if skew:
+        details.append(skew)
+    if exc.kind == "invalid_grant":
+        return _refused(before, facts, details)
+    if exc.kind == "invalid_client":
+        environment = before.environment or "the configured environment"
+        return Finding(
+            "fail",
+            "Intuit does not accept the app keys in .env (QB_CLIENT_ID / QB_CLIENT_SECRET), so it refused to refresh.",
+            details=details
+            + [
+                "Development keys only work with QB_ENVIRONMENT=sandbox and production keys only with "
+                f"QB_ENVIRONMENT=production; this .env says {environment}.",
+                "A stray space or a missing character in the secret gives the same answer.",
+            ],
+            facts=facts,
+            cause="invalid_client",
+            remediation=Remediation(
+                "Copy QB_CLIENT_ID and QB_CLIENT_SECRET again from the SideQuest setup email into .env.",
+            ),
+        )
+    if exc.kind in ("network", "timeout"):
+        return Finding(
+            "fail",
+            "Could not reach Intuit to refresh the connection"
+            + (" (no answer in time)." if exc.kind == "timeout" else "."),
+            details=details + ["Nothing was changed; the saved connection is as it was."],
+            facts=facts,
+            cause="network_unreachable",
+            remediation=Remediation("Check the internet connection, then run `sidequest doctor` again."),
+        )
+    if exc.kind in ("server_error", "bad_response") or exc.status == 429:
+        details.append("This is on Intuit's side; nothing on this computer needs changing.")
+        if exc.kind == "bad_response":
+            details.append(
+                "If the answer was cut off after Intuit issued a new token, the saved one may have gone stale: "
+                f"if the next run says the connection was disconnected, run `{REAUTH}`."
+            )
+        return Finding(
+            "fail",
+            "Intuit's sign-in service answered with an error page instead of a token, so the connection could "
+            "not be checked.",
+            details=details,
+            facts=facts,
+            cause="intuit_unavailable",
+            remediation=Remediation("Wait a few minutes and run `sidequest doctor` again."),
+        )
+    if exc.kind == "insecure_url":
+        return Finding(
+            "fail",
+            f"Refused to send the connection to Intuit: {exc}.",
+            details=["Remove or correct the SIDEQUEST_OAUTH_TOKEN_URL setting in your environment."],
+            facts=facts,
+            cause="not_configured",
+        )
+    return Finding("fail", f"Intuit refused the refresh: {exc}.", details=details, facts=facts, cause="unknown")
+
+
+def _refused(before: _ChainState, facts: dict, details: list[str]) -> Finding:
+    """Intuit said invalid_grant: name which of the situations that give it this most likely is."""
+    reauth = Remediation(f"Run `{REAUTH}` and click Connect on the QuickBooks page that opens.", (REAUTH,))
+    if before.token_environment and before.environment and before.token_environment != before.environment:
+        return Finding(
+            "fail",
+            f"Intuit refused the saved connection: it was made for a {before.token_environment} company, "
+            f"but QB_ENVIRONMENT says {before.environment}.",
+            details=details
+            + [
+                f"Either set QB_ENVIRONMENT={before.token_environment} in .env again, or connect your "
+                f"{before.environment} company with `{REAUTH} --environment {before.environment}`.",
+            ],
+            facts={**facts, "refused_because": "environment_mismatch"},
+            cause="environment_mismatch",
+            remediation=Remediation(
+                f"Set QB_ENVIRONMENT={before.token_environment} in .env, or run "
+                f"`{REAUTH} --environment {before.environment}`.",
+                (f"{REAUTH} --environment {before.environment}",),
+            ),
+        )
+    if before.token_realm_id and before.realm_id and before.token_realm_id != before.realm_id:
+        return Finding(
+            "fail",
+            f"Intuit refused the saved connection, which was made for company {before.token_realm_id} while "
+            f"QB_REALM_ID says {before.realm_id}: the token and the company ID come from different connections.",
+            details=details,
+            facts={**facts, "refused_because": "realm_mismatch"},
+            cause="realm_mismatch",
+            remediation=reauth,
+        )
+    limit = before.expiry.expired_limit()
+    if limit is not None:
+        when = before.expiry.hard_expires_at if limit == LIMIT_HARD else before.expiry.rolling_expires_at
+        estimate = (
+            " (estimated from the date of .env, which this older connector setup does not record)"
+            if before.expiry.estimated
+            else ""
+        )
+        return Finding(
+            "fail",
+            f"Intuit refused the saved connection because it expired on {when:%Y-%m-%d}{estimate}: "
+            f"{describe_limit(limit)} has passed.",
+            details=details,
+            facts={**facts, "refused_because": "hard_cap" if limit == LIMIT_HARD else "idle_limit"},
+            cause="refresh_token_expired",
+            remediation=reauth,
+        )
+    likely, why = _disconnected_or_superseded(before)
+    return Finding(
+        "fail",
+        "Intuit no longer accepts the saved connection: it was disconnected in QuickBooks or replaced by a "
+        f"newer token that was not saved here ({likely} is likelier).",
+        details=details + [why],
+        facts={**facts, "refused_because": "disconnected" if likely.startswith("disconnected") else "superseded"},
+        cause="app_disconnected",
+        remediation=reauth,
+    )
+
+
+def _disconnected_or_superseded(before: _ChainState) -> tuple[str, str]:
+    if before.refreshed_at is not None and before.now - before.refreshed_at <= ROTATION_WINDOW:
+        hours = max(0, int((before.now - before.refreshed_at).total_seconds() // 3600))
+        return (
+            "a newer token that was not saved",
+            f"This computer refreshed successfully {hours} h ago, so the connection was alive then. Intuit "
+            "replaces the token every 24-26 h; if another program holding a copy (Claude Desktop's own settings, "
+            "an older connector, another computer) refreshed since and kept the new token to itself, the one "
+            "saved here stopped working.",
+        )
+    if before.refreshed_at is not None:
+        return (
+            "disconnected in QuickBooks",
+            f"The last refresh recorded here was on {before.refreshed_at:%Y-%m-%d}, before Intuit's 100-day limit "
+            "ran out, so the connection did not expire; the usual reason is that someone clicked Disconnect on "
+            "the SideQuest app in QuickBooks (Settings → Apps).",
+        )
+    return (
+        "disconnected in QuickBooks",
+        "This older .env does not record refreshes, so the two cannot be told apart for certain; nothing here "
+        "shows a recent refresh that another program could have overtaken, so a Disconnect in QuickBooks "
+        "(Settings → Apps) is the likelier reason.",
+    )
+
+
+# ------------------------------------------------------------------------------ clock-skew
+
+
+def clock_skew_line(server_date: datetime | None, local: datetime) -> str | None:
+    """One sentence when Intuit's clock and this computer's differ by more than 5 minutes."""
+    if server_date is None:
+        return None
+    skew = local - server_date
+    if abs(skew) <= CLOCK_SKEW_LIMIT:
+        return None
+    direction = "ahead of" if skew > timedelta(0) else "behind"
+    minutes = int(abs(skew).total_seconds() // 60)
+    return (
+        f"This computer's clock is {_duration(minutes)} {direction} Intuit's; expiry dates computed here "
+        "are off by as much. Turn on automatic date and time in the system settings."
+    )
+
+
+def _duration(minutes: int) -> str:
+    if minutes >= 2 * 24 * 60:
+        return f"{minutes // (24 * 60)} days"
+    if minutes >= 120:
+        return f"{minutes // 60} hours"
+    return f"{minutes} minutes"
+
+
+def check_clock(ctx: Context) -> Finding:
+    with _shared_lock:
+        seen = list(ctx.shared.get(SHARED_SERVER_DATES, ()))
+    if not seen:
+        return Finding("skip", "No answer from Intuit in this run carried its clock, so the clock was not compared.")
+    where, server_date, local = seen[-1]
+    skew_seconds = int((local - server_date).total_seconds())
+    facts = {"skew_seconds": skew_seconds, "intuit_date": format_timestamp(server_date), "compared_on": where}
+    line = clock_skew_line(server_date, local)
+    if line:
+        return Finding(
+            "warn",
+            line,
+            facts=facts,
+            remediation=Remediation("Set the computer's date and time to update automatically."),
+        )
+    return Finding("ok", "This computer's clock agrees with Intuit's (within 5 minutes).", facts=facts)
+
+
+PROBE = Probe(
+    id="refresh-chain",
+    title="QuickBooks connection refresh",
+    category="token",
+    run=check,
+    depends_on=("env-file", "lock-health"),
+    needs_network=True,
+    side_effects="mutating",
+    # Long enough for the store's one retry of a read timeout (2 x 8 s + 0.5 s) to report
+    # itself; the run's budget still caps it.
+    timeout=18.0,
+)
+
+CLOCK_SKEW_PROBE = Probe(
+    id="clock-skew",
+    title="This computer's clock",
+    category="token",
+    run=check_clock,
+    runs_after=("refresh-chain", "realm-match", "environment-match"),
+    timeout=2.0,
+)
+
+
+@hookimpl
+def sidequest_probes():
+    return [PROBE, CLOCK_SKEW_PROBE]
