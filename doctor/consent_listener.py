@@ -1,0 +1,300 @@
+"""Catching Intuit's consent reply on this machine: a one-shot loopback listener and the paste fallback.
+
+Why it exists: after the user clicks "Connect" on Intuit's consent page, the browser is sent
+to the app's redirect URI with `code`, `state` and `realmId`. `sidequest reauth-qb` must get
+those three values into this process, safely, in three situations:
+
+* **Loopback redirect URI** (sandbox keys may register `http://localhost:<port>/<path>`):
+  the listener binds 127.0.0.1 at that port and path, and the browser lands on it directly.
+* **Hosted callback** (production keys need HTTPS; the default
+  `https://sidequestautomation.com/qb/callback`): the listener binds 127.0.0.1 on an
+  ephemeral port and `reauth-qb` sends `state = "<nonce>.<port>"`. The hosted page's whole
+  contract is: read `code`, `state`, `realmId` (or `error`, `error_description`) from its
+  query, take the port after the last "." of `state`, and send the browser on to
+  `http://127.0.0.1:<port>/callback?<the same parameters>` (a redirect, so the code travels
+  from the user's browser to the user's machine only). It stores and logs nothing.
+* **Paste**: anything else, or a browser on another machine. The user pastes the address
+  the browser ended on (or the code and the company ID) into the terminal.
+
+Rules the listener keeps, because anything on this machine or any web page the user visits
+can send requests to a loopback port: it binds 127.0.0.1 only; it accepts one reply and only
+with the exact `state` of this attempt (compared in constant time); a wrong state, a wrong
+path or a reply without a code is refused with a short page and the wait goes on; it never
+logs a request line (the query holds the authorization code); its pages carry no secret, no
+external resources, and `no-store` / `no-referrer` so the address does not travel further.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import queue
+import sys
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+HOSTED_CALLBACK_PATH = "/callback"
+# How long the browser's request is held open waiting for the outcome, so the page can say
+# "connected" rather than "received"; past this the page points at the terminal.
+PAGE_WAIT_SECONDS = 30.0
+# A connection that sends nothing must not hold a handler thread for the whole wait.
+REQUEST_TIMEOUT_SECONDS = 10.0
+FAVICON = "/favicon.ico"
+
+
+@dataclass(frozen=True, repr=False)
+class ConsentReply:
+    """Intuit's answer, as delivered by the browser or pasted: a code and company, or an error."""
+
+    source: str  # "browser" or "paste"
+    code: str | None = None
+    realm_id: str | None = None
+    error: str | None = None
+    error_description: str | None = None
+
+    def __repr__(self) -> str:
+        # The code is a secret: say only whether there is one.
+        return (
+            f"ConsentReply(source={self.source!r}, code={'<set>' if self.code else None}, "
+            f"realm_id={self.realm_id!r}, error={self.error!r})"
+        )
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A reply that was turned away (the wait goes on). `reason`: wrong_state, incomplete."""
+
+    source: str
+    reason: str
+
+
+def split_state(state: str) -> tuple[str, int | None]:
+    """(nonce, port) from a `<nonce>.<port>` state; port None when the state carries none."""
+    nonce, dot, port = state.rpartition(".")
+    if dot and port.isdigit() and 0 < int(port) < 65536:
+        return nonce, int(port)
+    return state, None
+
+
+def judge_reply(params: Mapping[str, str], expected_state: str, source: str, *, require_state: bool) -> ConsentReply | Refused:
+    """Turn redirect parameters into a ConsentReply, or a Refused when they must be ignored.
+
+    A pasted reply may lack `state` (the user typed the code from another page); a reply
+    reaching the listener never may, because any web page could send one there.
+    """
+    state = params.get("state")
+    if state is not None or require_state:
+        if not hmac.compare_digest((state or "").encode("utf-8"), expected_state.encode("utf-8")):
+            return Refused(source, "wrong_state")
+    error = (params.get("error") or "").strip()
+    if error:
+        description = (params.get("error_description") or "").strip() or None
+        return ConsentReply(source, error=error, error_description=description)
+    code = (params.get("code") or "").strip()
+    realm_id = (params.get("realmId") or "").strip()
+    if not code or not realm_id:
+        return Refused(source, "incomplete")
+    return ConsentReply(source, code=code, realm_id=realm_id)
+
+
+def _query(text: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+
+class PasteReader:
+    """Understands what a person pastes: the final address, a query string, or code and company ID.
+
+    `feed` returns a ConsentReply or Refused once a line completes one, None while more is
+    needed (then `wants_realm` says the company ID is missing).
+    """
+
+    def __init__(self, expected_state: str) -> None:
+        self.expected_state = expected_state
+        self.code: str | None = None
+        self.realm_id: str | None = None
+
+    @property
+    def wants_realm(self) -> bool:
+        return self.code is not None and self.realm_id is None
+
+    def feed(self, line: str) -> ConsentReply | Refused | None:
+        text = line.strip().strip("'\"<>")
+        if not text:
+            return None
+        if "code=" in text or "error=" in text or "realmId=" in text:
+            query = text.split("?", 1)[1] if "?" in text else text
+            params = _query(query.split("#", 1)[0])
+            if "code" not in params and "error" not in params and self.code:
+                params["code"] = self.code
+            verdict = judge_reply(params, self.expected_state, "paste", require_state=False)
+            if isinstance(verdict, Refused) and verdict.reason == "incomplete" and params.get("code"):
+                self.code = params["code"].strip()
+                return None
+            return verdict
+        for word in text.replace(",", " ").split():
+            if word.isdigit():
+                self.realm_id = word
+            else:
+                self.code = word
+        if self.code and self.realm_id:
+            return ConsentReply("paste", code=self.code, realm_id=self.realm_id)
+        return None
+
+
+@dataclass(frozen=True)
+class PageOutcome:
+    """What the browser tab should say once the terminal side knows how things ended."""
+
+    success: bool
+    headline: str
+    detail: str = ""
+
+
+class ConsentListener:
+    """A one-shot HTTP listener on 127.0.0.1 that hands a valid consent reply to `events`.
+
+    Events put on the queue: ConsentReply (once), Refused (for each turned-away reply).
+    Call `finish(outcome)` when the flow is done so the waiting browser tab gets its page,
+    then `close()`.
+    """
+
+    def __init__(self, port: int, path: str, expected_state: str, events: queue.Queue) -> None:
+        self.path = path or "/"
+        self.expected_state = expected_state
+        self.events = events
+        self._accepted = threading.Event()
+        self._outcome: PageOutcome | None = None
+        self._outcome_ready = threading.Event()
+        self._page_sent = threading.Event()
+        self._server = _Server(("127.0.0.1", port), _make_handler(self))
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="consent-listener", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> ConsentListener:
+        self._thread.start()
+        return self
+
+    def finish(self, outcome: PageOutcome) -> None:
+        """Give the held browser request its final page (first call wins)."""
+        if self._outcome is None:
+            self._outcome = outcome
+        self._outcome_ready.set()
+
+    def close(self, wait: float = 2.0) -> None:
+        """Stop listening; first let an accepted reply's page reach the browser (bounded)."""
+        if self._accepted.is_set():
+            self._outcome_ready.set()
+            self._page_sent.wait(wait)
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=wait)
+
+    # -- used by the handler -----------------------------------------------------------------
+
+    def _handle(self, raw_path: str) -> tuple[int, str, str, bool]:
+        """(status, title, message, is_accepted_reply) for one request."""
+        parts = urlsplit(raw_path)
+        if parts.path != self.path:
+            return 404, "Not found", "This address only receives the QuickBooks sign-in reply for SideQuest.", False
+        verdict = judge_reply(_query(parts.query), self.expected_state, "browser", require_state=True)
+        if isinstance(verdict, Refused):
+            self.events.put(verdict)
+            if verdict.reason == "wrong_state":
+                return (400, "Sign-in reply ignored",
+                        "This reply does not belong to the SideQuest window that is waiting, so it was ignored "
+                        "and nothing was changed. If you started sidequest reauth-qb more than once, use the "
+                        "link from the most recent window.", False)
+            return (400, "Sign-in reply incomplete",
+                    "The reply from Intuit did not say which QuickBooks company you connected. "
+                    "Nothing was changed; go back to the terminal window.", False)
+        with self._server.accept_lock:
+            if self._accepted.is_set():
+                return (409, "Already received",
+                        "SideQuest already received the sign-in reply. Go back to the terminal window.", False)
+            self._accepted.set()
+        self.events.put(verdict)
+        return 200, "", "", True
+
+    def _final_page(self) -> tuple[int, str, str]:
+        self._outcome_ready.wait(PAGE_WAIT_SECONDS)
+        outcome = self._outcome
+        if outcome is None:
+            return 200, "Sign-in received", "SideQuest received the reply. Finish in the terminal window."
+        return (200 if outcome.success else 400), outcome.headline, outcome.detail
+
+
+def render_page(title: str, message: str) -> bytes:
+    """A small self-contained page: no scripts, no external resources, nothing secret."""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>SideQuest: {html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;"
+        "line-height:1.5}</style></head>\n"
+        f"<body><h1>{html.escape(title)}</h1>\n<p>{html.escape(message)}</p>\n"
+        "<p>You can close this tab.</p></body></html>\n"
+    ).encode("utf-8")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # On Windows SO_REUSEADDR would let another program bind the same port alongside us.
+    allow_reuse_address = sys.platform != "win32"
+    request_queue_size = 16
+
+    def __init__(self, address: tuple[str, int], handler: Any) -> None:
+        self.accept_lock = threading.Lock()
+        super().__init__(address, handler)
+
+
+def _make_handler(listener: ConsentListener) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT_SECONDS
+        server_version = "SideQuest"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            """Silent: the request line holds the authorization code."""
+
+        def do_GET(self) -> None:
+            if urlsplit(self.path).path == FAVICON:
+                self._send(404, b"")
+                return
+            status, title, message, accepted = listener._handle(self.path)
+            if accepted:
+                try:
+                    status, title, message = listener._final_page()
+                    self._send(status, render_page(title, message))
+                finally:
+                    listener._page_sent.set()
+                return
+            self._send(status, render_page(title, message))
+
+        def do_HEAD(self) -> None:
+            self._send(405, b"")
+
+        do_POST = do_PUT = do_DELETE = do_HEAD
+
+        def _send(self, status: int, body: bytes) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("Referrer-Policy", "no-referrer")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                if body and self.command != "HEAD":
+                    self.wfile.write(body)
+            except OSError:
+                pass  # the browser went away; nothing to tell it
+            self.close_connection = True
+
+    return Handler
