@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import platform
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from doctor import __version__
@@ -46,7 +44,7 @@ def iso_z(moment: datetime) -> str:
 
 
 def new_run_id(now: datetime) -> str:
-    return f"DOC-{now.astimezone(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    return f"DOC-{now.astimezone(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
 
 
 def select_probes(
@@ -183,6 +181,3 @@ def run_doctor(
     finally:
         ctx.close()
 
-
-def default_home() -> Path:
-    return resolve_home(None, os.environ)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -104,6 +103,8 @@ def run_probes(
             finding = reg.probe.run(ctx)
             result = _from_finding(reg, finding, (time.monotonic() - started) * 1000)
         except BaseException as exc:  # isolation: nothing a probe does takes the run down
+            import traceback
+
             details = traceback.format_exc().rstrip().splitlines() if ctx.verbose else []
             result = _result(
                 reg,

@@ -140,3 +140,15 @@ def test_plugin_secret_hook_failure_is_reported(home: Path, site: Path) -> None:
     doc = result.json()
     plugins = next(p for p in doc["probes"] if p["id"] == "plugins")
     assert any("vault" in d and "no vault" in d for d in plugins["details"])
+
+
+def test_entry_point_scan_agrees_with_importlib_metadata() -> None:
+    """The lean scanner must find what importlib.metadata finds (console_scripts is a rich sample)."""
+    from importlib import metadata
+
+    from doctor.plugins import entry_points
+
+    ours = set(entry_points("console_scripts"))
+    theirs = {(ep.name, ep.value.split("[", 1)[0].strip()) for ep in metadata.entry_points(group="console_scripts")}
+    assert ("sidequest", "doctor.cli:main") in ours
+    assert ours == theirs

@@ -22,8 +22,8 @@ def plugin(*probes: Probe) -> SimpleNamespace:
 
 def run(home: Path, *probes: Probe, timeout: float = 10.0, verbose: bool = False, only=()):
     ctx = build_context(home, home / "no-claude.json", environ={}, offline=True, verbose=verbose)
-    env = {"SIDEQUEST_DISABLE_PLUGINS": "probes.env_file"}
-    plugins = build_plugins(env, load_entry_points=False, extra_plugins=[("test", plugin(*probes))])
+    plugins = build_plugins({}, load_entry_points=False, load_builtins=False,
+                            extra_plugins=[("test", plugin(*probes))])
     return execute(ctx, plugins, timeout=timeout, only=only)
 
 
@@ -150,7 +150,7 @@ def test_warnings_keep_healthy_but_strict_exits_one(tmp_path: Path) -> None:
     result = run(tmp_path, warn)
     assert result.report.diagnosis.cause == "healthy" and result.report.exit_code == 0
     ctx = build_context(tmp_path, None, environ={}, offline=True)
-    plugins = build_plugins({"SIDEQUEST_DISABLE_PLUGINS": "probes.env_file"}, load_entry_points=False,
+    plugins = build_plugins({}, load_entry_points=False, load_builtins=False,
                             extra_plugins=[("t", plugin(warn))])
     assert execute(ctx, plugins, strict=True).report.exit_code == 1
 
