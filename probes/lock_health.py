@@ -243,6 +243,14 @@ def check(ctx: Context) -> Finding:
             "~/.qb-distributor-mcp) and point SIDEQUEST_HOME at it."
         )
 
+    if os.path.lexists(lock_path) and not lock_path.is_file():
+        # flock would succeed on a folder, but the store opens the lock file for writing and fails.
+        problems.insert(0, f"The lock file {lock_path} is not a normal file, so SideQuest cannot lock its tokens")
+        return Finding(
+            "fail", "; ".join(problems) + ".", details=details, facts=facts, cause="lock_problem",
+            remediation=Remediation(f"Move {lock_path} aside; SideQuest recreates the lock file by itself."),
+        )
+
     before = read_owner(home)
     try:
         with hold_kernel_lock(lock_path, ctx.lock_wait, create=False) as took_ms:
