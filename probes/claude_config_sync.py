@@ -1,0 +1,315 @@
+"""Probe `claude-config-sync`: does Claude Desktop start the connector with SideQuest's settings?
+
+Claude Desktop launches the connector from one entry of `claude_desktop_config.json`. A broken
+file stops every connector at once; a missing entry, a command that cannot be found, or a
+company/environment that disagrees with `.env` makes the connector fail in ways the owner
+cannot see. This probe names the exact spot and offers a re-sync through `doctor --fix`.
+
+Claude's copy of the refresh token (DESIGN.md §9a). After each rotation the entry holds an
+older token of the same chain; that is expected and harmless (`.env` wins), so it is a
+warning that `--fix` clears, never a failure. It is a failure only when the token belongs to
+a *different consent*. Offline, the only sound evidence of that is the company or environment
+the entry pairs its token with: reauth-qb and `--fix` write token, QB_REALM_ID and
+QB_ENVIRONMENT into the entry together, and a rotation changes none of the three in the entry,
+so an entry whose realm or environment differs from `.env`'s carries a token minted for another
+company or environment: a different consent. (`.env`'s own consent metadata disagreeing with
+its QB_REALM_ID is realm-match's and environment-match's finding, not a sync problem.)
+Timing is deliberately not used: §6 records no consent time, and Claude Desktop rewrites the
+file for its own preferences, so the file's mtime says nothing about when the token was put
+there. Token text is never compared beyond equality and never shown.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from doctor.claude_config import (
+    CONNECTOR_NAME,
+    SYNCED_KEYS,
+    ClaudeConfigError,
+    load_claude_config,
+    resolve_command,
+    started_after_config_change,
+    update_connector_env,
+)
+from doctor.context import CLAUDE_CONFIG_ENV, Context
+from doctor.env_file import EnvFileError, read_env_file
+from doctor.hookspecs import hookimpl
+from doctor.model import Finding, Fixer, Probe, Remediation
+
+FIX_COMMAND = "sidequest doctor --fix"
+QUIT_AND_REOPEN = (
+    "Quit Claude Desktop completely and open it again (macOS: Cmd+Q; Windows: right-click the "
+    "Claude icon in the tray and choose Quit), so it loads the new settings."
+)
+EDIT_CONFIG = "Open Claude Desktop → Settings → Developer → Edit Config"
+# Keys compared for a mismatch; the token is handled on its own (see the module docstring).
+_IDENTITY_KEYS = ("QB_REALM_ID", "QB_ENVIRONMENT")
+
+
+def _norm(key: str, value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip()
+    return value.lower() if key == "QB_ENVIRONMENT" else value
+
+
+def entry_example(ctx: Context) -> str:
+    """The shape of the connector entry, with the non-secret values filled in."""
+    env = {
+        "QB_REALM_ID": ctx.env("QB_REALM_ID") or "<your company ID>",
+        "QB_ENVIRONMENT": ctx.env("QB_ENVIRONMENT") or "production",
+        "QB_REFRESH_TOKEN": "<copied for you by sidequest reauth-qb>",
+    }
+    example = {
+        "mcpServers": {
+            CONNECTOR_NAME: {
+                "command": "<full path of the connector program, from the SideQuest setup email>",
+                "args": [],
+                "env": env,
+            }
+        }
+    }
+    return json.dumps(example, indent=2)
+
+
+def check(ctx: Context) -> Finding:
+    path = ctx.claude_config_path
+    facts: dict[str, Any] = {"path": str(path) if path else None}
+    if path is None:
+        return Finding("warn", "No Claude Desktop settings file is known on this computer, so it was not checked.",
+                       facts=facts, remediation=_point_at_config())
+    loaded = ctx.load_claude_config()
+    error: ClaudeConfigError | None = loaded.error
+    if error is not None:
+        facts["reason"] = error.reason
+        if error.reason == "missing":
+            return Finding(
+                "warn",
+                f"Claude Desktop's settings file is not at {path}, so it could not be checked; Claude Desktop "
+                "may not be set up yet, or keeps its settings elsewhere.",
+                facts=facts,
+                remediation=_point_at_config(),
+            )
+        if error.line is not None:
+            facts["line"], facts["column"] = error.line, error.column
+        return Finding(
+            "fail",
+            f"{error.message} Claude Desktop cannot load any connector until this is fixed; "
+            "SideQuest will not change the file.",
+            facts=facts,
+            cause="claude_config_invalid",
+            remediation=Remediation(
+                f"{EDIT_CONFIG}, fix "
+                + (f"line {error.line}, column {error.column}" if error.line else "the file")
+                + f" ({path}), or restore a backup of it (claude_desktop_config.json.sidequest-backup-*).",
+            ),
+        )
+    config = loaded.value
+    facts.update({"bytes": len(config.raw), "bom": config.had_bom})
+    warnings: list[str] = []
+    details: list[str] = []
+    if config.had_bom:
+        warnings.append("the file starts with a byte-order mark (BOM), which some JSON readers reject")
+        details.append(f"{EDIT_CONFIG} and save it as plain UTF-8.")
+
+    problems = config.schema_problems()
+    if problems:
+        facts["schema_problems"] = problems
+        return Finding(
+            "fail",
+            f"Claude Desktop's settings file has {len(problems)} problem(s) that stop it loading every "
+            f"connector, first: {problems[0]}.",
+            details=problems,
+            facts=facts,
+            cause="claude_config_invalid",
+            remediation=Remediation(
+                f"{EDIT_CONFIG} and fix the place(s) named (every env value must be text in quotes; every "
+                "server needs a \"command\"). One bad entry breaks them all."
+            ),
+        )
+
+    entry = config.connector()
+    if entry is None:
+        return Finding(
+            "fail",
+            f"Claude Desktop's settings have no SideQuest connector (mcpServers \"{CONNECTOR_NAME}\"), "
+            "so Claude never starts it.",
+            details=["Add this inside the settings file (merge into the existing \"mcpServers\"):", entry_example(ctx)],
+            facts=facts,
+            cause="claude_config_out_of_sync",
+            remediation=Remediation(
+                f"{EDIT_CONFIG} and add the \"{CONNECTOR_NAME}\" entry shown above, then run "
+                f"`sidequest reauth-qb`, which fills in the connection for you.",
+                ("sidequest reauth-qb",),
+            ),
+        )
+    facts.update({"entry": entry.name, "found_by": entry.found_by, "command": entry.command})
+
+    if entry.command is None:
+        return Finding(
+            "fail",
+            f"The SideQuest entry \"{entry.name}\" in Claude Desktop's settings has no command to start.",
+            facts=facts,
+            cause="claude_config_invalid",
+            remediation=Remediation(f"{EDIT_CONFIG} and set \"command\" to the connector program's full path."),
+        )
+    resolved = resolve_command(entry.command, ctx.environ)
+    facts["command_resolved"] = resolved
+    if resolved is None:
+        return Finding(
+            "fail",
+            f"Claude Desktop cannot find the program \"{entry.command}\" that starts the SideQuest connector.",
+            details=["Claude Desktop does not start programs from a particular folder, so use a full path "
+                     "(for example /Users/you/.local/bin/... or C:\\...\\python.exe)."],
+            facts=facts,
+            cause="claude_config_invalid",
+            remediation=Remediation(
+                f"{EDIT_CONFIG} and set \"command\" of \"{entry.name}\" to the full path of the connector program."
+            ),
+        )
+    if resolved != entry.command:
+        details.append(
+            f"\"{entry.command}\" is found through PATH ({resolved}); Claude Desktop may start with a shorter "
+            "PATH than your terminal, so a full path is safer."
+        )
+
+    differing: list[str] = []
+    missing: list[str] = []
+    for key in _IDENTITY_KEYS:
+        mine = _norm(key, ctx.env(key))
+        theirs = _norm(key, entry.env.get(key))
+        if theirs is None:
+            missing.append(key)
+        elif mine is not None and theirs != mine:
+            differing.append(key)
+            details.append(f"{key}: Claude Desktop has {entry.env.get(key).strip()}, .env has {ctx.env(key)}.")
+    token_mine = ctx.env("QB_REFRESH_TOKEN")
+    token_theirs = entry.env.get("QB_REFRESH_TOKEN")
+    facts["token_copy"] = (
+        "absent" if not token_theirs else "same" if token_theirs.strip() == (token_mine or "") else "different"
+    )
+    facts["differing_keys"] = differing
+    facts["missing_keys"] = missing
+
+    if differing:
+        other_consent = facts["token_copy"] == "different"
+        if other_consent:
+            details.append("Its copy of the QuickBooks token therefore belongs to that other connection.")
+        return Finding(
+            "fail",
+            f"Claude Desktop's SideQuest entry has a different {' and '.join(differing)} than .env"
+            + (" (and a token from another connection)" if other_consent else "") + ".",
+            details=details,
+            facts=facts,
+            cause="claude_config_out_of_sync",
+            remediation=Remediation(
+                f"Run `{FIX_COMMAND}` to copy the connection from .env into Claude Desktop's settings "
+                "(a backup is kept), then quit and reopen Claude Desktop.",
+                (FIX_COMMAND,),
+                safe_to_automate=True,
+            ),
+        )
+
+    if facts["token_copy"] == "different":
+        warnings.append(
+            "Claude Desktop holds an older copy of the QuickBooks token; that is harmless because SideQuest "
+            "always uses the current one from .env"
+        )
+    if missing:
+        warnings.append(f"the entry does not set {', '.join(missing)} (SideQuest reads it from .env)")
+
+    restart = started_after_config_change(config.mtime)
+    facts["claude_restart_needed"] = restart
+    if restart:
+        warnings.append("Claude Desktop was started before its settings last changed")
+        details.append(QUIT_AND_REOPEN)
+
+    if warnings:
+        resync = facts["token_copy"] == "different" or bool(missing)
+        remediation = (
+            Remediation(f"Run `{FIX_COMMAND}` to copy the current connection into Claude Desktop's settings.",
+                        (FIX_COMMAND,), safe_to_automate=True)
+            if resync
+            else Remediation(QUIT_AND_REOPEN) if restart
+            else Remediation(f"{EDIT_CONFIG} and save it as plain UTF-8.")
+        )
+        text = "; ".join(warnings)
+        return Finding("warn", text[0].upper() + text[1:] + ".", details=details, facts=facts,
+                       remediation=remediation)
+    return Finding(
+        "ok",
+        f"Claude Desktop starts the connector as \"{entry.name}\" with the same company and environment as .env.",
+        details=details,
+        facts=facts,
+    )
+
+
+def _point_at_config() -> Remediation:
+    return Remediation(
+        f"If Claude Desktop is installed, open Settings → Developer → Edit Config once to create the file; "
+        f"if it lives elsewhere, tell the doctor with --claude-config FILE or {CLAUDE_CONFIG_ENV}.",
+        ("sidequest --claude-config /path/to/claude_desktop_config.json doctor",),
+    )
+
+
+def planned_updates(ctx: Context) -> tuple[dict[str, str], str | None]:
+    """The synced values that differ between `.env` and the entry now, and the entry's name.
+
+    Read fresh from disk (not the run's cached copies): the fixer acts on what is there now.
+    Empty when either file cannot be parsed or there is no entry: nothing safe to do.
+    """
+    path = ctx.claude_config_path
+    if path is None:
+        return {}, None
+    try:
+        config = load_claude_config(path)
+        env_file = read_env_file(ctx.env_path)
+    except (ClaudeConfigError, EnvFileError):
+        return {}, None
+    entry = config.connector()
+    if entry is None or config.schema_problems():
+        return {}, None
+    updates = {}
+    for key in SYNCED_KEYS:
+        value = env_file.get(key)
+        if value and entry.env.get(key) != value:
+            updates[key] = value
+    return updates, entry.name
+
+
+def describe_fix(ctx: Context) -> str | None:
+    updates, name = planned_updates(ctx)
+    if not updates:
+        return None
+    return (f"copy {', '.join(sorted(updates))} from .env into Claude Desktop's \"{name}\" entry "
+            f"({ctx.claude_config_path}; a backup is kept)")
+
+
+def apply_fix(ctx: Context) -> str:
+    updates, _ = planned_updates(ctx)
+    if not updates:
+        return "Claude Desktop's settings already match .env"
+    result = update_connector_env(ctx.claude_config_path, updates)
+    if not result.changed:
+        return "Claude Desktop's settings already match .env"
+    backup = f"; the previous file is saved as {result.backup_path}" if result.backup_path else ""
+    return (f"updated {', '.join(sorted(result.changed))} in \"{result.entry_name}\"{backup}. "
+            "Quit and reopen Claude Desktop to load it")
+
+
+PROBE = Probe(
+    id="claude-config-sync",
+    title="Claude Desktop settings",
+    category="configuration",
+    run=check,
+    depends_on=("env-file",),
+    timeout=5.0,
+    fixer=Fixer(describe=describe_fix, apply=apply_fix),
+)
+
+
+@hookimpl
+def sidequest_probes():
+    return [PROBE]
