@@ -127,7 +127,7 @@ def status_after_refresh(ctx: Context) -> ExpiryStatus | None:
 def describe_limit(limit: str) -> str:
     if limit == LIMIT_HARD:
         return "Intuit's five-year limit on every QuickBooks connection"
-    return "Intuit's 100-day limit (a connection that is not used for 100 days ends)"
+    return "Intuit's 100-day limit (a connection unused for 100 days ends)"
 
 
 def check(ctx: Context) -> Finding:
@@ -154,15 +154,26 @@ def check(ctx: Context) -> Finding:
     if limit is not None:
         when = hard if limit == LIMIT_HARD else rolling
         if status.estimated:
+            # An estimate never fails on its own: the live refresh (refresh-chain) gives the verdict.
+            refresh = ctx.results.get("refresh-chain")
+            if refresh is not None and refresh.cause == "refresh_token_expired":
+                confirm, remediation = "Intuit confirmed it (see refresh-chain).", Remediation(
+                    f"Run `{REAUTH}` to connect QuickBooks again.", (REAUTH,)
+                )
+            elif ctx.offline or refresh is None:
+                confirm, remediation = "Run the doctor online to confirm.", Remediation(
+                    f"Run `sidequest doctor` without --offline to confirm; if it is expired, run `{REAUTH}`.",
+                    ("sidequest doctor",),
+                )
+            else:
+                confirm, remediation = "The live check (refresh-chain) gives the verdict.", None
             return Finding(
                 "warn",
                 f"The QuickBooks connection has probably expired: by this estimate it ended on {_day(when)}. "
-                "The live check confirms it.",
+                + confirm,
                 details=details,
                 facts=facts,
-                remediation=Remediation(
-                    f"Run `sidequest doctor` online to confirm; if it is expired, run `{REAUTH}`.", (REAUTH,)
-                ),
+                remediation=remediation,
             )
         return Finding(
             "fail",
