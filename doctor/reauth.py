@@ -161,11 +161,11 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
     intuit = IntuitClient(environ=os.environ)
     try:
         consent_url = intuit.authorize_url(creds.client_id, redirect_uri, state)
-        _announce(out, consent_url, no_browser=no_browser, loopback=loopback, timeout=timeout)
-        lines = _stdin_lines()
-        if not no_browser:
-            _open_browser(out, consent_url)
         try:
+            _announce(out, consent_url, no_browser=no_browser, loopback=loopback, timeout=timeout)
+            lines = _stdin_lines()
+            if not no_browser:
+                _open_browser(out, consent_url)
             reply = _wait_for_reply(out, events, lines, state, timeout)
         except KeyboardInterrupt:
             out.say("\nStopped waiting for the QuickBooks sign-in. Nothing was changed.", err=True)
@@ -187,7 +187,13 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
 
         current_realm = _current_realm(store, creds.realm_id)
         if current_realm and reply.realm_id != current_realm:
-            if not _confirm_company_change(out, lines, current_realm, reply.realm_id, yes=yes, timeout=timeout):
+            try:
+                confirmed = _confirm_company_change(out, lines, current_realm, reply.realm_id, yes=yes,
+                                                    timeout=timeout)
+            except KeyboardInterrupt:
+                confirmed = False
+                out.say("\nStopped. Nothing was changed.", err=True)
+            if not confirmed:
                 outcome = PageOutcome(False, "QuickBooks was not reconnected",
                                       "You picked a different QuickBooks company; nothing was changed. "
                                       "See the terminal window.")
