@@ -209,6 +209,8 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
         out.know("refresh_token", token.refresh_token)
         out.know("access_token", token.access_token)
 
+        company_name, chosen_environment = _check_company(out, intuit, token.access_token, reply.realm_id,
+                                                          chosen_environment)
         saved = _save(out, store, token, reply.realm_id, chosen_environment)
         if not saved:
             outcome = PageOutcome(False, "QuickBooks was not reconnected", "Saving failed; see the terminal window.")
@@ -217,7 +219,7 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
                               "SideQuest saved the new connection. Go back to the terminal window for the last step.")
         claude_ok = _update_claude(out, claude_path, env_path, token.refresh_token, reply.realm_id, chosen_environment)
         _report_success(out, env_path, token.refresh_token, reply.realm_id, chosen_environment,
-                        previous_realm=current_realm)
+                        previous_realm=current_realm, company_name=company_name)
         return EXIT_OK if claude_ok else EXIT_FAILED
     finally:
         listener.finish(PageOutcome(outcome.success, out.clean(outcome.headline), out.clean(outcome.detail)))
@@ -418,6 +420,34 @@ def _is_terminal() -> bool:
         return False
 
 
+def _check_company(out: _Output, intuit, access_token: str, realm_id: str, environment: str) -> tuple[str | None, str]:
+    """(company name, the environment the new chain really works in), by one companyinfo read.
+
+    A chain only works in the environment of the app's keys (development keys: sandbox). If
+    the chosen environment is refused but the other one answers, recording the chosen one
+    would leave the connector broken from its first call, so the one that works is saved.
+    """
+    from doctor.intuit import ENVIRONMENTS, IntuitError
+
+    try:
+        return intuit.company_info(access_token, realm_id, environment).company_name, environment
+    except IntuitError as exc:
+        first_error = exc
+    if first_error.kind in ("wrong_environment", "wrong_cluster"):
+        other = next(e for e in ENVIRONMENTS if e != environment)
+        try:
+            name = intuit.company_info(access_token, realm_id, other).company_name
+        except IntuitError:
+            name = None
+        else:
+            out.say(f"Note: these app keys work with QuickBooks {other}, not {environment}, so SideQuest "
+                    f"saved QB_ENVIRONMENT={other}.", err=True)
+            return name, other
+    out.say(f"Note: could not read the company's name to double-check the connection ({first_error}). "
+            "The new connection is saved anyway; `sidequest doctor` checks it in detail.", err=True)
+    return None, environment
+
+
 def _save(out: _Output, store, token, realm_id: str, environment: str) -> bool:
     from doctor.env_file import EnvFileError
     from doctor.token_store import LockTimeout, StoreError
@@ -481,13 +511,14 @@ def _update_claude(out: _Output, claude_path: Path, env_path: Path, refresh_toke
 
 
 def _report_success(out: _Output, env_path: Path, refresh_token: str, realm_id: str, environment: str,
-                    *, previous_realm: str | None) -> None:
+                    *, previous_realm: str | None, company_name: str | None) -> None:
     from doctor.redaction import redacted_form
 
     switched = f" (was {previous_realm})" if previous_realm and previous_realm != realm_id else ""
     out.say(
         "QuickBooks is connected again.\n"
-        f"  company ID (realm):  {realm_id}{switched}\n"
+        + (f"  company:             {company_name}\n" if company_name else "")
+        + f"  company ID (realm):  {realm_id}{switched}\n"
         f"  environment:         {environment}\n"
         f"  refresh token:       {redacted_form('refresh_token', refresh_token)} (saved in {env_path})\n"
         + RESTART_ADVICE

@@ -253,7 +253,7 @@ def test_loopback_redirect_success_writes_env_and_claude_entry(world: World) -> 
     # The output names the token only redacted, plus the company and the restart step.
     assert result.stdout.splitlines()[0].startswith(world.fake.url + "/connect/oauth2?")
     assert f"RT\u2026{new_token[-4:]}" in result.stdout
-    assert REALM_ID in result.stdout
+    assert REALM_ID in result.stdout and "Larry's Bakery" in result.stdout
     assert "quit Claude Desktop completely" in result.stdout and "Cmd+Q" in result.stdout
     assert_clean(result, new_token)
 
@@ -380,6 +380,18 @@ def test_other_company_is_accepted_with_yes(world: World) -> None:
     assert env["QB_REALM_ID"] == OTHER_REALM and env["QB_REFRESH_TOKEN"] == new_token
     assert f"(was {REALM_ID})" in result.stdout
     assert_clean(result, new_token)
+
+
+def test_environment_that_cannot_work_is_corrected(world: World) -> None:
+    # Sandbox (development) keys, but the user asked for production: the chain only works in sandbox.
+    result = run_reauth(world.env(), "--timeout", "30", "--environment", "production")
+
+    assert result.returncode == 0, result.stderr
+    assert "work with QuickBooks sandbox, not production" in result.stderr
+    _, ours = env_lines(world.env_path)
+    assert ours["QB_ENVIRONMENT"] == "sandbox" and ours["QB_TOKEN_ENVIRONMENT"] == "sandbox"
+    assert "Larry's Bakery" in result.stdout
+    assert_clean(result, world.new_token())
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
