@@ -157,13 +157,14 @@ class ConsentListener:
     """A one-shot HTTP listener on 127.0.0.1 that hands a valid consent reply to `events`.
 
     Events put on the queue: ConsentReply (once), Refused (for each turned-away reply).
-    Call `finish(outcome)` when the flow is done so the waiting browser tab gets its page,
+    Bind by constructing it, then `start(state)`. Call `finish(outcome)` when the flow is done so the waiting browser tab gets its page,
     then `close()`.
     """
 
-    def __init__(self, port: int, path: str, expected_state: str, events: queue.Queue) -> None:
+    def __init__(self, port: int, path: str, events: queue.Queue) -> None:
+        # Binding comes first because the hosted-callback state names the port we got.
         self.path = path or "/"
-        self.expected_state = expected_state
+        self.expected_state: str | None = None
         self.events = events
         self._accepted = threading.Event()
         self._outcome: PageOutcome | None = None
@@ -178,7 +179,11 @@ class ConsentListener:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def start(self) -> ConsentListener:
+    def start(self, expected_state: str) -> ConsentListener:
+        """Start answering; until now connections only waited in the socket's backlog."""
+        if not expected_state:
+            raise ValueError("the listener needs the state of this attempt")
+        self.expected_state = expected_state
         self._thread.start()
         return self
 
@@ -193,9 +198,11 @@ class ConsentListener:
         if self._accepted.is_set():
             self._outcome_ready.set()
             self._page_sent.wait(wait)
-        self._server.shutdown()
+        if self._thread.is_alive():
+            # shutdown() waits for serve_forever to notice; it would wait forever if never started.
+            self._server.shutdown()
+            self._thread.join(timeout=wait)
         self._server.server_close()
-        self._thread.join(timeout=wait)
 
     # -- used by the handler -----------------------------------------------------------------
 
@@ -204,7 +211,7 @@ class ConsentListener:
         parts = urlsplit(raw_path)
         if parts.path != self.path:
             return 404, "Not found", "This address only receives the QuickBooks sign-in reply for SideQuest.", False
-        verdict = judge_reply(_query(parts.query), self.expected_state, "browser", require_state=True)
+        verdict = judge_reply(_query(parts.query), self.expected_state or "", "browser", require_state=True)
         if isinstance(verdict, Refused):
             self.events.put(verdict)
             if verdict.reason == "wrong_state":

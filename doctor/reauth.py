@@ -142,10 +142,8 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
     nonce = secrets.token_urlsafe(24)
     from doctor.consent_listener import ConsentListener, PageOutcome
 
-    # The listener must exist before the state is known (the state names its port), so it
-    # first expects a placeholder and learns the real state right after binding.
     try:
-        listener = ConsentListener(listen_port, listen_path, "", events)
+        listener = ConsentListener(listen_port, listen_path, events)
     except OSError as exc:
         if loopback:
             out.say(
@@ -154,9 +152,9 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
                 "Close it (perhaps another `sidequest reauth-qb` window) and try again.", err=True)
             return EXIT_FAILED
         raise
+    # The hosted page finds this window by the port after the last "." (doctor.consent_listener).
     state = f"{nonce}.{listener.port}"
-    listener.expected_state = state
-    listener.start()
+    listener.start(state)
     outcome = PageOutcome(False, "QuickBooks was not reconnected", "See the terminal window for what to do.")
     intuit = IntuitClient(environ=os.environ)
     try:
