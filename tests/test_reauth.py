@@ -622,3 +622,43 @@ def test_paste_reader_understands_what_people_paste() -> None:
     assert isinstance(refused, Refused) and refused.reason == "wrong_state"
     assert PasteReader(state).feed("   ") is None
     assert "AB11xyz" not in repr(reply)
+
+
+def test_listener_answers_once_and_logs_nothing(capfd) -> None:
+    import queue
+    import threading
+
+    from doctor.consent_listener import ConsentListener, PageOutcome
+
+    events: queue.Queue = queue.Queue()
+    listener = ConsentListener(0, "/callback", events)
+    state = "nonce-123.%d" % listener.port
+    listener.start(state)
+    base = f"http://127.0.0.1:{listener.port}/callback"
+    code = "AB1112345678901secretcodevalue"
+    try:
+        assert listener._server.server_address[0] == "127.0.0.1"
+        assert http_get(base + "?" + urlencode({"code": code, "realmId": "1", "state": "nope"}))[0] == 400
+        assert isinstance(events.get(timeout=5), Refused)
+        answers: list = []
+        browser = threading.Thread(
+            target=lambda: answers.append(http_get(base + "?" + urlencode({"code": code, "realmId": "1", "state": state}))))
+        browser.start()
+        reply = events.get(timeout=5)
+        assert isinstance(reply, ConsentReply) and reply.code == code
+        # A second delivery, even with the right state, is not accepted again.
+        assert http_get(base + "?" + urlencode({"code": "other", "realmId": "1", "state": state}))[0] == 409
+        listener.finish(PageOutcome(True, "QuickBooks is connected again", "done"))
+        browser.join(timeout=10)
+        status, _, page = answers[0]
+        assert status == 200 and "connected again" in page and code not in page
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(urllib.request.Request(base, data=b"code=x", method="POST"), timeout=5)
+        assert refused.value.code == 405
+        assert refused.value.headers["Cache-Control"] == "no-store"
+        assert refused.value.headers["Referrer-Policy"] == "no-referrer"
+    finally:
+        listener.close()
+    captured = capfd.readouterr()
+    assert code not in captured.out + captured.err and "GET /callback" not in captured.err
