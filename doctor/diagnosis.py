@@ -25,7 +25,10 @@ HEADLINES: dict[str, str] = {
     "healthy": "QuickBooks is connected and working; nothing needs fixing.",
     "not_configured": "The SideQuest QuickBooks connector is not set up on this computer yet.",
     "refresh_token_expired": "The QuickBooks connection expired, so QuickBooks needs you to connect again.",
-    "app_disconnected": "The SideQuest app was disconnected from your QuickBooks company, so you need to connect again.",
+    "app_disconnected": (
+        "QuickBooks no longer accepts SideQuest's saved connection (it was disconnected in QuickBooks or "
+        "replaced by a newer one that was not saved), so you need to connect again."
+    ),
     "environment_mismatch": "SideQuest is pointed at the wrong kind of QuickBooks company (sandbox versus production).",
     "realm_mismatch": "SideQuest is set up for a different QuickBooks company than the one your connection belongs to.",
     "invalid_client": "QuickBooks does not accept SideQuest's app keys (client ID and secret).",

@@ -69,7 +69,7 @@ def check(ctx: Context) -> Finding:
         return Finding("ok", f"QB_ENVIRONMENT is {configured} (offline: not confirmed with QuickBooks).", facts=facts)
     access_token = fresh_access_token(ctx)
     realm = ctx.env("QB_REALM_ID") or ""
-    if access_token is None or not realm.isdigit():
+    if access_token is None or not (realm.isascii() and realm.isdigit()):
         refresh = ctx.results.get("refresh-chain")
         why = (
             "QB_REALM_ID is not usable (see realm-match)"

@@ -99,7 +99,7 @@ def check(ctx: Context) -> Finding:
             cause="not_configured",
             remediation=Remediation(f"Run `{REAUTH}`; it saves the company ID for you.", (REAUTH,)),
         )
-    if not realm.isdigit():
+    if not (realm.isascii() and realm.isdigit()):
         return Finding(
             "fail",
             "QB_REALM_ID in .env is not a QuickBooks company ID: it must be digits only "
