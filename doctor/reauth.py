@@ -215,10 +215,15 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
             return EXIT_FAILED
         outcome = PageOutcome(True, "QuickBooks is connected again",
                               "SideQuest saved the new connection. Go back to the terminal window for the last step.")
-        claude_ok = _update_claude(out, claude_path, env_path, token.refresh_token, reply.realm_id, chosen_environment)
         _report_success(out, env_path, token.refresh_token, reply.realm_id, chosen_environment,
                         previous_realm=current_realm, company_name=company_name)
-        return EXIT_OK if claude_ok else EXIT_FAILED
+        claude_ok = _update_claude(out, claude_path, env_path, token.refresh_token, reply.realm_id, chosen_environment)
+        if claude_ok:
+            out.say(RESTART_ADVICE)
+            return EXIT_OK
+        out.say("Once Claude Desktop's config holds these values, quit Claude Desktop completely and open it "
+                "again (closing the window is not enough).", err=True)
+        return EXIT_FAILED
     finally:
         listener.finish(PageOutcome(outcome.success, out.clean(outcome.headline), out.clean(outcome.detail)))
         listener.close()
@@ -492,9 +497,8 @@ def _update_claude(out: _Output, claude_path: Path, env_path: Path, refresh_toke
                 f"\"{CONNECTOR_NAME}\" under \"mcpServers\" (in Claude Desktop: Settings > Developer > Edit Config), "
                 "with these values in its \"env\":\n" + values, err=True)
         else:
-            where = f" (line {exc.line}, column {exc.column})" if exc.line else ""
             out.say(
-                f"SideQuest did not change Claude Desktop's config{where}: {exc}\n"
+                f"SideQuest did not change Claude Desktop's config: {exc}\n"
                 f"The file was left exactly as it was. Fix it, or paste these values by hand into the \"env\" "
                 f"of the \"{CONNECTOR_NAME}\" entry in {claude_path}:\n" + values + "\n"
                 "After fixing the file, `sidequest doctor --fix` can also copy them in for you.", err=True)
@@ -518,7 +522,6 @@ def _report_success(out: _Output, env_path: Path, refresh_token: str, realm_id: 
         + (f"  company:             {company_name}\n" if company_name else "")
         + f"  company ID (realm):  {realm_id}{switched}\n"
         f"  environment:         {environment}\n"
-        f"  refresh token:       {redacted_form('refresh_token', refresh_token)} (saved in {env_path})\n"
-        + RESTART_ADVICE
+        f"  refresh token:       {redacted_form('refresh_token', refresh_token)} (saved in {env_path})"
     )
 
