@@ -524,6 +524,7 @@ def test_nobody_answers_then_it_stops_within_the_timeout(world: World) -> None:
     assert_clean(result)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a child process on Windows")
 def test_ctrl_c_stops_cleanly(world: World) -> None:
     before = snapshot(world)
     session = Interactive(world.env(browser=False), "--timeout", "60")
@@ -580,7 +581,7 @@ def test_listener_is_not_reachable_from_the_network(world: World) -> None:
             with socket.create_connection((address, session.port), timeout=3):
                 pass
     finally:
-        session.proc.send_signal(signal.SIGINT)
+        session.proc.kill()
         session.finish(timeout=10)
 
 
