@@ -211,10 +211,13 @@ def check(ctx: Context) -> Finding:
     if rolling is None:
         return Finding("ok", "No expiry date is known for the QuickBooks connection.", details=details, facts=facts)
     estimate = " (estimated)" if status.estimated else ""
+    refresh = ctx.results.get("refresh-chain")
+    # Dates cannot vouch for a chain Intuit just refused for another reason: say what they cover.
+    lead = "By its dates, the" if refresh is not None and refresh.is_problem else "The"
     return Finding(
         "ok",
-        f"The QuickBooks connection is good until {_day(rolling)}{estimate} (in {_whole_days(rolling - status.now)} "
-        "days), and each use extends it.",
+        f"{lead} QuickBooks connection is good until {_day(rolling)}{estimate} "
+        f"(in {_whole_days(rolling - status.now)} days), and each use extends it.",
         details=details,
         facts=facts,
     )
