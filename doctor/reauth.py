@@ -148,8 +148,8 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
         if loopback:
             out.say(
                 f"Cannot wait for the QuickBooks sign-in: port {listen_port} on this computer (from "
-                f"QB_REDIRECT_URI {redirect_uri}) is in use by another program ({exc.strerror or exc}). "
-                "Close it (perhaps another `sidequest reauth-qb` window) and try again.", err=True)
+                f"QB_REDIRECT_URI {redirect_uri}) cannot be used: {exc.strerror or exc}. If another program "
+                "has it in use (perhaps another `sidequest reauth-qb` window), close it and try again.", err=True)
             return EXIT_FAILED
         raise
     # The hosted page finds this window by the port after the last "." (doctor.consent_listener).
@@ -261,9 +261,9 @@ def _announce(out: _Output, consent_url: str, *, no_browser: bool, loopback: boo
     out.say(consent_url)
     where = ("This window receives the reply by itself" if loopback
              else "The SideQuest page you land on sends the reply to this window by itself")
-    out.say(f"{where}. If the browser ends on an address this window did not receive, paste that "
-            f"whole address here and press Enter. Waiting up to {timeout:g} seconds (Ctrl+C to stop)...",
-            err=True)
+    out.say(f"{where}. If instead the browser stops on a page that says something went wrong, copy the "
+            "whole address from its address bar, paste it here and press Enter. "
+            f"Waiting up to {timeout:g} seconds (Ctrl+C to stop)...", err=True)
 
 
 def _open_browser(out: _Output, url: str) -> None:

@@ -547,7 +547,7 @@ def test_busy_loopback_port_is_explained(world: World) -> None:
         result = run_reauth(world.env(), "--timeout", "30")
 
     assert result.returncode == 1
-    assert f"port {port}" in result.stderr and "in use" in result.stderr
+    assert f"port {port}" in result.stderr and "cannot be used" in result.stderr
     assert_untouched(world, before)
 
 
