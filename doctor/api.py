@@ -28,7 +28,7 @@ class SelectionError(ValueError):
     """`--probe`/`--skip` named a probe that does not exist (a usage error)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class DoctorRun:
     """A finished run: the report, its redacted document, and what produced them."""
 

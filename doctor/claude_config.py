@@ -86,7 +86,7 @@ class ClaudeConfigError(Exception):
         return f"ClaudeConfigError(reason={self.reason!r}, message={self.message!r})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ConnectorEntry:
     """The connector's entry in `mcpServers`, as found (values not validated)."""
 
@@ -105,7 +105,7 @@ class ConnectorEntry:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClaudeConfig:
     """A parsed Claude Desktop config and the facts about the file it came from."""
 
@@ -466,7 +466,7 @@ def _locate_duplicates(
 # --------------------------------------------------------------------------- updating
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class UpdateResult:
     """What `update_connector_env` changed. `changed` maps key -> (old, new), unredacted."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from doctor.renderers import FORMATS
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
-@dataclass
+@dataclass(eq=False)
 class Settings:
     home: Path | None
     claude_config: Path | None
@@ -280,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
             line = f"sidequest: internal error: {type(exc).__name__}: {first}".rstrip(": ")
             line += "\n  (run again with --verbose for details, and send them to support)"
         if "--verbose" in args or "-v" in args:
+            import traceback
+
             line += "\n" + traceback.format_exc()
         try:
             line = checked(line, settings.secrets if settings else [], settings.client_id if settings else None)

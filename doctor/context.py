@@ -61,7 +61,7 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Loaded:
     """A lazily loaded input: the value, or the error that prevented loading it."""
 

@@ -18,7 +18,6 @@ import io
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +71,7 @@ class EnvFileError(Exception):
         self.path = path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LineProblem:
     """A line python-dotenv ignores. `text` describes it; it never quotes the line."""
 
@@ -80,7 +79,7 @@ class LineProblem:
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EnvFile:
     path: Path
     values: dict[str, str | None] = field(repr=False)
@@ -100,7 +99,7 @@ class EnvFile:
         return value or None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Loaded:
     text: str
     had_bom: bool
@@ -361,6 +360,8 @@ def _fsync_directory(directory: Path) -> None:
 def write_atomically(path: Path, data: bytes, mode: int = ENV_FILE_MODE) -> None:
     """Replace `path` with `data` via a temp file in the same folder, fsync and os.replace."""
     directory = path.parent
+    import tempfile  # writers only: the doctor's offline path never writes
+
     fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -41,7 +41,7 @@ CAUSES: tuple[str, ...] = ("healthy",) + CAUSE_ORDER
 PROBE_ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Remediation:
     """What the user (or `--fix`) can do about a finding."""
 
@@ -57,7 +57,7 @@ class Remediation:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Finding:
     """What a probe's `run(ctx)` returns.
 
@@ -74,7 +74,7 @@ class Finding:
     cause: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Fixer:
     """A safe, automatic repair a probe offers to `doctor --fix`.
 
@@ -86,7 +86,7 @@ class Fixer:
     apply: Callable[["Context"], str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Probe:
     """A probe description, returned by plugins from the `sidequest_probes` hook.
 
@@ -115,7 +115,7 @@ class Probe:
         object.__setattr__(self, "runs_after", tuple(self.runs_after))
 
 
-@dataclass
+@dataclass(eq=False)
 class ProbeResult:
     """One probe's outcome in a run (the runner fills timing and dependency facts)."""
 
@@ -151,7 +151,7 @@ class ProbeResult:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Diagnosis:
     """The one root cause of a run, for a person: a headline and the exact fix steps."""
 
@@ -164,7 +164,7 @@ class Diagnosis:
         return {"cause": self.cause, "headline": self.headline, "fix": list(self.fix)}
 
 
-@dataclass
+@dataclass(eq=False)
 class Report:
     """Everything a run found, as plain data. Renderers format it; they never compute facts."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -34,19 +33,19 @@ BUILTIN_ORDER = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PluginProblem:
     plugin: str
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RegisteredProbe:
     probe: Probe
     plugin: str
 
 
-@dataclass
+@dataclass(eq=False)
 class PluginSet:
     manager: pluggy.PluginManager
     probes: list[RegisteredProbe] = field(default_factory=list)
@@ -65,7 +64,10 @@ def disabled_names(environ: Mapping[str, str]) -> set[str]:
 def builtin_module_names() -> list[str]:
     import probes
 
-    found = {m.name for m in pkgutil.iter_modules(probes.__path__) if not m.name.startswith("_")}
+    found = set()
+    for folder in probes.__path__:
+        with os.scandir(folder) as listing:
+            found |= {e.name[:-3] for e in listing if e.name.endswith(".py") and not e.name.startswith("_")}
     ordered = [name for name in BUILTIN_ORDER if name in found]
     ordered += sorted(found - set(ordered))
     return [f"probes.{name}" for name in ordered]

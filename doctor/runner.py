@@ -22,7 +22,7 @@ from doctor.plugins import RegisteredProbe
 DEFAULT_BUDGET = 20.0
 
 
-@dataclass
+@dataclass(eq=False)
 class _Running:
     registered: RegisteredProbe
     started: float

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -35,6 +33,15 @@ from doctor.env_file import EnvFileError, read_env_file, update_env_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.intuit import IntuitClient, TokenResponse
+
+
+def this_host() -> str:
+    """This computer's name, as owner records store it (os.uname avoids importing socket)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 LOCK_NAME = ".env.lock"
 OWNER_NAME = ".env.lock.owner"
@@ -101,7 +108,7 @@ class OwnerRecord:
 
     def alive(self) -> bool | None:
         """Is the holder still running? None when it runs on another host (cannot know)."""
-        if self.host != socket.gethostname():
+        if self.host != this_host():
             return None
         if self.pid <= 0:
             return False
@@ -168,7 +175,7 @@ class StoreError(Exception):
 # ---------------------------------------------------------------------------- values
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Credentials:
     """What the chain needs, read from `.env` (preferred) else the process environment, per key."""
 
@@ -206,7 +213,7 @@ class Credentials:
     __str__ = __repr__
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class RefreshResult:
     access_token: str
     refresh_token: str
@@ -358,7 +365,7 @@ class TokenStore:
             raise LockTimeout(self.owner(), time.monotonic() - started, self._clock()) from None
         except OSError as exc:
             raise StoreError("lock_failed", f"cannot take the lock {self.lock_path}: {exc.strerror}") from None
-        record = OwnerRecord(os.getpid(), socket.gethostname(), self._clock(), self.command)
+        record = OwnerRecord(os.getpid(), this_host(), self._clock(), self.command)
         self._held.depth = 1
         try:
             self._write_owner(record)
@@ -371,6 +378,8 @@ class TokenStore:
     def _write_owner(self, record: OwnerRecord) -> None:
         # Advisory only, so no fsync; replace() keeps readers from seeing half a record.
         try:
+            import tempfile  # only writers need it; keeps the doctor's start-up lean
+
             fd, temp = tempfile.mkstemp(prefix=OWNER_NAME + ".tmp-", dir=self.home)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(record.to_json())

@@ -16,7 +16,6 @@ The fixer removes exactly those two kinds of leftovers, under the lock.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import time
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from doctor.context import Context
 from doctor.env_file import leftover_temp_files
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
-from doctor.token_store import LOCK_NAME, OWNER_NAME, OwnerRecord
+from doctor.token_store import LOCK_NAME, OWNER_NAME, OwnerRecord, this_host
 
 # A temp file younger than this may belong to a write that has not taken the lock yet
 # (or a process that does not use it); leave it alone.
@@ -270,7 +269,7 @@ def check(ctx: Context) -> Finding:
             alive = holder.alive()
             if alive is False:
                 who = f"a program whose record names {who}, but that process has ended"
-            commands = (f"kill {holder.pid}",) if alive and holder.host == socket.gethostname() else ()
+            commands = (f"kill {holder.pid}",) if alive and holder.host == this_host() else ()
         problems.insert(0, f"The token lock is held by {who}; waited {busy.waited:.1f} s")
         remediation = Remediation(
             "Wait a minute and run the doctor again. If it stays stuck, quit Claude Desktop completely "

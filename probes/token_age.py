@@ -34,7 +34,7 @@ LIMIT_IDLE = "idle"  # the 100-day rolling limit
 LIMIT_HARD = "hard"  # the five-year cap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ExpiryStatus:
     """The chain's deadlines as far as this computer knows them (UTC, aware)."""
 
