@@ -34,7 +34,7 @@ HEADLINES: dict[str, str] = {
     "invalid_client": "QuickBooks does not accept SideQuest's app keys (client ID and secret).",
     "claude_config_invalid": "Claude Desktop's settings file is broken, so Claude cannot start the QuickBooks connector.",
     "claude_config_out_of_sync": "Claude Desktop's settings disagree with SideQuest's saved QuickBooks connection.",
-    "lock_problem": "Another program is holding SideQuest's token file, so the connection cannot be refreshed safely.",
+    "lock_problem": "SideQuest cannot safely save its QuickBooks token: its lock is taken or its folder is not writable.",
     "network_unreachable": "This computer cannot reach QuickBooks over the internet right now.",
     "intuit_unavailable": "QuickBooks' sign-in service (Intuit) is having trouble right now; it is not your setup.",
     "unknown": "The doctor found a problem it cannot name; send the JSON report to support.",
@@ -79,8 +79,10 @@ FIXES: dict[str, tuple[str, ...]] = {
         QUIT_CLAUDE,
     ),
     "lock_problem": (
-        "Run `sidequest doctor --fix` to clear a lock left by a program that is no longer running.",
-        "If another sidequest or connector process is really running, wait a minute and try again.",
+        "Quit Claude Desktop completely and stop any running `sidequest` command: the lock is released the "
+        "moment the program holding it ends. Then run `sidequest doctor` again.",
+        "If the doctor says the folder is not writable, give your user write access to ~/.qb-distributor-mcp "
+        "(or move it out of a synced folder and point SIDEQUEST_HOME at the new place).",
     ),
     "network_unreachable": (
         "Check that this computer is online (open any website), and that no VPN or firewall blocks "

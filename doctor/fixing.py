@@ -27,12 +27,16 @@ class FixOutcome:
 
 
 def fixable(run: DoctorRun) -> list[tuple[RegisteredProbe, str]]:
-    """Probes whose result is not ok and whose fixer says there is something to change."""
+    """Probes that ran and whose fixer says there is something to change.
+
+    An `ok` result can still have something safe to tidy (Claude's older token copy), so the
+    fixer's own `describe` decides, not the status.
+    """
     by_id = {r.probe.id: r for r in run.plugins.probes}
     found = []
     for result in run.report.results:
         registered = by_id.get(result.id)
-        if registered is None or registered.probe.fixer is None or result.status in ("ok", "skip"):
+        if registered is None or registered.probe.fixer is None or result.status == "skip":
             continue
         try:
             description = registered.probe.fixer.describe(run.ctx)

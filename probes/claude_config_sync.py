@@ -6,8 +6,9 @@ company/environment that disagrees with `.env` makes the connector fail in ways 
 cannot see. This probe names the exact spot and offers a re-sync through `doctor --fix`.
 
 Claude's copy of the refresh token (DESIGN.md §9a). After each rotation the entry holds an
-older token of the same chain; that is expected and harmless (`.env` wins), so it is a
-warning that `--fix` clears, never a failure. It is a failure only when the token belongs to
+older token of the same chain; that is expected and harmless (`.env` wins), so it is said
+in the details of an `ok` (a warning would fail every `--strict` run after a rotation), and
+`--fix` re-syncs it. It is a failure only when the token belongs to
 a *different consent*. Offline, the only sound evidence of that is the company or environment
 the entry pairs its token with: reauth-qb and `--fix` write token, QB_REALM_ID and
 QB_ENVIRONMENT into the entry together, and a rotation changes none of the three in the entry,
@@ -213,9 +214,9 @@ def check(ctx: Context) -> Finding:
         )
 
     if facts["token_copy"] == "different":
-        warnings.append(
+        details.append(
             "Claude Desktop holds an older copy of the QuickBooks token; that is harmless because SideQuest "
-            "always uses the current one from .env"
+            f"always uses the current one from .env (`{FIX_COMMAND}` copies it over)."
         )
     if missing:
         warnings.append(f"the entry does not set {', '.join(missing)} (SideQuest reads it from .env)")
@@ -227,7 +228,7 @@ def check(ctx: Context) -> Finding:
         details.append(QUIT_AND_REOPEN)
 
     if warnings:
-        resync = facts["token_copy"] == "different" or bool(missing)
+        resync = bool(missing)
         remediation = (
             Remediation(f"Run `{FIX_COMMAND}` to copy the current connection into Claude Desktop's settings.",
                         (FIX_COMMAND,), safe_to_automate=True)
