@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from doctor.atomic_file import fsync_folder, remove_quietly, write_temp
+
 CONNECTOR_NAME = "qb-distributor"
 SYNCED_KEYS: tuple[str, ...] = ("QB_REFRESH_TOKEN", "QB_REALM_ID", "QB_ENVIRONMENT")
 CONFIG_FILE_NAME = "claude_desktop_config.json"
@@ -524,17 +526,17 @@ def _update_existing(
         if new_bytes is None:
             return UpdateResult(changed={}, backup_path=None, entry_name=entry_name)
         target = Path(os.path.realpath(path))
-        temp = _write_temp(target, new_bytes, stat.S_IMODE(os.stat(target).st_mode))
+        temp = write_temp(target, new_bytes, stat.S_IMODE(os.stat(target).st_mode), prefix=f".{target.name}.", suffix=".sidequest-tmp")
         try:
             if _current_bytes(target) != config.raw:
                 continue
             backup = _write_backup(path, config.raw, stat.S_IMODE(os.stat(target).st_mode))
             os.replace(temp, target)
             temp = None
-            _fsync_folder(target.parent)
+            fsync_folder(target.parent)
         finally:
             if temp is not None:
-                _remove_quietly(temp)
+                remove_quietly(temp)
         _prune_backups(path)
         return UpdateResult(changed=changed, backup_path=backup, entry_name=entry_name)
     raise ClaudeConfigError(
@@ -648,7 +650,7 @@ def _create_config_file(
     data = {"mcpServers": {CONNECTOR_NAME: _new_entry(create_entry, updates)}}
     path.parent.mkdir(parents=True, exist_ok=True)
     # The file will hold a refresh token: readable by the owner only.
-    temp = _write_temp(path, _serialise(data, b""), 0o600)
+    temp = write_temp(path, _serialise(data, b""), 0o600, prefix=f".{path.name}.", suffix=".sidequest-tmp")
     try:
         if os.path.lexists(path):  # someone created it meanwhile: do not clobber it
             raise ClaudeConfigError(
@@ -658,37 +660,15 @@ def _create_config_file(
             )
         os.replace(temp, path)
         temp = None
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
     finally:
         if temp is not None:
-            _remove_quietly(temp)
+            remove_quietly(temp)
     return UpdateResult(
         changed={key: (None, value) for key, value in updates.items()},
         backup_path=None,
         entry_name=CONNECTOR_NAME,
     )
-
-
-def _write_temp(target: Path, content: bytes, mode: int) -> Path:
-    import tempfile
-
-    descriptor, name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".sidequest-tmp"
-    )
-    temp = Path(name)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            if hasattr(os, "fchmod"):
-                os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        if not hasattr(os, "fchmod"):
-            os.chmod(temp, mode)
-    except BaseException:
-        _remove_quietly(temp)
-        raise
-    return temp
 
 
 def _current_bytes(target: Path) -> bytes | None:
@@ -714,7 +694,7 @@ def _write_backup(config_path: Path, content: bytes, mode: int) -> Path:
                 handle.flush()
                 os.fsync(handle.fileno())
         except BaseException:
-            _remove_quietly(candidate)
+            remove_quietly(candidate)
             raise
         return candidate
     raise ClaudeConfigError(
@@ -741,28 +721,7 @@ def _backups(config_path: Path) -> list[tuple[tuple[str, int], Path]]:
 
 def _prune_backups(config_path: Path) -> None:
     for _, old in _backups(config_path)[:-BACKUPS_KEPT]:
-        _remove_quietly(old)
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename durable on POSIX; Windows cannot open folders, and that is fine.
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+        remove_quietly(old)
 
 
 # --------------------------------------------------------------------------- restart check

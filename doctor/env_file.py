@@ -25,6 +25,8 @@ from pathlib import Path
 from dotenv import dotenv_values
 from dotenv.parser import Binding, parse_stream
 
+from doctor.atomic_file import replace_atomically
+
 MAX_ENV_BYTES = 1_000_000
 SIDEQUEST_KEYS = (
     "QB_REFRESH_TOKEN",
@@ -343,40 +345,9 @@ def _splice(text: str, updates: Mapping[str, str | None], newline: str) -> str:
     return result
 
 
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on Windows, where os.open on a folder fails.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_atomically(path: Path, data: bytes, mode: int = ENV_FILE_MODE) -> None:
     """Replace `path` with `data` via a temp file in the same folder, fsync and os.replace."""
-    directory = path.parent
-    import tempfile  # writers only: the doctor's offline path never writes
-
-    fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
+    replace_atomically(path, data, mode, prefix=TEMP_PREFIX)
 
 
 def update_env_file(path: Path, updates: Mapping[str, str | None], *, encoding: str = "utf-8") -> None:

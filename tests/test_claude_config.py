@@ -707,19 +707,19 @@ def test_a_concurrent_write_by_claude_desktop_is_not_lost(
     from doctor import claude_config
 
     path = write_json(tmp_path / "c.json", typical_config())
-    real_write_temp = claude_config._write_temp
+    real_write_temp = claude_config.write_temp
     writes = []
 
-    def write_temp_while_claude_saves(target: Path, content: bytes, mode: int) -> Path:
+    def write_temp_while_claude_saves(target: Path, content: bytes, mode: int, **names: str) -> Path:
         # Claude Desktop saves its preferences between our read and our replace.
         if not writes:
             data = json.loads(path.read_text())
             data["preferences"]["sidebarMode"] = "chat"
             path.write_text(json.dumps(data))
         writes.append(target)
-        return real_write_temp(target, content, mode)
+        return real_write_temp(target, content, mode, **names)
 
-    monkeypatch.setattr(claude_config, "_write_temp", write_temp_while_claude_saves)
+    monkeypatch.setattr(claude_config, "write_temp", write_temp_while_claude_saves)
     result = update_connector_env(path, {"QB_REALM_ID": "77"})
     data = json.loads(path.read_text())
     assert data["preferences"]["sidebarMode"] == "chat"
@@ -735,16 +735,16 @@ def test_a_file_that_keeps_changing_is_left_to_its_writer(
     from doctor import claude_config
 
     path = write_json(tmp_path / "c.json", typical_config())
-    real_write_temp = claude_config._write_temp
+    real_write_temp = claude_config.write_temp
     saves = iter(range(100))
 
-    def write_temp_while_claude_saves(target: Path, content: bytes, mode: int) -> Path:
+    def write_temp_while_claude_saves(target: Path, content: bytes, mode: int, **names: str) -> Path:
         data = json.loads(path.read_text())
         data["preferences"]["save"] = next(saves)
         path.write_text(json.dumps(data))
-        return real_write_temp(target, content, mode)
+        return real_write_temp(target, content, mode, **names)
 
-    monkeypatch.setattr(claude_config, "_write_temp", write_temp_while_claude_saves)
+    monkeypatch.setattr(claude_config, "write_temp", write_temp_while_claude_saves)
     with pytest.raises(ClaudeConfigError) as caught:
         update_connector_env(path, {"QB_REALM_ID": "77"})
     assert caught.value.reason == "changed_during_update"
