@@ -135,9 +135,30 @@ def doctor_command(
         emit(run.redactor.check(text), output=output)
         if output is not None:
             emit(f"Wrote the {fmt} report to {output}\n", err=True)
+        if fix and not dry_run and offer_reauth(run.report.diagnosis.cause):
+            from doctor.reauth import run_reauth
+
+            return run_reauth(settings, no_browser=False, environment=None, timeout=300.0, yes=False)
         return run.report.exit_code
     finally:
         ctx.close()
+
+
+def offer_reauth(cause: str) -> bool:
+    """Ask, on a terminal only, whether to start the consent flow the cause needs.
+
+    Never automatic, not even with --yes: consent is a person's click in the browser, and a
+    flow that waits minutes for it must not start where nobody is there to click.
+    """
+    from doctor.fixing import CONSENT_CAUSES
+
+    if cause not in CONSENT_CAUSES or not (sys.stdin and sys.stdin.isatty()):
+        return False
+    return click.confirm(
+        "Start `sidequest reauth-qb` now? It opens QuickBooks in your browser, where you click Connect.",
+        default=False,
+        err=True,
+    )
 
 
 def render(document: dict[str, Any], fmt: str, *, verbose: bool, to_file: bool) -> str:

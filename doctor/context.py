@@ -41,6 +41,13 @@ SECRET_ENV_KEYS = {
 }
 
 
+class _NoNetwork:
+    """Stands in for the Intuit client in an offline run: any use is refused, nothing is sent."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("offline run: no network access allowed")
+
+
 def resolve_home(home: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
     if home:
         return Path(home).expanduser()
@@ -171,7 +178,7 @@ class Context:
             if self._token_store is None:
                 from doctor.token_store import TokenStore
 
-                intuit = None if self.offline else self.intuit
+                intuit = _NoNetwork() if self.offline else self.intuit
                 self._token_store = TokenStore(
                     self.home, intuit=intuit, clock=self.clock, environ=self.environ, command="sidequest doctor"
                 )
