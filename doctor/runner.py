@@ -157,6 +157,17 @@ def run_probes(
                 finish(probe.id, _result(reg, status="skip", summary="offline run: no network checks"))
                 continue
             now = time.monotonic()
+            waited_on = next(
+                (a for a in probe.runs_after if a in results and results[a].status == "timeout"), None
+            )
+            if now >= run_deadline and waited_on is not None:
+                finish(probe.id, _result(
+                    reg,
+                    status="skip",
+                    summary=f"not run: it waits for {waited_on}, which did not finish within the run's {budget:g} s",
+                    blocked_by=waited_on,
+                ))
+                continue
             if now >= run_deadline:
                 finish(probe.id, _result(
                     reg,

@@ -164,3 +164,15 @@ def test_root_cause_follows_the_contract_order(tmp_path: Path) -> None:
     )
     assert result.report.diagnosis.cause == "environment_mismatch"
     assert result.report.diagnosis.probe_id == "e"
+
+
+def test_probes_waiting_on_a_timed_out_probe_are_skipped_not_timed_out(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        Probe(id="slow", title="Slow", run=sleeper(30), timeout=60),
+        Probe(id="later", title="Later", run=sleeper(0), runs_after=("slow",)),
+        timeout=0.5,
+    )
+    slow, later = result.report.results
+    assert slow.status == "timeout"
+    assert later.status == "skip" and later.blocked_by == "slow"
