@@ -9,12 +9,20 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
 
 from doctor.env_file import read_env_file
 from tests.conftest import CLIENT_ID, REALM_ID, REPO, run_cli
-from tests.test_reauth import OLD_REFRESH_TOKEN, World, world  # noqa: F401 - the fixture
+from tests.test_reauth import OLD_REFRESH_TOKEN, World, make_world
 
 QUESTION = "Start `sidequest reauth-qb` now?"
+
+
+@pytest.fixture
+def world(tmp_path: Path, fake_intuit) -> World:
+    return make_world(tmp_path, fake_intuit)
 
 
 def expire(world: World) -> None:

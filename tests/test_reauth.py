@@ -115,6 +115,11 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, fake_intuit) -> World:
+    return make_world(tmp_path, fake_intuit)
+
+
+def make_world(tmp_path: Path, fake_intuit) -> World:
+    """Sandbox keys, two companies, a configured home and a rich Claude config."""
     fake_intuit.add_app(CLIENT_ID, CLIENT_SECRET, "sandbox")
     fake_intuit.add_company(REALM_ID, "Larry's Bakery", "sandbox")
     fake_intuit.add_company(OTHER_REALM, "Larry's Catering", "sandbox")
@@ -619,7 +624,7 @@ def test_paste_reader_understands_what_people_paste() -> None:
     reader = PasteReader(state)
     assert reader.feed(f"https://x.example/cb?code=AB11xyz&state={state}") is None and reader.wants_realm
     assert reader.feed("123") == ConsentReply("paste", code="AB11xyz", realm_id="123")
-    refused = PasteReader(state).feed(f"https://x/cb?code=a&state=other.4242&realmId=1")
+    refused = PasteReader(state).feed("https://x/cb?code=a&state=other.4242&realmId=1")
     assert isinstance(refused, Refused) and refused.reason == "wrong_state"
     assert PasteReader(state).feed("   ") is None
     assert "AB11xyz" not in repr(reply)
