@@ -47,17 +47,13 @@ def new_run_id(now: datetime) -> str:
     return f"DOC-{now.astimezone(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
 
 
-def select_probes(
-    plugins: PluginSet, only: Iterable[str] = (), skip: Iterable[str] = ()
-) -> list[RegisteredProbe]:
+def select_probes(plugins: PluginSet, only: Iterable[str] = (), skip: Iterable[str] = ()) -> list[RegisteredProbe]:
     """The probes to run: `only` (plus what they depend on), minus `skip`."""
     by_id = {r.probe.id: r for r in plugins.probes}
     only, skip = list(only), list(skip)
     unknown = [pid for pid in only + skip if pid not in by_id]
     if unknown:
-        raise SelectionError(
-            f"unknown probe id: {', '.join(unknown)} (see `sidequest doctor --list-probes`)"
-        )
+        raise SelectionError(f"unknown probe id: {', '.join(unknown)} (see `sidequest doctor --list-probes`)")
     chosen = set(by_id)
     if only:
         chosen = set()
@@ -180,4 +176,3 @@ def run_doctor(
         return execute(ctx, plugins, only=probes, skip=skip, timeout=timeout, strict=strict).report
     finally:
         ctx.close()
-

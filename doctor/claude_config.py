@@ -172,9 +172,7 @@ def _connector_entry(name: str, entry: dict[str, Any], found_by: str) -> Connect
         name=name,
         command=command if isinstance(command, str) else None,
         # Non-string args are a schema problem reported elsewhere; keep them visible as text.
-        args=tuple(a if isinstance(a, str) else json.dumps(a) for a in args)
-        if isinstance(args, list)
-        else (),
+        args=tuple(a if isinstance(a, str) else json.dumps(a) for a in args) if isinstance(args, list) else (),
         env=dict(env) if isinstance(env, dict) else {},
         found_by=found_by,
     )
@@ -274,9 +272,7 @@ def default_config_path(
         return home / "Library" / "Application Support" / "Claude" / CONFIG_FILE_NAME
     if platform == "win32":
         local = environ.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
-        msix = (
-            Path(local) / "Packages" / _MSIX_PACKAGE / "LocalCache" / "Roaming" / "Claude"
-        )
+        msix = Path(local) / "Packages" / _MSIX_PACKAGE / "LocalCache" / "Roaming" / "Claude"
         if msix.is_dir():
             return msix / CONFIG_FILE_NAME
         roaming = environ.get("APPDATA") or str(home / "AppData" / "Roaming")
@@ -325,10 +321,8 @@ def load_claude_config(path: Path) -> ClaudeConfig:
     path = Path(path)
     raw, mtime = _read_bounded(path)
     had_bom = raw.startswith(_UTF8_BOM)
-    data, duplicates = _parse(path, raw[len(_UTF8_BOM):] if had_bom else raw)
-    return ClaudeConfig(
-        path=path, raw=raw, data=data, had_bom=had_bom, mtime=mtime, duplicate_keys=duplicates
-    )
+    data, duplicates = _parse(path, raw[len(_UTF8_BOM) :] if had_bom else raw)
+    return ClaudeConfig(path=path, raw=raw, data=data, had_bom=had_bom, mtime=mtime, duplicate_keys=duplicates)
 
 
 def _read_bounded(path: Path) -> tuple[bytes, float]:
@@ -341,14 +335,10 @@ def _read_bounded(path: Path) -> tuple[bytes, float]:
     except OSError as exc:
         raise _unreadable(path, exc) from None
     if stat.S_ISDIR(info.st_mode):
-        raise ClaudeConfigError(
-            "unreadable", "Claude Desktop's config path is a folder, not a file.", path=path
-        )
+        raise ClaudeConfigError("unreadable", "Claude Desktop's config path is a folder, not a file.", path=path)
     if not stat.S_ISREG(info.st_mode):
         # A FIFO or device would block or stream forever.
-        raise ClaudeConfigError(
-            "unreadable", "Claude Desktop's config path is not a regular file.", path=path
-        )
+        raise ClaudeConfigError("unreadable", "Claude Desktop's config path is not a regular file.", path=path)
     if info.st_size > MAX_CONFIG_BYTES:
         raise _too_large(path, info.st_size)
     try:
@@ -364,9 +354,7 @@ def _read_bounded(path: Path) -> tuple[bytes, float]:
 
 def _unreadable(path: Path, exc: OSError) -> ClaudeConfigError:
     why = exc.strerror or type(exc).__name__
-    return ClaudeConfigError(
-        "unreadable", f"Claude Desktop's config file could not be read: {why}.", path=path
-    )
+    return ClaudeConfigError("unreadable", f"Claude Desktop's config file could not be read: {why}.", path=path)
 
 
 def _too_large(path: Path, size: int) -> ClaudeConfigError:
@@ -382,7 +370,7 @@ def _parse(path: Path, body: bytes) -> tuple[dict[str, Any], tuple[tuple[str, in
     if body.startswith(_UTF16_BOMS):
         raise ClaudeConfigError(
             "not_utf8",
-            "Claude Desktop's config is saved as UTF-16 (\"Unicode\" in Notepad); "
+            'Claude Desktop\'s config is saved as UTF-16 ("Unicode" in Notepad); '
             "Claude Desktop needs it saved as UTF-8.",
             path=path,
         )
@@ -417,8 +405,7 @@ def _parse(path: Path, body: bytes) -> tuple[dict[str, Any], tuple[tuple[str, in
         # would be too, but msg keeps us independent of how the position is phrased.
         raise ClaudeConfigError(
             "not_json",
-            f"Claude Desktop's config is not valid JSON: {exc.msg} "
-            f"at line {exc.lineno}, column {exc.colno}.",
+            f"Claude Desktop's config is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
             path=path,
             line=exc.lineno,
             column=exc.colno,
@@ -436,8 +423,7 @@ def _parse(path: Path, body: bytes) -> tuple[dict[str, Any], tuple[tuple[str, in
     if not isinstance(data, dict):
         raise ClaudeConfigError(
             "not_object",
-            "Claude Desktop's config must be a JSON object ({ ... }), "
-            f"but the file holds {_json_type(data)}.",
+            f"Claude Desktop's config must be a JSON object ({{ ... }}), but the file holds {_json_type(data)}.",
             path=path,
         )
     return data, _locate_duplicates(data, repeated)
@@ -515,9 +501,7 @@ def update_connector_env(
         ) from None
 
 
-def _update_existing(
-    path: Path, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None
-) -> UpdateResult:
+def _update_existing(path: Path, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None) -> UpdateResult:
     # Claude Desktop writes this file too; if it does so while we work, start over rather
     # than replace its write with our older view.
     for _ in range(3):
@@ -526,7 +510,9 @@ def _update_existing(
         if new_bytes is None:
             return UpdateResult(changed={}, backup_path=None, entry_name=entry_name)
         target = Path(os.path.realpath(path))
-        temp = write_temp(target, new_bytes, stat.S_IMODE(os.stat(target).st_mode), prefix=f".{target.name}.", suffix=".sidequest-tmp")
+        temp = write_temp(
+            target, new_bytes, stat.S_IMODE(os.stat(target).st_mode), prefix=f".{target.name}.", suffix=".sidequest-tmp"
+        )
         try:
             if _current_bytes(target) != config.raw:
                 continue
@@ -551,8 +537,7 @@ def _check_updates(updates: Mapping[str, str]) -> None:
     unknown = sorted(str(key) for key in updates if key not in SYNCED_KEYS)
     if unknown:
         raise ValueError(
-            f"Only {', '.join(SYNCED_KEYS)} are synced into Claude Desktop's config; "
-            f"refusing {', '.join(unknown)}."
+            f"Only {', '.join(SYNCED_KEYS)} are synced into Claude Desktop's config; refusing {', '.join(unknown)}."
         )
     not_text = sorted(key for key, value in updates.items() if not isinstance(value, str))
     if not_text:
@@ -571,7 +556,7 @@ def _plan_update(
             raise ClaudeConfigError(
                 "no_connector",
                 f"Claude Desktop's config has no SideQuest connector entry "
-                f"(mcpServers \"{CONNECTOR_NAME}\", or one whose env holds "
+                f'(mcpServers "{CONNECTOR_NAME}", or one whose env holds '
                 f"{' or '.join(_IDENTIFYING_ENV_KEYS)}).",
                 path=config.path,
             )
@@ -586,7 +571,7 @@ def _plan_update(
         if CONNECTOR_NAME in servers:
             raise ClaudeConfigError(
                 "not_object",
-                f"Claude Desktop's config has an mcpServers \"{CONNECTOR_NAME}\" value that is "
+                f'Claude Desktop\'s config has an mcpServers "{CONNECTOR_NAME}" value that is '
                 "not an object; SideQuest will not replace it. Fix or remove it first.",
                 path=config.path,
             )
@@ -601,7 +586,7 @@ def _plan_update(
     if not isinstance(env, dict):
         raise ClaudeConfigError(
             "not_object",
-            f"In Claude Desktop's config, mcpServers \"{entry.name}\" has an env that is not "
+            f'In Claude Desktop\'s config, mcpServers "{entry.name}" has an env that is not '
             "an object; SideQuest will not replace it. Fix it first.",
             path=config.path,
         )
@@ -644,9 +629,7 @@ def _serialise(data: dict[str, Any], previous: bytes) -> bytes:
     return encoded
 
 
-def _create_config_file(
-    path: Path, updates: Mapping[str, str], create_entry: Mapping[str, Any]
-) -> UpdateResult:
+def _create_config_file(path: Path, updates: Mapping[str, str], create_entry: Mapping[str, Any]) -> UpdateResult:
     data = {"mcpServers": {CONNECTOR_NAME: _new_entry(create_entry, updates)}}
     path.parent.mkdir(parents=True, exist_ok=True)
     # The file will hold a refresh token: readable by the owner only.
@@ -697,9 +680,7 @@ def _write_backup(config_path: Path, content: bytes, mode: int) -> Path:
             remove_quietly(candidate)
             raise
         return candidate
-    raise ClaudeConfigError(
-        "unreadable", "Could not find a free name for the config backup.", path=config_path
-    )
+    raise ClaudeConfigError("unreadable", "Could not find a free name for the config backup.", path=config_path)
 
 
 def _backups(config_path: Path) -> list[tuple[tuple[str, int], Path]]:
@@ -712,7 +693,7 @@ def _backups(config_path: Path) -> list[tuple[tuple[str, int], Path]]:
     for name in names:
         if not name.startswith(prefix):
             continue
-        match = _BACKUP_NAME.match(name[len(prefix):])
+        match = _BACKUP_NAME.match(name[len(prefix) :])
         if match:
             key = (match["stamp"], int(match["counter"] or 0))
             found.append((key, config_path.parent / name))
@@ -802,7 +783,7 @@ def _start_ticks(folder: Path) -> int | None:
     try:
         text = (folder / "stat").read_text()
         # comm (field 2) may hold spaces and parentheses; fields after its last ')' are safe.
-        fields = text[text.rindex(")") + 2:].split()
+        fields = text[text.rindex(")") + 2 :].split()
         return int(fields[19])  # field 22 overall: starttime, in clock ticks since boot
     except (OSError, ValueError, IndexError):
         return None

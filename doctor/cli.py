@@ -74,10 +74,20 @@ def cli(click_ctx: click.Context, home: Path | None, claude_config: Path | None)
 
 
 @cli.command("doctor")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="text for you, prompt to paste into Claude, json for a support ticket.")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write the output to FILE instead of standard output.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for you, prompt to paste into Claude, json for a support ticket.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the output to FILE instead of standard output.",
+)
 @click.option("--offline", is_flag=True, help="No network at all; live checks are skipped.")
 @click.option("--probe", "only", multiple=True, metavar="ID", help="Run only this probe (and what it needs).")
 @click.option("--skip", multiple=True, metavar="ID", help="Do not run this probe.")
@@ -87,8 +97,13 @@ def cli(click_ctx: click.Context, home: Path | None, claude_config: Path | None)
 @click.option("--fix", is_flag=True, help="Apply the safe fixes the probes offer.")
 @click.option("--yes", "-y", is_flag=True, help="With --fix: do not ask before each fix.")
 @click.option("--dry-run", is_flag=True, help="With --fix: only show what would change.")
-@click.option("--timeout", type=click.FloatRange(min=0.5, max=600), default=20.0, show_default=True,
-              help="Time budget for the whole run, in seconds.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.5, max=600),
+    default=20.0,
+    show_default=True,
+    help="Time budget for the whole run, in seconds.",
+)
 @click.pass_obj
 def doctor_command(
     settings: Settings,
@@ -190,9 +205,16 @@ def render_probe_list(plugins, fmt: str) -> str:
     if fmt == "json":
         import json
 
-        return json.dumps({"probes": rows, "plugin_problems": [
-            {"plugin": p.plugin, "message": p.message} for p in plugins.problems
-        ]}, indent=2) + "\n"
+        return (
+            json.dumps(
+                {
+                    "probes": rows,
+                    "plugin_problems": [{"plugin": p.plugin, "message": p.message} for p in plugins.problems],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     width = max((len(r["id"]) for r in rows), default=2)
     lines = [f"{'ID'.ljust(width)}  {'SIDE EFFECTS'.ljust(12)}  {'PLUGIN'.ljust(22)}  TITLE"]
     for r in rows:
@@ -204,8 +226,8 @@ def render_probe_list(plugins, fmt: str) -> str:
 
 def fix_and_report(run, make_context, *, timeout: float, yes: bool, dry_run: bool, fmt: str):
     """Run the fixers, tell the user what happened on stderr, return the run to render."""
-    from doctor.diagnosis import diagnose, exit_code_for
     from doctor.api import redacted_document
+    from doctor.diagnosis import diagnose, exit_code_for
     from doctor.fixing import rerun_in_fresh_context, run_fixes
 
     def say(line: str) -> None:
@@ -218,7 +240,10 @@ def fix_and_report(run, make_context, *, timeout: float, yes: bool, dry_run: boo
         return click.confirm(run.redactor.redact_text(question), default=False, err=True)
 
     outcome = run_fixes(
-        run, yes=yes, dry_run=dry_run, confirm=confirm,
+        run,
+        yes=yes,
+        dry_run=dry_run,
+        confirm=confirm,
         rerun=rerun_in_fresh_context(run, make_context, timeout),
     )
     if not outcome.planned:
@@ -231,7 +256,9 @@ def fix_and_report(run, make_context, *, timeout: float, yes: bool, dry_run: boo
     for probe_id, why in outcome.failed:
         say(f"  failed: {probe_id}: {why}")
     if outcome.needs_consent:
-        say("This needs you to connect QuickBooks again, which takes a click in the browser: run `sidequest reauth-qb`.")
+        say(
+            "This needs you to connect QuickBooks again, which takes a click in the browser: run `sidequest reauth-qb`."
+        )
     if outcome.after is None:
         return run
     after = {r.id: r for r in outcome.after.report.results}
@@ -258,10 +285,19 @@ def refresh_command(settings: Settings) -> int:
 
 @cli.command("reauth-qb")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; print the consent URL only.")
-@click.option("--environment", type=click.Choice(["sandbox", "production"]), default=None,
-              help="Connect in this environment (default: QB_ENVIRONMENT from .env).")
-@click.option("--timeout", type=click.FloatRange(min=1, max=3600), default=300.0, show_default=True,
-              help="How long to wait for the consent, in seconds.")
+@click.option(
+    "--environment",
+    type=click.Choice(["sandbox", "production"]),
+    default=None,
+    help="Connect in this environment (default: QB_ENVIRONMENT from .env).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1, max=3600),
+    default=300.0,
+    show_default=True,
+    help="How long to wait for the consent, in seconds.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Accept a change of QuickBooks company without asking.")
 @click.pass_obj
 def reauth_command(settings: Settings, no_browser: bool, environment: str | None, timeout: float, yes: bool) -> int:

@@ -79,7 +79,9 @@ def split_state(state: str) -> tuple[str, int | None]:
     return state, None
 
 
-def judge_reply(params: Mapping[str, str], expected_state: str, source: str, *, require_state: bool) -> ConsentReply | Refused:
+def judge_reply(
+    params: Mapping[str, str], expected_state: str, source: str, *, require_state: bool
+) -> ConsentReply | Refused:
     """Turn redirect parameters into a ConsentReply, or a Refused when they must be ignored.
 
     A pasted reply may lack `state` (the user typed the code from another page); a reply
@@ -157,8 +159,8 @@ class ConsentListener:
     """A one-shot HTTP listener on 127.0.0.1 that hands a valid consent reply to `events`.
 
     Events put on the queue: ConsentReply (once), Refused (for each turned-away reply).
-    Bind by constructing it, then `start(state)`. Call `finish(outcome)` when the flow is done so the waiting browser tab gets its page,
-    then `close()`.
+    Bind by constructing it, then `start(state)`. Call `finish(outcome)` when the flow is done
+    so the waiting browser tab gets its page, then `close()`.
     """
 
     def __init__(self, port: int, path: str, events: queue.Queue) -> None:
@@ -215,17 +217,29 @@ class ConsentListener:
         if isinstance(verdict, Refused):
             self.events.put(verdict)
             if verdict.reason == "wrong_state":
-                return (400, "Sign-in reply ignored",
-                        "This reply does not belong to the SideQuest window that is waiting, so it was ignored "
-                        "and nothing was changed. If you started sidequest reauth-qb more than once, use the "
-                        "link from the most recent window.", False)
-            return (400, "Sign-in reply incomplete",
-                    "The reply from Intuit did not say which QuickBooks company you connected. "
-                    "Nothing was changed; go back to the terminal window.", False)
+                return (
+                    400,
+                    "Sign-in reply ignored",
+                    "This reply does not belong to the SideQuest window that is waiting, so it was ignored "
+                    "and nothing was changed. If you started sidequest reauth-qb more than once, use the "
+                    "link from the most recent window.",
+                    False,
+                )
+            return (
+                400,
+                "Sign-in reply incomplete",
+                "The reply from Intuit did not say which QuickBooks company you connected. "
+                "Nothing was changed; go back to the terminal window.",
+                False,
+            )
         with self._server.accept_lock:
             if self._accepted.is_set():
-                return (409, "Already received",
-                        "SideQuest already received the sign-in reply. Go back to the terminal window.", False)
+                return (
+                    409,
+                    "Already received",
+                    "SideQuest already received the sign-in reply. Go back to the terminal window.",
+                    False,
+                )
             self._accepted.set()
         self.events.put(verdict)
         return 200, "", "", True
@@ -241,7 +255,7 @@ class ConsentListener:
 def render_page(title: str, message: str) -> bytes:
     """A small self-contained page: no scripts, no external resources, nothing secret."""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>SideQuest: {html.escape(title)}</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;"
         "line-height:1.5}</style></head>\n"

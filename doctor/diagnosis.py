@@ -32,9 +32,13 @@ HEADLINES: dict[str, str] = {
     "environment_mismatch": "SideQuest is pointed at the wrong kind of QuickBooks company (sandbox versus production).",
     "realm_mismatch": "SideQuest is set up for a different QuickBooks company than the one your connection belongs to.",
     "invalid_client": "QuickBooks does not accept SideQuest's app keys (client ID and secret).",
-    "claude_config_invalid": "Claude Desktop's settings file is broken, so Claude cannot start the QuickBooks connector.",
+    "claude_config_invalid": (
+        "Claude Desktop's settings file is broken, so Claude cannot start the QuickBooks connector."
+    ),
     "claude_config_out_of_sync": "Claude Desktop's settings disagree with SideQuest's saved QuickBooks connection.",
-    "lock_problem": "SideQuest cannot safely save its QuickBooks token: its lock is taken or its folder is not writable.",
+    "lock_problem": (
+        "SideQuest cannot safely save its QuickBooks token: its lock is taken or its folder is not writable."
+    ),
     "network_unreachable": "This computer cannot reach QuickBooks over the internet right now.",
     "intuit_unavailable": "QuickBooks' sign-in service (Intuit) is having trouble right now; it is not your setup.",
     "unknown": "The doctor found a problem it cannot name; send the JSON report to support.",
@@ -64,8 +68,7 @@ FIXES: dict[str, tuple[str, ...]] = {
     "invalid_client": (
         "Copy QB_CLIENT_ID and QB_CLIENT_SECRET again from the SideQuest setup email (or the Intuit "
         "developer portal, Keys & credentials) into ~/.qb-distributor-mcp/.env; check for stray spaces.",
-        "Make sure development keys go with QB_ENVIRONMENT=sandbox and production keys with "
-        "QB_ENVIRONMENT=production.",
+        "Make sure development keys go with QB_ENVIRONMENT=sandbox and production keys with QB_ENVIRONMENT=production.",
         REAUTH,
     ),
     "claude_config_invalid": (

@@ -156,15 +156,14 @@ def _load(path: Path, encoding: str) -> _Loaded:
         )
     had_bom = data.startswith(_BOM) and encoding.replace("-", "").replace("_", "").lower() in ("utf8", "utf8sig")
     if had_bom:
-        data = data[len(_BOM):]
+        data = data[len(_BOM) :]
     try:
         text = data.decode("utf-8" if encoding.lower() == "utf-8-sig" else encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise EnvFileError(
             "not_utf8",
-            f"{shown} is not valid {encoding} text (first bad byte on line {line}); "
-            "save it as UTF-8 in your editor",
+            f"{shown} is not valid {encoding} text (first bad byte on line {line}); save it as UTF-8 in your editor",
             path,
         ) from None
     return _Loaded(text=text, had_bom=had_bom, mode=st.st_mode & 0o777, mtime=st.st_mtime)
@@ -367,7 +366,9 @@ def update_env_file(path: Path, updates: Mapping[str, str | None], *, encoding: 
         if exc.reason != "missing":
             raise EnvFileError(exc.reason, f"{exc} — not rewriting it, nothing was changed", path) from None
         if not target.parent.is_dir():
-            raise EnvFileError("missing", f"the folder {target.parent} does not exist; nothing was written", path) from None
+            raise EnvFileError(
+                "missing", f"the folder {target.parent} does not exist; nothing was written", path
+            ) from None
         loaded = _Loaded(text="", had_bom=False, mode=ENV_FILE_MODE, mtime=0.0)
     newline = _detect_newline(loaded.text) if loaded.text else "\n"
     text = _splice(loaded.text, updates, newline)

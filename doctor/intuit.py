@@ -105,7 +105,7 @@ class Endpoints:
 
 
 def normalise_environment(environment: str) -> str:
-    """"Production " and "SANDBOX" are what people type; anything else is a configuration error."""
+    """ "Production " and "SANDBOX" are what people type; anything else is a configuration error."""
     normalised = (environment or "").strip().lower()
     if normalised not in ENVIRONMENTS:
         raise ValueError(f"environment must be 'production' or 'sandbox', not {environment!r}")
@@ -510,7 +510,7 @@ def classify_error_response(
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
 
-    if text[:1] in "{[\"":
+    if text[:1] in '{["':
         try:
             data = json.loads(text)
         except ValueError:
@@ -729,9 +729,7 @@ class IntuitClient:
 
     # -- public calls -------------------------------------------------------------------------
 
-    def authorize_url(
-        self, client_id: str, redirect_uri: str, state: str, scope: str = ACCOUNTING_SCOPE
-    ) -> str:
+    def authorize_url(self, client_id: str, redirect_uri: str, state: str, scope: str = ACCOUNTING_SCOPE) -> str:
         """The consent URL to open in the browser (exactly INTUIT.md §1.3's five parameters)."""
         check_url_allowed(self.endpoints.authorize)
         query = urlencode(
@@ -746,9 +744,7 @@ class IntuitClient:
         separator = "&" if urlsplit(self.endpoints.authorize).query else "?"
         return f"{self.endpoints.authorize}{separator}{query}"
 
-    def exchange_code(
-        self, client_id: str, client_secret: str, code: str, redirect_uri: str
-    ) -> TokenResponse:
+    def exchange_code(self, client_id: str, client_secret: str, code: str, redirect_uri: str) -> TokenResponse:
         """Trade a consent's authorization code for the first tokens of a new chain."""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         return self._token_call(client_id, client_secret, form, (client_secret, code), "authorization_code")
@@ -805,9 +801,7 @@ class IntuitClient:
             "POST", self.endpoints.token, headers, secrets, content=urlencode(form).encode()
         )
         if status != 200:
-            raise classify_error_response(
-                status, body, response_headers, api="token", secrets=secrets, grant=grant
-            )
+            raise classify_error_response(status, body, response_headers, api="token", secrets=secrets, grant=grant)
         return parse_token_response(body, response_headers)
 
     def _client(self) -> httpx.Client:
@@ -864,9 +858,7 @@ class IntuitClient:
         except httpx.TimeoutException as exc:
             phase = "connect to" if isinstance(exc, httpx.ConnectTimeout) else "get an answer from"
             limit = self.connect_timeout if isinstance(exc, httpx.ConnectTimeout) else self.timeout
-            raise IntuitError(
-                "timeout", f"Could not {phase} {host} within {limit:g} s (timeout)"
-            ) from None
+            raise IntuitError("timeout", f"Could not {phase} {host} within {limit:g} s (timeout)") from None
         except httpx.HTTPError as exc:
             reason = _clean_text(f"{type(exc).__name__}: {exc}", secrets) or type(exc).__name__
             raise IntuitError("network", f"Could not reach {host}: {reason}", detail=reason) from None

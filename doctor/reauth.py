@@ -54,10 +54,10 @@ RESTART_ADVICE = (
 
 EXCHANGE_EXPLANATIONS = {
     "invalid_grant": "Intuit did not accept the sign-in code: it was already used, is older than a few "
-                     "minutes, or QB_REDIRECT_URI in .env differs from the one registered for the app. "
-                     "Run `sidequest reauth-qb` again.",
+    "minutes, or QB_REDIRECT_URI in .env differs from the one registered for the app. "
+    "Run `sidequest reauth-qb` again.",
     "invalid_client": "Intuit does not accept the app keys QB_CLIENT_ID / QB_CLIENT_SECRET in .env. "
-                      "Copy them again from the SideQuest setup email, then run `sidequest reauth-qb`.",
+    "Copy them again from the SideQuest setup email, then run `sidequest reauth-qb`.",
     "network": "Could not reach Intuit. Check the internet connection and run `sidequest reauth-qb` again.",
     "timeout": "Intuit did not answer in time. Run `sidequest reauth-qb` again in a few minutes.",
     "server_error": "Intuit's sign-in service had an error. Run `sidequest reauth-qb` again in a few minutes.",
@@ -116,8 +116,11 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
     settings.client_id = creds.client_id
     settings.secrets = out.secrets  # the CLI's last-resort error line redacts with the same list
 
-    missing = [key for key, value in (("QB_CLIENT_ID", creds.client_id), ("QB_CLIENT_SECRET", creds.client_secret))
-               if not value]
+    missing = [
+        key
+        for key, value in (("QB_CLIENT_ID", creds.client_id), ("QB_CLIENT_SECRET", creds.client_secret))
+        if not value
+    ]
     chosen_environment = environment or creds.environment
     if not chosen_environment:
         missing.append("QB_ENVIRONMENT")
@@ -125,15 +128,20 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
         where = str(env_path) if env_path.exists() else f"{env_path} (the file does not exist)"
         advice = "Copy them from the SideQuest setup email into that file, then run `sidequest reauth-qb` again."
         if missing == ["QB_ENVIRONMENT"]:
-            advice = ("Add QB_ENVIRONMENT=sandbox or QB_ENVIRONMENT=production to that file, or run "
-                      "`sidequest reauth-qb --environment production` (or sandbox).")
+            advice = (
+                "Add QB_ENVIRONMENT=sandbox or QB_ENVIRONMENT=production to that file, or run "
+                "`sidequest reauth-qb --environment production` (or sandbox)."
+            )
         out.say(f"Cannot connect QuickBooks: {where} is missing {', '.join(missing)}.\n{advice}", err=True)
         return EXIT_FAILED
     try:
         chosen_environment = normalise_environment(chosen_environment)
     except ValueError:
-        out.say(f"Cannot connect QuickBooks: QB_ENVIRONMENT in {env_path} must be sandbox or production "
-                f"(it is {chosen_environment!r}).", err=True)
+        out.say(
+            f"Cannot connect QuickBooks: QB_ENVIRONMENT in {env_path} must be sandbox or production "
+            f"(it is {chosen_environment!r}).",
+            err=True,
+        )
         return EXIT_FAILED
 
     redirect_uri = creds.redirect_uri
@@ -149,7 +157,9 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
             out.say(
                 f"Cannot wait for the QuickBooks sign-in: port {listen_port} on this computer (from "
                 f"QB_REDIRECT_URI {redirect_uri}) cannot be used: {exc.strerror or exc}. If another program "
-                "has it in use (perhaps another `sidequest reauth-qb` window), close it and try again.", err=True)
+                "has it in use (perhaps another `sidequest reauth-qb` window), close it and try again.",
+                err=True,
+            )
             return EXIT_FAILED
         raise
     # The hosted page finds this window by the port after the last "." (doctor.consent_listener).
@@ -169,32 +179,45 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
             out.say("\nStopped waiting for the QuickBooks sign-in. Nothing was changed.", err=True)
             return EXIT_FAILED
         if reply is None:
-            out.say(f"No sign-in reply arrived within {timeout:g} seconds. Nothing was changed. "
-                    "Run `sidequest reauth-qb` again when you are ready to click Connect.", err=True)
+            out.say(
+                f"No sign-in reply arrived within {timeout:g} seconds. Nothing was changed. "
+                "Run `sidequest reauth-qb` again when you are ready to click Connect.",
+                err=True,
+            )
             return EXIT_FAILED
         out.know("auth_code", reply.code)
 
         if reply.error:
-            what = ("You chose not to connect QuickBooks (or Intuit cancelled the sign-in)"
-                    if reply.error == "access_denied" else f"Intuit refused the sign-in ({reply.error})")
-            outcome = PageOutcome(False, "QuickBooks was not reconnected",
-                                  f"{what}. Nothing was changed. Run sidequest reauth-qb again to retry.")
-            out.say(f"{what}. Nothing was changed.\nTo try again, run `sidequest reauth-qb` and click Connect "
-                    "on the Intuit page.", err=True)
+            what = (
+                "You chose not to connect QuickBooks (or Intuit cancelled the sign-in)"
+                if reply.error == "access_denied"
+                else f"Intuit refused the sign-in ({reply.error})"
+            )
+            outcome = PageOutcome(
+                False,
+                "QuickBooks was not reconnected",
+                f"{what}. Nothing was changed. Run sidequest reauth-qb again to retry.",
+            )
+            out.say(
+                f"{what}. Nothing was changed.\nTo try again, run `sidequest reauth-qb` and click Connect "
+                "on the Intuit page.",
+                err=True,
+            )
             return EXIT_FAILED
 
         current_realm = _current_realm(store, creds.realm_id)
         if current_realm and reply.realm_id != current_realm:
             try:
-                confirmed = _confirm_company_change(out, lines, current_realm, reply.realm_id, yes=yes,
-                                                    timeout=timeout)
+                confirmed = _confirm_company_change(out, lines, current_realm, reply.realm_id, yes=yes, timeout=timeout)
             except KeyboardInterrupt:
                 confirmed = False
                 out.say("\nStopped. Nothing was changed.", err=True)
             if not confirmed:
-                outcome = PageOutcome(False, "QuickBooks was not reconnected",
-                                      "You picked a different QuickBooks company; nothing was changed. "
-                                      "See the terminal window.")
+                outcome = PageOutcome(
+                    False,
+                    "QuickBooks was not reconnected",
+                    "You picked a different QuickBooks company; nothing was changed. See the terminal window.",
+                )
                 return EXIT_FAILED
 
         try:
@@ -207,22 +230,36 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
         out.know("refresh_token", token.refresh_token)
         out.know("access_token", token.access_token)
 
-        company_name, chosen_environment = _check_company(out, intuit, token.access_token, reply.realm_id,
-                                                          chosen_environment)
+        company_name, chosen_environment = _check_company(
+            out, intuit, token.access_token, reply.realm_id, chosen_environment
+        )
         saved = _save(out, store, token, reply.realm_id, chosen_environment)
         if not saved:
             outcome = PageOutcome(False, "QuickBooks was not reconnected", "Saving failed; see the terminal window.")
             return EXIT_FAILED
-        outcome = PageOutcome(True, "QuickBooks is connected again",
-                              "SideQuest saved the new connection. Go back to the terminal window for the last step.")
-        _report_success(out, env_path, token.refresh_token, reply.realm_id, chosen_environment,
-                        previous_realm=current_realm, company_name=company_name)
+        outcome = PageOutcome(
+            True,
+            "QuickBooks is connected again",
+            "SideQuest saved the new connection. Go back to the terminal window for the last step.",
+        )
+        _report_success(
+            out,
+            env_path,
+            token.refresh_token,
+            reply.realm_id,
+            chosen_environment,
+            previous_realm=current_realm,
+            company_name=company_name,
+        )
         claude_ok = _update_claude(out, claude_path, env_path, token.refresh_token, reply.realm_id, chosen_environment)
         if claude_ok:
             out.say(RESTART_ADVICE)
             return EXIT_OK
-        out.say("Once Claude Desktop's config holds these values, quit Claude Desktop completely and open it "
-                "again (closing the window is not enough).", err=True)
+        out.say(
+            "Once Claude Desktop's config holds these values, quit Claude Desktop completely and open it "
+            "again (closing the window is not enough).",
+            err=True,
+        )
         return EXIT_FAILED
     finally:
         listener.finish(PageOutcome(outcome.success, out.clean(outcome.headline), out.clean(outcome.detail)))
@@ -256,22 +293,35 @@ def _announce(out: _Output, consent_url: str, *, no_browser: bool, loopback: boo
     if no_browser:
         out.say("Open this address in a browser, sign in to QuickBooks and click Connect:", err=True)
     else:
-        out.say("Opening the QuickBooks sign-in page in your browser. If it does not open, "
-                "copy this address into a browser:", err=True)
+        out.say(
+            "Opening the QuickBooks sign-in page in your browser. If it does not open, "
+            "copy this address into a browser:",
+            err=True,
+        )
     out.say(consent_url)
-    where = ("This window receives the reply by itself" if loopback
-             else "The SideQuest page you land on sends the reply to this window by itself")
-    out.say(f"{where}. If instead the browser stops on a page that says something went wrong, copy the "
-            "whole address from its address bar, paste it here and press Enter. "
-            f"Waiting up to {timeout:g} seconds (Ctrl+C to stop)...", err=True)
+    where = (
+        "This window receives the reply by itself"
+        if loopback
+        else "The SideQuest page you land on sends the reply to this window by itself"
+    )
+    out.say(
+        f"{where}. If instead the browser stops on a page that says something went wrong, copy the "
+        "whole address from its address bar, paste it here and press Enter. "
+        f"Waiting up to {timeout:g} seconds (Ctrl+C to stop)...",
+        err=True,
+    )
 
 
 def _open_browser(out: _Output, url: str) -> None:
     """Open the platform browser without ever blocking or taking over the terminal."""
     import webbrowser
 
-    if (sys.platform.startswith("linux") and not os.environ.get("BROWSER")
-            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("BROWSER")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+    ):
         # Without a display, webbrowser falls back to text browsers that would seize this terminal.
         out.say("No graphical browser here: open the address above on any device.", err=True)
         return
@@ -372,14 +422,20 @@ def _wait_for_reply(out: _Output, events: queue.Queue, lines: _Lines, state: str
             elif paste.wants_realm:
                 out.say("Got the code. Now paste the company ID (the realmId number) and press Enter.", err=True)
             elif line.strip():
-                out.say("That does not look like the sign-in address. Paste the whole address from the "
-                        "browser's address bar (it contains code= and realmId=).", err=True)
+                out.say(
+                    "That does not look like the sign-in address. Paste the whole address from the "
+                    "browser's address bar (it contains code= and realmId=).",
+                    err=True,
+                )
 
 
 def _explain_refusal(out: _Output, refused) -> None:
     if refused.reason == "wrong_state":
-        out.say("Ignored a sign-in reply that does not belong to this attempt (it may come from an older "
-                "window or another web page). Still waiting.", err=True)
+        out.say(
+            "Ignored a sign-in reply that does not belong to this attempt (it may come from an older "
+            "window or another web page). Still waiting.",
+            err=True,
+        )
     else:
         out.say("Ignored an incomplete sign-in reply (no code or no company ID). Still waiting.", err=True)
 
@@ -392,16 +448,21 @@ def _current_realm(store, fallback: str | None) -> str | None:
         return fallback
 
 
-def _confirm_company_change(out: _Output, lines: _Lines, current: str, new: str, *, yes: bool,
-                            timeout: float) -> bool:
-    out.say(f"You connected a different QuickBooks company: company ID {new}. The connector works with "
-            f"company ID {current} now. Continuing switches Claude to the books of company {new}.", err=True)
+def _confirm_company_change(out: _Output, lines: _Lines, current: str, new: str, *, yes: bool, timeout: float) -> bool:
+    out.say(
+        f"You connected a different QuickBooks company: company ID {new}. The connector works with "
+        f"company ID {current} now. Continuing switches Claude to the books of company {new}.",
+        err=True,
+    )
     if yes:
         out.say("Switching companies (--yes).", err=True)
         return True
     if not _is_terminal():
-        out.say("Nothing was changed. Run `sidequest reauth-qb --yes` to switch companies, or run it again "
-                f"and pick company {current} on the Intuit page.", err=True)
+        out.say(
+            "Nothing was changed. Run `sidequest reauth-qb --yes` to switch companies, or run it again "
+            f"and pick company {current} on the Intuit page.",
+            err=True,
+        )
         return False
     out.say(f"Switch to company {new}? Type y and press Enter (anything else keeps company {current}):", err=True)
     deadline = time.monotonic() + max(timeout, MIN_CONFIRM_SECONDS)
@@ -443,11 +504,17 @@ def _check_company(out: _Output, intuit, access_token: str, realm_id: str, envir
         except IntuitError:
             name = None
         else:
-            out.say(f"Note: these app keys work with QuickBooks {other}, not {environment}, so SideQuest "
-                    f"saved QB_ENVIRONMENT={other}.", err=True)
+            out.say(
+                f"Note: these app keys work with QuickBooks {other}, not {environment}, so SideQuest "
+                f"saved QB_ENVIRONMENT={other}.",
+                err=True,
+            )
             return name, other
-    out.say(f"Note: could not read the company's name to double-check the connection ({first_error}). "
-            "The new connection is saved anyway; `sidequest doctor` checks it in detail.", err=True)
+    out.say(
+        f"Note: could not read the company's name to double-check the connection ({first_error}). "
+        "The new connection is saved anyway; `sidequest doctor` checks it in detail.",
+        err=True,
+    )
     return None, environment
 
 
@@ -459,11 +526,16 @@ def _save(out: _Output, store, token, realm_id: str, environment: str) -> bool:
         store.save_consent(token, realm_id=realm_id, environment=environment, wait=SAVE_LOCK_WAIT_SECONDS)
         return True
     except LockTimeout as exc:
-        out.say(f"Could not save the new QuickBooks connection: {exc}.\nWait for that program to finish "
-                "(or restart the computer), then run `sidequest reauth-qb` again.", err=True)
+        out.say(
+            f"Could not save the new QuickBooks connection: {exc}.\nWait for that program to finish "
+            "(or restart the computer), then run `sidequest reauth-qb` again.",
+            err=True,
+        )
     except (StoreError, EnvFileError) as exc:
-        out.say(f"Could not save the new QuickBooks connection: {exc}.\nFix that, then run "
-                "`sidequest reauth-qb` again.", err=True)
+        out.say(
+            f"Could not save the new QuickBooks connection: {exc}.\nFix that, then run `sidequest reauth-qb` again.",
+            err=True,
+        )
     return False
 
 
@@ -472,14 +544,15 @@ def _paste_instructions(env_path: Path, refresh_token: str, realm_id: str, envir
 
     token = redacted_form("refresh_token", refresh_token)
     return (
-        f"    \"QB_REFRESH_TOKEN\": \"{token}\"   (the full value is in {env_path}, key QB_REFRESH_TOKEN)\n"
-        f"    \"QB_REALM_ID\": \"{realm_id}\"\n"
-        f"    \"QB_ENVIRONMENT\": \"{environment}\""
+        f'    "QB_REFRESH_TOKEN": "{token}"   (the full value is in {env_path}, key QB_REFRESH_TOKEN)\n'
+        f'    "QB_REALM_ID": "{realm_id}"\n'
+        f'    "QB_ENVIRONMENT": "{environment}"'
     )
 
 
-def _update_claude(out: _Output, claude_path: Path, env_path: Path, refresh_token: str, realm_id: str,
-                   environment: str) -> bool:
+def _update_claude(
+    out: _Output, claude_path: Path, env_path: Path, refresh_token: str, realm_id: str, environment: str
+) -> bool:
     """Push the three synced values into Claude Desktop's entry; explain what to do when it cannot."""
     from doctor.claude_config import CONNECTOR_NAME, ClaudeConfigError, update_connector_env
 
@@ -489,31 +562,44 @@ def _update_claude(out: _Output, claude_path: Path, env_path: Path, refresh_toke
         result = update_connector_env(claude_path, updates)
     except ClaudeConfigError as exc:
         if exc.reason in ("no_connector", "missing"):
-            found = ("has no SideQuest connector entry" if exc.reason == "no_connector"
-                     else "does not exist yet")
+            found = "has no SideQuest connector entry" if exc.reason == "no_connector" else "does not exist yet"
             out.say(
                 f"Claude Desktop's config ({claude_path}) {found}, so Claude cannot start the connector.\n"
                 "Add the connector as described in the SideQuest setup instructions: an entry named "
-                f"\"{CONNECTOR_NAME}\" under \"mcpServers\" (in Claude Desktop: Settings > Developer > Edit Config), "
-                "with these values in its \"env\":\n" + values, err=True)
+                f'"{CONNECTOR_NAME}" under "mcpServers" (in Claude Desktop: Settings > Developer > Edit Config), '
+                'with these values in its "env":\n' + values,
+                err=True,
+            )
         else:
             out.say(
                 f"SideQuest did not change Claude Desktop's config: {exc}\n"
-                f"The file was left exactly as it was. Fix it, or paste these values by hand into the \"env\" "
-                f"of the \"{CONNECTOR_NAME}\" entry in {claude_path}:\n" + values + "\n"
-                "After fixing the file, `sidequest doctor --fix` can also copy them in for you.", err=True)
+                f'The file was left exactly as it was. Fix it, or paste these values by hand into the "env" '
+                f'of the "{CONNECTOR_NAME}" entry in {claude_path}:\n' + values + "\n"
+                "After fixing the file, `sidequest doctor --fix` can also copy them in for you.",
+                err=True,
+            )
         return False
     if result.changed:
         backup = f" (previous version kept as {result.backup_path})" if result.backup_path else ""
-        out.say(f"Updated Claude Desktop's config, entry \"{result.entry_name}\": "
-                f"{', '.join(sorted(result.changed))}{backup}.")
+        out.say(
+            f'Updated Claude Desktop\'s config, entry "{result.entry_name}": '
+            f"{', '.join(sorted(result.changed))}{backup}."
+        )
     else:
-        out.say(f"Claude Desktop's config already had these values (entry \"{result.entry_name}\").")
+        out.say(f'Claude Desktop\'s config already had these values (entry "{result.entry_name}").')
     return True
 
 
-def _report_success(out: _Output, env_path: Path, refresh_token: str, realm_id: str, environment: str,
-                    *, previous_realm: str | None, company_name: str | None) -> None:
+def _report_success(
+    out: _Output,
+    env_path: Path,
+    refresh_token: str,
+    realm_id: str,
+    environment: str,
+    *,
+    previous_realm: str | None,
+    company_name: str | None,
+) -> None:
     from doctor.redaction import redacted_form
 
     switched = f" (was {previous_realm})" if previous_realm and previous_realm != realm_id else ""
@@ -524,4 +610,3 @@ def _report_success(out: _Output, env_path: Path, refresh_token: str, realm_id: 
         f"  environment:         {environment}\n"
         f"  refresh token:       {redacted_form('refresh_token', refresh_token)} (saved in {env_path})"
     )
-

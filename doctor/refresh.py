@@ -16,9 +16,9 @@ LOCK_WAIT = 10.0
 
 INTUIT_EXPLANATIONS = {
     "invalid_grant": "Intuit no longer accepts this connection (expired, disconnected in QuickBooks, or made "
-                     "with other app keys). Run `sidequest doctor` to see which, then `sidequest reauth-qb`.",
+    "with other app keys). Run `sidequest doctor` to see which, then `sidequest reauth-qb`.",
     "invalid_client": "Intuit does not accept the app keys QB_CLIENT_ID / QB_CLIENT_SECRET in .env. "
-                      "Copy them again from the SideQuest setup email; `sidequest doctor` explains more.",
+    "Copy them again from the SideQuest setup email; `sidequest doctor` explains more.",
     "network": "Could not reach Intuit. Check the internet connection and try again.",
     "timeout": "Intuit did not answer in time. Try again in a few minutes.",
     "server_error": "Intuit's sign-in service had an error. Try again in a few minutes; nothing was changed.",
@@ -60,8 +60,11 @@ def refresh_once(settings) -> int:
         return 1
     missing = creds.missing()
     if missing:
-        say(f"Cannot refresh: {home / '.env'} is missing {', '.join(missing)}. "
-            "Run `sidequest doctor` to see what to do.", err=True)
+        say(
+            f"Cannot refresh: {home / '.env'} is missing {', '.join(missing)}. "
+            "Run `sidequest doctor` to see what to do.",
+            err=True,
+        )
         return 1
     try:
         result = store.refresh(wait=LOCK_WAIT)

@@ -18,8 +18,17 @@ FORMATS = ("text", "prompt", "json")
 MARKS_UNICODE = {"ok": "✓", "warn": "!", "fail": "✗", "error": "✗", "timeout": "✗", "skip": "-"}
 MARKS_ASCII = {"ok": "OK", "warn": "!", "fail": "X", "error": "X", "timeout": "X", "skip": "-"}
 COLOURS = {"ok": "32", "warn": "33", "fail": "31", "error": "31", "timeout": "31", "skip": "2"}
-ASCII_FALLBACKS = {"\u2026": "...", "\u2014": "-", "\u2013": "-", "\u2192": "->", "\u2018": "'",
-                   "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " "}
+ASCII_FALLBACKS = {
+    "\u2026": "...",
+    "\u2014": "-",
+    "\u2013": "-",
+    "\u2192": "->",
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u00a0": " ",
+}
 
 
 def stream_supports_unicode(stream: TextIO) -> bool:
@@ -110,8 +119,17 @@ def _fact(value: Any) -> str:
 
 
 CONTRACT_KEYS = (
-    "schema_version", "tool", "run_id", "generated_at", "mode", "platform",
-    "diagnosis", "summary", "probes", "redaction", "exit_code",
+    "schema_version",
+    "tool",
+    "run_id",
+    "generated_at",
+    "mode",
+    "platform",
+    "diagnosis",
+    "summary",
+    "probes",
+    "redaction",
+    "exit_code",
 )
 
 

@@ -130,57 +130,65 @@ def run_probes(
                 continue
             missing = [d for d in probe.depends_on if d not in by_id]
             if missing:
-                finish(probe.id, _result(
-                    reg,
-                    status="skip",
-                    summary=f"depends on {', '.join(missing)}, which is not available in this run",
-                    blocked_by=missing[0],
-                ))
+                finish(
+                    probe.id,
+                    _result(
+                        reg,
+                        status="skip",
+                        summary=f"depends on {', '.join(missing)}, which is not available in this run",
+                        blocked_by=missing[0],
+                    ),
+                )
                 continue
             if any(d in pending for d in probe.depends_on):
                 continue
             # Ordering-only predecessors: wait while they are still to run, whatever they end as.
             if any(a in pending and a in by_id for a in probe.runs_after):
                 continue
-            blocker = next(
-                (d for d in probe.depends_on if results[d].status not in ("ok", "warn")), None
-            )
+            blocker = next((d for d in probe.depends_on if results[d].status not in ("ok", "warn")), None)
             if blocker is not None:
-                finish(probe.id, _result(
-                    reg,
-                    status="skip",
-                    summary=f"not run: {blocker} did not pass ({results[blocker].status})",
-                    blocked_by=blocker,
-                ))
+                finish(
+                    probe.id,
+                    _result(
+                        reg,
+                        status="skip",
+                        summary=f"not run: {blocker} did not pass ({results[blocker].status})",
+                        blocked_by=blocker,
+                    ),
+                )
                 continue
             if offline and probe.needs_network:
                 finish(probe.id, _result(reg, status="skip", summary="offline run: no network checks"))
                 continue
             now = time.monotonic()
-            waited_on = next(
-                (a for a in probe.runs_after if a in results and results[a].status == "timeout"), None
-            )
+            waited_on = next((a for a in probe.runs_after if a in results and results[a].status == "timeout"), None)
             if now >= run_deadline and waited_on is not None:
-                finish(probe.id, _result(
-                    reg,
-                    status="skip",
-                    summary=f"not run: it waits for {waited_on}, which did not finish within the run's {budget:g} s",
-                    blocked_by=waited_on,
-                ))
+                finish(
+                    probe.id,
+                    _result(
+                        reg,
+                        status="skip",
+                        summary=(
+                            f"not run: it waits for {waited_on}, which did not finish within the run's {budget:g} s"
+                        ),
+                        blocked_by=waited_on,
+                    ),
+                )
                 continue
             if now >= run_deadline:
-                finish(probe.id, _result(
-                    reg,
-                    status="timeout",
-                    summary=f"not started: the run's {budget:g} s budget was used up",
-                    cause="network_unreachable" if probe.needs_network else "unknown",
-                ))
+                finish(
+                    probe.id,
+                    _result(
+                        reg,
+                        status="timeout",
+                        summary=f"not started: the run's {budget:g} s budget was used up",
+                        cause="network_unreachable" if probe.needs_network else "unknown",
+                    ),
+                )
                 continue
             deadline = min(now + probe.timeout, run_deadline)
             running[probe.id] = _Running(reg, now, deadline)
-            threading.Thread(
-                target=worker, args=(reg, now), name=f"probe-{probe.id}", daemon=True
-            ).start()
+            threading.Thread(target=worker, args=(reg, now), name=f"probe-{probe.id}", daemon=True).start()
 
     while pending:
         start_ready()
@@ -188,12 +196,15 @@ def run_probes(
             # Nothing runs yet something waits: only a dependency cycle does that.
             for reg in order:
                 if reg.probe.id in pending:
-                    finish(reg.probe.id, _result(
-                        reg,
-                        status="error",
-                        summary="dependency cycle: " + " -> ".join(reg.probe.depends_on),
-                        cause="unknown",
-                    ))
+                    finish(
+                        reg.probe.id,
+                        _result(
+                            reg,
+                            status="error",
+                            summary="dependency cycle: " + " -> ".join(reg.probe.depends_on),
+                            cause="unknown",
+                        ),
+                    )
             break
         next_deadline = min(r.deadline for r in running.values())
         try:
@@ -206,16 +217,19 @@ def run_probes(
                 if now >= run.deadline:
                     probe = run.registered.probe
                     limit = min(probe.timeout, budget)
-                    finish(probe_id, _result(
-                        run.registered,
-                        status="timeout",
-                        summary=f"did not finish within {limit:g} s",
-                        duration_ms=(now - run.started) * 1000,
-                        cause="network_unreachable" if probe.needs_network else "unknown",
-                        remediation=Remediation(
-                            "Run the doctor again; if it keeps timing out, check the internet connection."
-                            if probe.needs_network
-                            else "Run the doctor again with --verbose and send the JSON report to support."
+                    finish(
+                        probe_id,
+                        _result(
+                            run.registered,
+                            status="timeout",
+                            summary=f"did not finish within {limit:g} s",
+                            duration_ms=(now - run.started) * 1000,
+                            cause="network_unreachable" if probe.needs_network else "unknown",
+                            remediation=Remediation(
+                                "Run the doctor again; if it keeps timing out, check the internet connection."
+                                if probe.needs_network
+                                else "Run the doctor again with --verbose and send the JSON report to support."
+                            ),
                         ),
-                    ))
+                    )
     return [results[r.probe.id] for r in order]

@@ -43,6 +43,7 @@ def this_host() -> str:
 
     return socket.gethostname()
 
+
 LOCK_NAME = ".env.lock"
 OWNER_NAME = ".env.lock.owner"
 DEFAULT_HOME = "~/.qb-distributor-mcp"
@@ -132,7 +133,12 @@ class OwnerRecord:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"pid": self.pid, "host": self.host, "started_at": format_timestamp(self.started_at), "command": self.command}
+            {
+                "pid": self.pid,
+                "host": self.host,
+                "started_at": format_timestamp(self.started_at),
+                "command": self.command,
+            }
         )
 
     @classmethod

@@ -79,8 +79,12 @@ def check(ctx: Context) -> Finding:
     path = ctx.claude_config_path
     facts: dict[str, Any] = {"path": str(path) if path else None}
     if path is None:
-        return Finding("warn", "No Claude Desktop settings file is known on this computer, so it was not checked.",
-                       facts=facts, remediation=_point_at_config())
+        return Finding(
+            "warn",
+            "No Claude Desktop settings file is known on this computer, so it was not checked.",
+            facts=facts,
+            remediation=_point_at_config(),
+        )
     loaded = ctx.load_claude_config()
     error: ClaudeConfigError | None = loaded.error
     if error is not None:
@@ -127,7 +131,7 @@ def check(ctx: Context) -> Finding:
             cause="claude_config_invalid",
             remediation=Remediation(
                 f"{EDIT_CONFIG} and fix the place(s) named (every env value must be text in quotes; every "
-                "server needs a \"command\"). One bad entry breaks them all."
+                'server needs a "command"). One bad entry breaks them all.'
             ),
         )
 
@@ -135,13 +139,13 @@ def check(ctx: Context) -> Finding:
     if entry is None:
         return Finding(
             "fail",
-            f"Claude Desktop's settings have no SideQuest connector (mcpServers \"{CONNECTOR_NAME}\"), "
+            f'Claude Desktop\'s settings have no SideQuest connector (mcpServers "{CONNECTOR_NAME}"), '
             "so Claude never starts it.",
-            details=["Add this inside the settings file (merge into the existing \"mcpServers\"):", entry_example(ctx)],
+            details=['Add this inside the settings file (merge into the existing "mcpServers"):', entry_example(ctx)],
             facts=facts,
             cause="claude_config_out_of_sync",
             remediation=Remediation(
-                f"{EDIT_CONFIG} and add the \"{CONNECTOR_NAME}\" entry shown above, then run "
+                f'{EDIT_CONFIG} and add the "{CONNECTOR_NAME}" entry shown above, then run '
                 f"`sidequest reauth-qb`, which fills in the connection for you.",
                 ("sidequest reauth-qb",),
             ),
@@ -151,28 +155,30 @@ def check(ctx: Context) -> Finding:
     if entry.command is None:
         return Finding(
             "fail",
-            f"The SideQuest entry \"{entry.name}\" in Claude Desktop's settings has no command to start.",
+            f'The SideQuest entry "{entry.name}" in Claude Desktop\'s settings has no command to start.',
             facts=facts,
             cause="claude_config_invalid",
-            remediation=Remediation(f"{EDIT_CONFIG} and set \"command\" to the connector program's full path."),
+            remediation=Remediation(f'{EDIT_CONFIG} and set "command" to the connector program\'s full path.'),
         )
     resolved = resolve_command(entry.command, ctx.environ)
     facts["command_resolved"] = resolved
     if resolved is None:
         return Finding(
             "fail",
-            f"Claude Desktop cannot find the program \"{entry.command}\" that starts the SideQuest connector.",
-            details=["Claude Desktop does not start programs from a particular folder, so use a full path "
-                     "(for example /Users/you/.local/bin/... or C:\\...\\python.exe)."],
+            f'Claude Desktop cannot find the program "{entry.command}" that starts the SideQuest connector.',
+            details=[
+                "Claude Desktop does not start programs from a particular folder, so use a full path "
+                "(for example /Users/you/.local/bin/... or C:\\...\\python.exe)."
+            ],
             facts=facts,
             cause="claude_config_invalid",
             remediation=Remediation(
-                f"{EDIT_CONFIG} and set \"command\" of \"{entry.name}\" to the full path of the connector program."
+                f'{EDIT_CONFIG} and set "command" of "{entry.name}" to the full path of the connector program.'
             ),
         )
     if resolved != entry.command:
         details.append(
-            f"\"{entry.command}\" is found through PATH ({resolved}); Claude Desktop may start with a shorter "
+            f'"{entry.command}" is found through PATH ({resolved}); Claude Desktop may start with a shorter '
             "PATH than your terminal, so a full path is safer."
         )
 
@@ -201,7 +207,8 @@ def check(ctx: Context) -> Finding:
         return Finding(
             "fail",
             f"Claude Desktop's SideQuest entry has a different {' and '.join(differing)} than .env"
-            + (" (and a token from another connection)" if other_consent else "") + ".",
+            + (" (and a token from another connection)" if other_consent else "")
+            + ".",
             details=details,
             facts=facts,
             cause="claude_config_out_of_sync",
@@ -230,18 +237,21 @@ def check(ctx: Context) -> Finding:
     if warnings:
         resync = bool(missing)
         remediation = (
-            Remediation(f"Run `{FIX_COMMAND}` to copy the current connection into Claude Desktop's settings.",
-                        (FIX_COMMAND,), safe_to_automate=True)
+            Remediation(
+                f"Run `{FIX_COMMAND}` to copy the current connection into Claude Desktop's settings.",
+                (FIX_COMMAND,),
+                safe_to_automate=True,
+            )
             if resync
-            else Remediation(QUIT_AND_REOPEN) if restart
+            else Remediation(QUIT_AND_REOPEN)
+            if restart
             else Remediation(f"{EDIT_CONFIG} and save it as plain UTF-8.")
         )
         text = "; ".join(warnings)
-        return Finding("warn", text[0].upper() + text[1:] + ".", details=details, facts=facts,
-                       remediation=remediation)
+        return Finding("warn", text[0].upper() + text[1:] + ".", details=details, facts=facts, remediation=remediation)
     return Finding(
         "ok",
-        f"Claude Desktop starts the connector as \"{entry.name}\" with the same company and environment as .env.",
+        f'Claude Desktop starts the connector as "{entry.name}" with the same company and environment as .env.',
         details=details,
         facts=facts,
     )
@@ -284,8 +294,10 @@ def describe_fix(ctx: Context) -> str | None:
     updates, name = planned_updates(ctx)
     if not updates:
         return None
-    return (f"copy {', '.join(sorted(updates))} from .env into Claude Desktop's \"{name}\" entry "
-            f"({ctx.claude_config_path}; a backup is kept)")
+    return (
+        f'copy {", ".join(sorted(updates))} from .env into Claude Desktop\'s "{name}" entry '
+        f"({ctx.claude_config_path}; a backup is kept)"
+    )
 
 
 def apply_fix(ctx: Context) -> str:
@@ -296,8 +308,10 @@ def apply_fix(ctx: Context) -> str:
     if not result.changed:
         return "Claude Desktop's settings already match .env"
     backup = f"; the previous file is saved as {result.backup_path}" if result.backup_path else ""
-    return (f"updated {', '.join(sorted(result.changed))} in \"{result.entry_name}\"{backup}. "
-            "Quit and reopen Claude Desktop to load it")
+    return (
+        f'updated {", ".join(sorted(result.changed))} in "{result.entry_name}"{backup}. '
+        "Quit and reopen Claude Desktop to load it"
+    )
 
 
 PROBE = Probe(

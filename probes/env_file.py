@@ -36,7 +36,10 @@ def check(ctx: Context) -> Finding:
         )
     if not home.is_dir():
         return Finding(
-            "fail", f"{home} exists but is not a folder.", facts=facts, cause="not_configured",
+            "fail",
+            f"{home} exists but is not a folder.",
+            facts=facts,
+            cause="not_configured",
             remediation=Remediation(f"Move {home} aside and create a folder with that name holding the .env file."),
         )
     loaded = ctx.load_env()
@@ -45,9 +48,9 @@ def check(ctx: Context) -> Finding:
         facts["reason"] = reason
         fixes = {
             "missing": f"Create {path} with QB_CLIENT_ID, QB_CLIENT_SECRET and QB_ENVIRONMENT from the SideQuest "
-                       f"setup email, then run `{REAUTH}`.",
+            f"setup email, then run `{REAUTH}`.",
             "not_a_file": f"{path} must be a plain file; move the folder aside and create the file.",
-            "unreadable": f"Give your user read and write access to {path} (for example `chmod 600 \"{path}\"`).",
+            "unreadable": f'Give your user read and write access to {path} (for example `chmod 600 "{path}"`).',
             "too_large": f"{path} is far too large for a settings file; restore it from a backup or recreate it.",
             "binary": f"{path} holds binary data, not settings; restore it from a backup or recreate it.",
             "not_utf8": f"Save {path} as UTF-8 text (any text editor can do this).",
@@ -86,7 +89,8 @@ def check(ctx: Context) -> Finding:
         mapped = [k for k in foreign if _sidequest_name(k) in missing]
         note = (
             f"Found {', '.join(foreign)}: those are the names other QuickBooks connectors use. "
-            "SideQuest reads QB_* names (QB_CLIENT_ID, QB_CLIENT_SECRET, QB_REFRESH_TOKEN, QB_REALM_ID, QB_ENVIRONMENT)."
+            "SideQuest reads QB_* names "
+            "(QB_CLIENT_ID, QB_CLIENT_SECRET, QB_REFRESH_TOKEN, QB_REALM_ID, QB_ENVIRONMENT)."
         )
         details.append(note)
         if mapped:
@@ -125,7 +129,8 @@ def check(ctx: Context) -> Finding:
                 facts=facts,
                 cause="not_configured",
                 remediation=Remediation(
-                    f"Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox (a test company) in {path}."
+                    "Set QB_ENVIRONMENT=production (your real books) or "
+                    f"QB_ENVIRONMENT=sandbox (a test company) in {path}."
                 ),
             )
 
@@ -144,15 +149,13 @@ def check(ctx: Context) -> Finding:
         elif foreign:
             remediation = Remediation("Remove the other connector's keys if SideQuest is the only one you use.")
         return Finding("warn", "; ".join(warnings) + ".", details=details, facts=facts, remediation=remediation)
-    return Finding(
-        "ok", f"{path.name} has every key SideQuest needs ({environment}).", details=details, facts=facts
-    )
+    return Finding("ok", f"{path.name} has every key SideQuest needs ({environment}).", details=details, facts=facts)
 
 
 def _sidequest_name(foreign_key: str) -> str:
     for prefix in FOREIGN_PREFIXES:
         if foreign_key.startswith(prefix):
-            name = foreign_key[len(prefix):]
+            name = foreign_key[len(prefix) :]
             return {"COMPANY_ID": "QB_REALM_ID", "ENV": "QB_ENVIRONMENT"}.get(name, f"QB_{name}")
     return foreign_key
 

@@ -54,7 +54,9 @@ def check(ctx: Context) -> Finding:
             f"QB_ENVIRONMENT is {raw!r}; it must be 'sandbox' or 'production'.",
             facts=facts,
             cause="not_configured",
-            remediation=Remediation("Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox in .env."),
+            remediation=Remediation(
+                "Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox in .env."
+            ),
         )
     if token_environment in ENVIRONMENTS and token_environment != configured:
         return _mismatch(
@@ -74,10 +76,13 @@ def check(ctx: Context) -> Finding:
         why = (
             "QB_REALM_ID is not usable (see realm-match)"
             if access_token is not None
-            else f"refresh-chain did not renew the connection ({refresh.status})" if refresh else "refresh-chain did not run"
+            else f"refresh-chain did not renew the connection ({refresh.status})"
+            if refresh
+            else "refresh-chain did not run"
         )
         return Finding(
-            "ok", f"QB_ENVIRONMENT is {configured}; QuickBooks could not be asked to confirm it because {why}.",
+            "ok",
+            f"QB_ENVIRONMENT is {configured}; QuickBooks could not be asked to confirm it because {why}.",
             facts=facts,
         )
 
@@ -90,14 +95,17 @@ def check(ctx: Context) -> Finding:
     if here.kind == "wrong_realm":
         # QuickBooks got as far as checking the company, so the environment is right.
         return Finding(
-            "ok", f"QuickBooks accepts the connection in {configured}; the company ID is realm-match's finding.",
+            "ok",
+            f"QuickBooks accepts the connection in {configured}; the company ID is realm-match's finding.",
             facts=facts,
         )
     if here.kind not in ENV_KINDS:
         if "realm-match" in ctx.results:
             return Finding(
-                "warn", f"Could not confirm {configured}: QuickBooks' lookup failed; see realm-match.",
-                details=[f"QuickBooks' answer: {here}."], facts=facts,
+                "warn",
+                f"Could not confirm {configured}: QuickBooks' lookup failed; see realm-match.",
+                details=[f"QuickBooks' answer: {here}."],
+                facts=facts,
             )
         return lookup_failure(here, f"the {configured} company")
 
@@ -119,7 +127,10 @@ def check(ctx: Context) -> Finding:
     if there.kind == "wrong_realm":
         # Accepted in the other environment as far as the company check: the connection lives there.
         return _mismatch(
-            configured, other, facts, details + ["There, only the company ID (QB_REALM_ID) is wrong as well."],
+            configured,
+            other,
+            facts,
+            details + ["There, only the company ID (QB_REALM_ID) is wrong as well."],
             f"QB_ENVIRONMENT says {configured}, but QuickBooks only accepts the connection in {other}.",
         )
     if there.kind in ENV_KINDS:

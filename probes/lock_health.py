@@ -246,7 +246,11 @@ def check(ctx: Context) -> Finding:
         # flock would succeed on a folder, but the store opens the lock file for writing and fails.
         problems.insert(0, f"The lock file {lock_path} is not a normal file, so SideQuest cannot lock its tokens")
         return Finding(
-            "fail", "; ".join(problems) + ".", details=details, facts=facts, cause="lock_problem",
+            "fail",
+            "; ".join(problems) + ".",
+            details=details,
+            facts=facts,
+            cause="lock_problem",
             remediation=Remediation(f"Move {lock_path} aside; SideQuest recreates the lock file by itself."),
         )
 
@@ -278,15 +282,24 @@ def check(ctx: Context) -> Finding:
             commands,
         )
         return Finding(
-            "fail", "; ".join(problems) + ".", details=details, facts=facts, remediation=remediation,
+            "fail",
+            "; ".join(problems) + ".",
+            details=details,
+            facts=facts,
+            remediation=remediation,
             cause="lock_problem",
         )
     except OSError as exc:
         facts["lock_free"] = None
         problems.insert(0, f"SideQuest cannot open its lock file {lock_path}: {exc.strerror or type(exc).__name__}")
         return Finding(
-            "fail", "; ".join(problems) + ".", details=details, facts=facts, cause="lock_problem",
-            remediation=remediation or Remediation(
+            "fail",
+            "; ".join(problems) + ".",
+            details=details,
+            facts=facts,
+            cause="lock_problem",
+            remediation=remediation
+            or Remediation(
                 f"Make {lock_path} a normal file your user owns, or delete it (SideQuest recreates it).",
                 (f'rm -f "{lock_path}"',) if not lock_path.is_dir() else (),
             ),
@@ -313,18 +326,18 @@ def check(ctx: Context) -> Finding:
     took = f"taken in {facts['lock_acquired_ms']:.1f} ms"
     if problems:
         return Finding(
-            "fail", "; ".join(problems) + f" (the lock itself is free, {took}).", details=details, facts=facts,
-            remediation=remediation, cause="lock_problem",
+            "fail",
+            "; ".join(problems) + f" (the lock itself is free, {took}).",
+            details=details,
+            facts=facts,
+            remediation=remediation,
+            cause="lock_problem",
         )
     if warnings:
         if fixable:
-            remediation = Remediation(
-                "Clear the leftovers.", ("sidequest doctor --fix",), safe_to_automate=True
-            )
+            remediation = Remediation("Clear the leftovers.", ("sidequest doctor --fix",), safe_to_automate=True)
         elif service:
-            remediation = Remediation(
-                f"Move {home} out of {service} to a local folder and set SIDEQUEST_HOME to it."
-            )
+            remediation = Remediation(f"Move {home} out of {service} to a local folder and set SIDEQUEST_HOME to it.")
         summary = f"The token lock is free ({took}), but: " + "; ".join(warnings) + "."
         return Finding("warn", summary, details=details, facts=facts, remediation=remediation)
     return Finding("ok", f"The token lock is free ({took}) and the folder is writable.", facts=facts)

@@ -75,16 +75,23 @@ def lookup_failure(exc: IntuitError, what: str) -> Finding:
         )
     if exc.kind in ("network", "timeout"):
         return Finding(
-            "fail", f"Could not reach QuickBooks to look up {what}.", details=details, facts=facts,
+            "fail",
+            f"Could not reach QuickBooks to look up {what}.",
+            details=details,
+            facts=facts,
             cause="network_unreachable",
         )
     if exc.kind in ("server_error", "bad_response") or exc.status == 429:
         return Finding(
-            "fail", f"QuickBooks answered with an error while looking up {what}; this is on Intuit's side.",
-            details=details, facts=facts, cause="intuit_unavailable",
+            "fail",
+            f"QuickBooks answered with an error while looking up {what}; this is on Intuit's side.",
+            details=details,
+            facts=facts,
+            cause="intuit_unavailable",
         )
-    return Finding("fail", f"QuickBooks refused to look up {what}: {exc}.", details=details, facts=facts,
-                   cause="unknown")
+    return Finding(
+        "fail", f"QuickBooks refused to look up {what}: {exc}.", details=details, facts=facts, cause="unknown"
+    )
 
 
 def check(ctx: Context) -> Finding:
@@ -95,7 +102,9 @@ def check(ctx: Context) -> Finding:
 
     if not realm:
         return Finding(
-            "fail", "QB_REALM_ID (the QuickBooks company ID) is missing from .env.", facts=facts,
+            "fail",
+            "QB_REALM_ID (the QuickBooks company ID) is missing from .env.",
+            facts=facts,
             cause="not_configured",
             remediation=Remediation(f"Run `{REAUTH}`; it saves the company ID for you.", (REAUTH,)),
         )
@@ -123,20 +132,22 @@ def check(ctx: Context) -> Finding:
         )
 
     if ctx.offline:
-        return Finding("ok", f"QB_REALM_ID {realm} looks right (offline: not confirmed with QuickBooks).",
-                       facts=facts)
+        return Finding("ok", f"QB_REALM_ID {realm} looks right (offline: not confirmed with QuickBooks).", facts=facts)
     access_token = fresh_access_token(ctx)
     if access_token is None:
         refresh = ctx.results.get("refresh-chain")
-        why = f"refresh-chain did not renew the connection ({refresh.status})" if refresh else "refresh-chain did not run"
+        why = (
+            f"refresh-chain did not renew the connection ({refresh.status})" if refresh else "refresh-chain did not run"
+        )
         return Finding(
             "ok",
             f"QB_REALM_ID {realm} looks right; QuickBooks could not be asked to confirm it because {why}.",
             facts=facts,
         )
     if environment not in ("sandbox", "production"):
-        return Finding("ok", f"QB_REALM_ID {realm} looks right; the environment is environment-match's finding.",
-                       facts=facts)
+        return Finding(
+            "ok", f"QB_REALM_ID {realm} looks right; the environment is environment-match's finding.", facts=facts
+        )
 
     outcome = company_lookup(ctx, access_token, realm, environment)
     from doctor.intuit import IntuitError

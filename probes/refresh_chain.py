@@ -119,8 +119,7 @@ def _success(ctx: Context, result: RefreshResult) -> Finding:
     else:
         change = f"Intuit kept the same token ({token})"
     sentence = (
-        f"Refreshed the QuickBooks connection once through the locked token store; {change}, "
-        "so the chain is intact."
+        f"Refreshed the QuickBooks connection once through the locked token store; {change}, so the chain is intact."
     )
     with _shared_lock:
         ctx.notes.append(sentence)

@@ -157,13 +157,17 @@ def check(ctx: Context) -> Finding:
             # An estimate never fails on its own: the live refresh (refresh-chain) gives the verdict.
             refresh = ctx.results.get("refresh-chain")
             if refresh is not None and refresh.cause == "refresh_token_expired":
-                confirm, remediation = "Intuit confirmed it (see refresh-chain).", Remediation(
-                    f"Run `{REAUTH}` to connect QuickBooks again.", (REAUTH,)
+                confirm, remediation = (
+                    "Intuit confirmed it (see refresh-chain).",
+                    Remediation(f"Run `{REAUTH}` to connect QuickBooks again.", (REAUTH,)),
                 )
             elif ctx.offline or refresh is None:
-                confirm, remediation = "Run the doctor online to confirm.", Remediation(
-                    f"Run `sidequest doctor` without --offline to confirm; if it is expired, run `{REAUTH}`.",
-                    ("sidequest doctor",),
+                confirm, remediation = (
+                    "Run the doctor online to confirm.",
+                    Remediation(
+                        f"Run `sidequest doctor` without --offline to confirm; if it is expired, run `{REAUTH}`.",
+                        ("sidequest doctor",),
+                    ),
                 )
             else:
                 confirm, remediation = "The live check (refresh-chain) gives the verdict.", None
@@ -201,8 +205,7 @@ def check(ctx: Context) -> Finding:
                 "before then."
             )
             remediation = Remediation(
-                f"Run `{REFRESH}` now (it renews the 100-day limit), and let it run regularly from cron or "
-                "launchd.",
+                f"Run `{REFRESH}` now (it renews the 100-day limit), and let it run regularly from cron or launchd.",
                 (REFRESH,),
                 safe_to_automate=False,
             )

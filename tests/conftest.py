@@ -43,7 +43,9 @@ def cli_env(home: Path | None = None, claude_config: Path | None = None, **extra
     env.pop("FORCE_COLOR", None)
     if home is not None:
         env["SIDEQUEST_HOME"] = str(home)
-    env["SIDEQUEST_CLAUDE_CONFIG"] = str(claude_config) if claude_config else str(Path(os.devnull).parent / "nonexistent-claude-config.json")
+    env["SIDEQUEST_CLAUDE_CONFIG"] = (
+        str(claude_config) if claude_config else str(Path(os.devnull).parent / "nonexistent-claude-config.json")
+    )
     env.update(extra)
     return env
 

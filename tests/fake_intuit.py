@@ -424,9 +424,7 @@ class FakeIntuit:
                 return invalid
             # Within the grace window Intuit answers with the chain's newest token.
             record = self._refresh_tokens[chain.current_rt]
-        rotate = self.rotation == "every_call" or (
-            self.rotation == "daily" and now - record.issued_at > ROTATION_AGE
-        )
+        rotate = self.rotation == "every_call" or (self.rotation == "daily" and now - record.issued_at > ROTATION_AGE)
         rt = self._issue_refresh_token(chain, now) if rotate else chain.current_rt
         chain.last_used_at = now
         self._refresh_count += 1
@@ -473,13 +471,23 @@ class FakeIntuit:
             record = self._access_tokens.get(bearer)
             if record is None:
                 detail = "Malformed bearer token: too short or too long" if len(bearer) < 20 else None
-                return 401, "application/json", _lowercase_fault("3200", "AuthenticationFailed", 401, "AUTHENTICATION", detail)
+                return (
+                    401,
+                    "application/json",
+                    _lowercase_fault("3200", "AuthenticationFailed", 401, "AUTHENTICATION", detail),
+                )
             if now >= record.expires_at or record.chain.revoked:
                 detail = f"Token expired: {record.token_id}"
-                return 401, "application/json", _lowercase_fault("3200", "AuthenticationFailed", 401, "AUTHENTICATION", detail)
+                return (
+                    401,
+                    "application/json",
+                    _lowercase_fault("3200", "AuthenticationFailed", 401, "AUTHENTICATION", detail),
+                )
             if record.chain.environment != environment:
-                return 403, "application/json", _lowercase_fault(
-                    "3100", "ApplicationAuthorizationFailed", 403, "SERVICE", None
+                return (
+                    403,
+                    "application/json",
+                    _lowercase_fault("3100", "ApplicationAuthorizationFailed", 403, "SERVICE", None),
                 )
             if record.chain.realm_id != realm_path or realm_again != realm_path:
                 return 401, "application/xml", _xml_auth_fault_100(now)
@@ -490,8 +498,14 @@ class FakeIntuit:
                     "CompanyName": name,
                     "LegalName": name,
                     "Country": "US",
-                    "CompanyAddr": {"City": "Mountain View", "Country": "US", "Line1": "2500 Garcia Ave",
-                                    "PostalCode": "94043", "CountrySubDivisionCode": "CA", "Id": "1"},
+                    "CompanyAddr": {
+                        "City": "Mountain View",
+                        "Country": "US",
+                        "Line1": "2500 Garcia Ave",
+                        "PostalCode": "94043",
+                        "CountrySubDivisionCode": "CA",
+                        "Id": "1",
+                    },
                     "SupportedLanguages": "en",
                     "domain": "QBO",
                     "sparse": False,
@@ -510,7 +524,11 @@ class FakeIntuit:
             state = query.get("state", "")
             app = self._apps.get(client_id)
             if app is None or not redirect_uri:
-                return 400, {"Content-Type": "text/html"}, b"<html><body>invalid client_id or redirect_uri</body></html>"
+                return (
+                    400,
+                    {"Content-Type": "text/html"},
+                    b"<html><body>invalid client_id or redirect_uri</body></html>",
+                )
 
             def back(params: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
                 separator = "&" if "?" in redirect_uri else "?"
@@ -592,7 +610,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if mode == "503":
-            self._answer(method, parts.path, query, body_keys, 503, {"Content-Type": "text/plain"}, b"Service Unavailable")
+            self._answer(
+                method, parts.path, query, body_keys, 503, {"Content-Type": "text/plain"}, b"Service Unavailable"
+            )
             return
         if mode == "html_502":
             self._answer(method, parts.path, query, body_keys, 502, {"Content-Type": "text/html"}, _HTML_502)
@@ -626,7 +646,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == PATH_DISCOVERY:
             return 200, json_type, json.dumps(_discovery(fake.url)).encode()
         for prefix, environment in QBO_PREFIXES.items():
-            pieces = path[len(prefix):].split("/") if path.startswith(prefix + "/") else []
+            pieces = path[len(prefix) :].split("/") if path.startswith(prefix + "/") else []
             # ["", "v3", "company", realm, "companyinfo", realm]
             if method == "GET" and len(pieces) == 6 and pieces[1:3] == ["v3", "company"] and pieces[4] == "companyinfo":
                 status, content_type, body = fake._companyinfo(environment, pieces[3], pieces[5], authorization)

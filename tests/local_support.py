@@ -111,11 +111,19 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def write_owner_record(home: Path, pid: int, *, host: str | None = None, command: str = "sidequest connector",
-                       started_at: str = "2026-11-01T08:00:00Z") -> Path:
+def write_owner_record(
+    home: Path,
+    pid: int,
+    *,
+    host: str | None = None,
+    command: str = "sidequest connector",
+    started_at: str = "2026-11-01T08:00:00Z",
+) -> Path:
     path = home / ".env.lock.owner"
-    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(),
-                                "started_at": started_at, "command": command}), encoding="utf-8")
+    path.write_text(
+        json.dumps({"pid": pid, "host": host or socket.gethostname(), "started_at": started_at, "command": command}),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -148,11 +156,16 @@ def lock_held(home: Path, command: str = "sidequest refresh-qb", *, record: bool
     """A real separate process holding the real `.env` lock until the block ends."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(home), command, "record" if record else "bare"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(REPO),
     )
     try:
         line = proc.stdout.readline()
-        assert line.strip() == "held", f"lock holder did not start: {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert line.strip() == "held", (
+            f"lock holder did not start: {proc.stderr.read() if proc.poll() is not None else ''}"
+        )
         yield proc
     finally:
         proc.kill()

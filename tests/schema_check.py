@@ -15,8 +15,23 @@ from typing import Any
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "report.schema.json"
 PACKAGED_SCHEMA = Path(__file__).resolve().parents[1] / "doctor" / "report.schema.json"
 
-KNOWN = {"$schema", "$id", "title", "description", "type", "required", "properties", "const", "enum",
-         "pattern", "minLength", "minimum", "items", "oneOf", "additionalProperties"}
+KNOWN = {
+    "$schema",
+    "$id",
+    "title",
+    "description",
+    "type",
+    "required",
+    "properties",
+    "const",
+    "enum",
+    "pattern",
+    "minLength",
+    "minimum",
+    "items",
+    "oneOf",
+    "additionalProperties",
+}
 TYPES = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),

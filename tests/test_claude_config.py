@@ -146,9 +146,7 @@ def test_corpus_nested_mcpservers_is_an_entry_without_command() -> None:
 
 
 def test_corpus_remote_entry_without_command_is_accepted() -> None:
-    config = load_claude_config(
-        corpus_file("14-0x1D-1983-book-api-mcp-docker-compose-bundle.json")
-    )
+    config = load_claude_config(corpus_file("14-0x1D-1983-book-api-mcp-docker-compose-bundle.json"))
     assert config.schema_problems() == []
 
 
@@ -174,9 +172,7 @@ def test_update_keeps_a_real_windows_corpus_config_intact(tmp_path: Path) -> Non
     target.write_bytes(source.read_bytes())
     before = json.loads(source.read_text(encoding="utf-8"))
     entry = {"command": "uvx", "args": ["qb-distributor-mcp"]}
-    result = update_connector_env(
-        target, {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}, create_entry=entry
-    )
+    result = update_connector_env(target, {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}, create_entry=entry)
     after = json.loads(target.read_text(encoding="utf-8"))
     added = after["mcpServers"].pop(CONNECTOR_NAME)
     assert after == before
@@ -439,9 +435,7 @@ def test_unparsable_file_is_never_touched(tmp_path: Path) -> None:
     path.write_bytes(content)
     mtime = os.stat(path).st_mtime_ns
     with pytest.raises(ClaudeConfigError) as caught:
-        update_connector_env(
-            path, {"QB_REALM_ID": "2"}, create_entry={"command": "uvx"}
-        )
+        update_connector_env(path, {"QB_REALM_ID": "2"}, create_entry={"command": "uvx"})
     assert caught.value.reason == "not_json"
     assert path.read_bytes() == content
     assert os.stat(path).st_mtime_ns == mtime
@@ -452,9 +446,7 @@ def test_unchanged_values_are_not_rewritten(tmp_path: Path) -> None:
     path = write_json(tmp_path / "c.json", typical_config(), indent=4)
     before = path.read_bytes()
     mtime = os.stat(path).st_mtime_ns
-    result = update_connector_env(
-        path, {"QB_REFRESH_TOKEN": REFRESH_TOKEN, "QB_ENVIRONMENT": "sandbox"}
-    )
+    result = update_connector_env(path, {"QB_REFRESH_TOKEN": REFRESH_TOKEN, "QB_ENVIRONMENT": "sandbox"})
     assert result.changed == {}
     assert result.backup_path is None
     assert path.read_bytes() == before
@@ -502,8 +494,7 @@ def test_backups_get_a_counter_and_only_five_are_kept(tmp_path: Path) -> None:
     assert f"{prefix}20200106T000000Z" in remaining
     assert unrelated.exists()
     previous_values = [
-        json.loads(r.backup_path.read_text())["mcpServers"][CONNECTOR_NAME]["env"]["QB_REALM_ID"]
-        for r in results
+        json.loads(r.backup_path.read_text())["mcpServers"][CONNECTOR_NAME]["env"]["QB_REALM_ID"] for r in results
     ]
     assert previous_values == ["9130350000000000", "0", "1"]
 
@@ -524,9 +515,7 @@ def test_create_entry_adds_mcpservers_when_absent(tmp_path: Path) -> None:
     result = update_connector_env(path, {"QB_REALM_ID": "1"}, create_entry=create)
     assert json.loads(path.read_text()) == {
         "globalShortcut": "",
-        "mcpServers": {
-            CONNECTOR_NAME: {**create, "env": {"QB_CLIENT_ID": "id", "QB_REALM_ID": "1"}}
-        },
+        "mcpServers": {CONNECTOR_NAME: {**create, "env": {"QB_CLIENT_ID": "id", "QB_REALM_ID": "1"}}},
     }
     assert create["env"] == {"QB_CLIENT_ID": "id"}  # the caller's mapping is not mutated
     assert result.changed == {"QB_REALM_ID": (None, "1")}
@@ -542,13 +531,9 @@ def test_create_entry_refuses_to_replace_a_wrong_typed_value(tmp_path: Path) -> 
 
 def test_missing_file_is_created_with_just_the_entry(tmp_path: Path) -> None:
     path = tmp_path / "Claude" / "deeper" / "claude_desktop_config.json"
-    result = update_connector_env(
-        path, {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}, create_entry={"command": "uvx"}
-    )
+    result = update_connector_env(path, {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}, create_entry={"command": "uvx"})
     assert json.loads(path.read_text()) == {
-        "mcpServers": {
-            CONNECTOR_NAME: {"command": "uvx", "env": {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}}
-        }
+        "mcpServers": {CONNECTOR_NAME: {"command": "uvx", "env": {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}}}
     }
     assert result.backup_path is None
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -640,9 +625,7 @@ def test_restart_check_runs_on_this_machine() -> None:
     assert started_after_config_change(time.time(), platform="win32") is None
 
 
-def make_fake_proc(
-    root: Path, processes: dict[int, tuple[str, list[str], int]], btime: int
-) -> Path:
+def make_fake_proc(root: Path, processes: dict[int, tuple[str, list[str], int]], btime: int) -> Path:
     root.mkdir()
     (root / "stat").write_text(f"cpu  1 2 3\nbtime {btime}\nprocesses 9\n")
     (root / "self").mkdir()
@@ -701,9 +684,7 @@ def test_ps_output_parsing() -> None:
     assert _claude_start_from_ps("Sun Nov  2 08:00:00 2025 /usr/sbin/cfprefsd\n") is None
 
 
-def test_a_concurrent_write_by_claude_desktop_is_not_lost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_concurrent_write_by_claude_desktop_is_not_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from doctor import claude_config
 
     path = write_json(tmp_path / "c.json", typical_config())
@@ -729,9 +710,7 @@ def test_a_concurrent_write_by_claude_desktop_is_not_lost(
     assert not list(tmp_path.glob("*.sidequest-tmp"))
 
 
-def test_a_file_that_keeps_changing_is_left_to_its_writer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_file_that_keeps_changing_is_left_to_its_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from doctor import claude_config
 
     path = write_json(tmp_path / "c.json", typical_config())
@@ -755,9 +734,7 @@ def test_a_file_that_keeps_changing_is_left_to_its_writer(
 
 def test_a_lone_surrogate_escape_survives_an_update(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
-    path.write_text(
-        '{"odd": "\\ud800", "mcpServers": {"qb-distributor": {"env": {"QB_REALM_ID": "1"}}}}'
-    )
+    path.write_text('{"odd": "\\ud800", "mcpServers": {"qb-distributor": {"env": {"QB_REALM_ID": "1"}}}}')
     update_connector_env(path, {"QB_REALM_ID": "2"})
     data = json.loads(path.read_bytes().decode("utf-8"))
     assert data["odd"] == "\ud800"

@@ -150,7 +150,11 @@ sys.stderr.write("\\nMODULES " + " ".join(m for m in ("httpx", "jinja2") if m in
 def test_offline_text_and_json_import_neither_httpx_nor_jinja2(home: Path, fmt: str, expected: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", IMPORT_CHECK, "doctor", "--offline", "--format", fmt],
-        capture_output=True, text=True, env=cli_env(home), cwd=REPO, timeout=60,
+        capture_output=True,
+        text=True,
+        env=cli_env(home),
+        cwd=REPO,
+        timeout=60,
     )
     loaded = proc.stderr.rsplit("MODULES", 1)[1].strip()
     assert loaded == expected
@@ -250,10 +254,17 @@ def test_the_installed_console_script_works_outside_the_source_tree(home: Path, 
         pytest.skip("the sidequest console script is not installed in this environment")
     env = cli_env(home)
     for fmt in ("text", "prompt", "json"):
-        proc = subprocess.run([str(script), "doctor", "--offline", "--format", fmt],
-                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+        proc = subprocess.run(
+            [str(script), "doctor", "--offline", "--format", fmt],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
         assert "env-file" in proc.stdout
-    listed = subprocess.run([str(script), "doctor", "--list-probes"], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=60)
+    listed = subprocess.run(
+        [str(script), "doctor", "--list-probes"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
     assert "env-file" in listed.stdout

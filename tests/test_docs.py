@@ -15,8 +15,13 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
 def test_examples_script_renders_three_causes_in_three_formats(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "docs" / "make_examples"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "docs" / "make_examples"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     for cause in ("healthy", "refresh_token_expired", "environment_mismatch"):
         doc = json.loads((tmp_path / f"{cause}.json").read_text())

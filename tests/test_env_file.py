@@ -256,8 +256,11 @@ def test_repr_holds_no_values(tmp_path: Path) -> None:
 
 
 @needs_corpus
-@pytest.mark.parametrize("path", REAL_FILES + [DOTENV_CORPUS / c["file"] for c in CASES if c["input_encoding"] == "utf-8"],
-                         ids=lambda p: p.name[:20])
+@pytest.mark.parametrize(
+    "path",
+    REAL_FILES + [DOTENV_CORPUS / c["file"] for c in CASES if c["input_encoding"] == "utf-8"],
+    ids=lambda p: p.name[:20],
+)
 def test_rotation_round_trip_on_every_corpus_file(tmp_path: Path, path: Path) -> None:
     original = path.read_bytes()
     env = tmp_path / ".env"
@@ -273,7 +276,7 @@ def test_rotation_round_trip_on_every_corpus_file(tmp_path: Path, path: Path) ->
     if "QB_REFRESH_TOKEN" not in before:
         # Appended: everything before the new line is the original, byte for byte.
         assert after_bytes.startswith(original)
-        tail = after_bytes[len(original):]
+        tail = after_bytes[len(original) :]
         assert tail.rstrip(b"\r\n").lstrip(b"\r\n") == b"QB_REFRESH_TOKEN=RTnew-0001.abcd"
     # A second rotation changes nothing but the token.
     update_env_file(env, {"QB_REFRESH_TOKEN": "RTnew-0002.wxyz"})
@@ -287,7 +290,7 @@ LEGACY = (
     "export QB_CLIENT_ID=ABclientid123\n"
     "QB_CLIENT_SECRET='secret with spaces'   # keep me\n"
     "  QB_REFRESH_TOKEN=RTold000000001   # the chain\n"
-    "UNKNOWN_KEY=\"double quoted ${NOT_EXPANDED}\"\n"
+    'UNKNOWN_KEY="double quoted ${NOT_EXPANDED}"\n'
     "\n"
     "# trailing comment\n"
     "QB_REALM_ID=9130350000000000\n"
@@ -316,7 +319,9 @@ def test_hundred_rotations_preserve_everything_else(tmp_path: Path) -> None:
     baseline = env.read_bytes()
     for i in range(100):
         token = f"RTrot{i:09d}"
-        update_env_file(env, {"QB_REFRESH_TOKEN": token, "QB_TOKEN_REFRESHED_AT": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z"})
+        update_env_file(
+            env, {"QB_REFRESH_TOKEN": token, "QB_TOKEN_REFRESHED_AT": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z"}
+        )
         assert stat.S_IMODE(env.stat().st_mode) == 0o600
     final = env.read_bytes()
     expected = baseline.replace(b"RTold000000001", b"RTrot000000099").replace(
@@ -419,7 +424,7 @@ TRICKY_VALUES = [
     "'",
     '"',
     "\\'",
-    "\\\"",
+    '\\"',
 ]
 
 

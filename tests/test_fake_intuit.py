@@ -33,8 +33,9 @@ def basic(client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 
-def call(fake: FakeIntuit, method: str, path: str, *, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+def call(
+    fake: FakeIntuit, method: str, path: str, *, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, http.client.HTTPMessage, bytes]:
     url = urlsplit(fake.url)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
     try:
@@ -46,13 +47,20 @@ def call(fake: FakeIntuit, method: str, path: str, *, body: bytes | None = None,
 
 
 def refresh(fake: FakeIntuit, rt: str, *, hard: bool = False, auth: str | None = None) -> tuple[int, dict]:
-    headers = {"Authorization": auth or basic(), "Content-Type": "application/x-www-form-urlencoded",
-               "Accept": "application/json"}
+    headers = {
+        "Authorization": auth or basic(),
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Accept": "application/json",
+    }
     if hard:
         headers["x-include-refresh-token-hard-expires-in"] = "true"
-    status, _, body = call(fake, "POST", "/oauth2/v1/tokens/bearer",
-                           body=urlencode({"grant_type": "refresh_token", "refresh_token": rt}).encode(),
-                           headers=headers)
+    status, _, body = call(
+        fake,
+        "POST",
+        "/oauth2/v1/tokens/bearer",
+        body=urlencode({"grant_type": "refresh_token", "refresh_token": rt}).encode(),
+        headers=headers,
+    )
     return status, json.loads(body) if body else {}
 
 
@@ -80,8 +88,13 @@ def fake(clock: Clock):
 
 def test_environ_points_every_endpoint_at_the_fake(fake: FakeIntuit) -> None:
     env = fake.environ()
-    assert set(env) == {"SIDEQUEST_OAUTH_AUTHORIZE_URL", "SIDEQUEST_OAUTH_TOKEN_URL", "SIDEQUEST_OAUTH_REVOKE_URL",
-                        "SIDEQUEST_QBO_URL_PRODUCTION", "SIDEQUEST_QBO_URL_SANDBOX"}
+    assert set(env) == {
+        "SIDEQUEST_OAUTH_AUTHORIZE_URL",
+        "SIDEQUEST_OAUTH_TOKEN_URL",
+        "SIDEQUEST_OAUTH_REVOKE_URL",
+        "SIDEQUEST_QBO_URL_PRODUCTION",
+        "SIDEQUEST_QBO_URL_SANDBOX",
+    }
     assert env["SIDEQUEST_OAUTH_TOKEN_URL"] == fake.url + "/oauth2/v1/tokens/bearer"
     assert env["SIDEQUEST_QBO_URL_PRODUCTION"] != env["SIDEQUEST_QBO_URL_SANDBOX"]
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", fake.url)
@@ -91,8 +104,11 @@ def test_environ_points_every_endpoint_at_the_fake(fake: FakeIntuit) -> None:
 
 def test_every_answer_has_intuit_tid_and_a_date_from_the_fake_clock(fake: FakeIntuit, clock: Clock) -> None:
     clock.value += timedelta(days=101)
-    for method, path in [("GET", "/nowhere"), ("POST", "/oauth2/v1/tokens/bearer"),
-                         ("GET", f"/sandbox/v3/company/{REALM}/companyinfo/{REALM}")]:
+    for method, path in [
+        ("GET", "/nowhere"),
+        ("POST", "/oauth2/v1/tokens/bearer"),
+        ("GET", f"/sandbox/v3/company/{REALM}/companyinfo/{REALM}"),
+    ]:
         status, headers, _ = call(fake, method, path)
         assert TID.match(headers["intuit_tid"]), (path, headers["intuit_tid"])
         assert parsedate_to_datetime(headers["Date"]) == clock.value
@@ -100,8 +116,9 @@ def test_every_answer_has_intuit_tid_and_a_date_from_the_fake_clock(fake: FakeIn
 
 
 def test_hard_expiry_field_only_when_asked(fake: FakeIntuit, clock: Clock) -> None:
-    rt = fake.mint_chain(CLIENT_ID, REALM, issued_at=clock.value - timedelta(hours=2),
-                         hard_expires_at=clock.value + timedelta(days=1000))
+    rt = fake.mint_chain(
+        CLIENT_ID, REALM, issued_at=clock.value - timedelta(hours=2), hard_expires_at=clock.value + timedelta(days=1000)
+    )
     status, plain = refresh(fake, rt)
     assert status == 200 and "x_refresh_token_hard_expires_in" not in plain
     assert plain["token_type"] == "bearer" and plain["expires_in"] == 3600
@@ -115,13 +132,16 @@ def test_token_endpoint_rejects_bad_requests(fake: FakeIntuit) -> None:
     rt = fake.mint_chain(CLIENT_ID, REALM)
     assert refresh(fake, rt, auth="Basic !!!notbase64") == (401, {"error": "invalid_client"})
     assert refresh(fake, rt, auth="Bearer x") == (401, {"error": "invalid_client"})
-    assert refresh(fake, "RT1-unknown") == (400, {"error": "invalid_grant",
-                                                  "error_description": "Incorrect or invalid refresh token"})
+    assert refresh(fake, "RT1-unknown") == (
+        400,
+        {"error": "invalid_grant", "error_description": "Incorrect or invalid refresh token"},
+    )
     form_headers = {"Authorization": basic(), "Content-Type": "application/x-www-form-urlencoded"}
     status, _, body = call(fake, "POST", "/oauth2/v1/tokens/bearer", body=b"grant_type=password", headers=form_headers)
     assert (status, json.loads(body)) == (400, {"error": "unsupported_grant_type"})
-    status, _, body = call(fake, "POST", "/oauth2/v1/tokens/bearer", body=b"grant_type=refresh_token",
-                           headers=form_headers)
+    status, _, body = call(
+        fake, "POST", "/oauth2/v1/tokens/bearer", body=b"grant_type=refresh_token", headers=form_headers
+    )
     assert (status, json.loads(body)) == (400, {"error": "invalid_request"})
     assert fake.refresh_count == 0
 
@@ -130,8 +150,12 @@ def test_recorded_requests_hold_no_secret(fake: FakeIntuit) -> None:
     rt = fake.mint_chain(CLIENT_ID, REALM)
     status, answer = refresh(fake, rt)
     at = answer["access_token"]
-    call(fake, "GET", f"/sandbox/v3/company/{REALM}/companyinfo/{REALM}?minorversion=75",
-         headers={"Authorization": f"Bearer {at}", "Accept": "application/json"})
+    call(
+        fake,
+        "GET",
+        f"/sandbox/v3/company/{REALM}/companyinfo/{REALM}?minorversion=75",
+        headers={"Authorization": f"Bearer {at}", "Accept": "application/json"},
+    )
     shown = repr(fake.requests)
     for secret in (rt, at, CLIENT_SECRET, basic()[6:]):
         assert secret not in shown
@@ -152,8 +176,9 @@ def test_companyinfo_bodies_have_intuits_shapes(fake: FakeIntuit) -> None:
     assert "ApplicationAuthorizationFailed; errorCode=003100; statusCode=403" in fault["error"][0]["message"]
     status, headers, body = call(fake, "GET", "/sandbox/v3/company/1/companyinfo/1", headers=auth)
     assert status == 401 and b'<Fault type="AuthenticationFault">' in body and b'<Error code="100">' in body
-    status, _, body = call(fake, "GET", f"/sandbox/v3/company/{REALM}/companyinfo/{REALM}",
-                           headers={"Authorization": "Bearer short"})
+    status, _, body = call(
+        fake, "GET", f"/sandbox/v3/company/{REALM}/companyinfo/{REALM}", headers={"Authorization": "Bearer short"}
+    )
     assert status == 401 and json.loads(body)["fault"]["error"][0]["code"] == "3200"
     assert at not in body.decode()  # Intuit echoes a token *id*, never the token
 
@@ -164,8 +189,9 @@ def test_revoke_by_access_token_and_unknown_token(fake: FakeIntuit) -> None:
     headers = {"Authorization": basic(), "Content-Type": "application/json"}
     assert call(fake, "POST", "/v2/oauth2/tokens/revoke", body=b'{"token":"nope"}', headers=headers)[0] == 200
     assert call(fake, "POST", "/v2/oauth2/tokens/revoke", body=b"not json", headers=headers)[0] == 400
-    assert call(fake, "POST", "/v2/oauth2/tokens/revoke", body=json.dumps({"token": at}).encode(),
-                headers=headers)[:1] == (200,)
+    assert call(fake, "POST", "/v2/oauth2/tokens/revoke", body=json.dumps({"token": at}).encode(), headers=headers)[
+        :1
+    ] == (200,)
     assert refresh(fake, rt)[0] == 400 and fake.current_refresh_token(CLIENT_ID, REALM) is None
 
 
@@ -175,18 +201,29 @@ def test_consent_errors_and_code_lifetime(fake: FakeIntuit, clock: Clock) -> Non
         location = headers.get("Location") or ""
         return status, {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
-    good = {"client_id": CLIENT_ID, "response_type": "code", "scope": "com.intuit.quickbooks.accounting",
-            "redirect_uri": "http://localhost:1/cb?x=1", "state": "s"}
+    good = {
+        "client_id": CLIENT_ID,
+        "response_type": "code",
+        "scope": "com.intuit.quickbooks.accounting",
+        "redirect_uri": "http://localhost:1/cb?x=1",
+        "state": "s",
+    }
     assert authorize(**{**good, "client_id": "nobody"})[0] == 400
     assert authorize(**{**good, "scope": "openid"}) == (302, {"x": "1", "error": "invalid_scope", "state": "s"})
     status, params = authorize(**good)
     assert status == 302 and params["x"] == "1" and params["realmId"] == REALM
     assert params["code"].startswith("AB11")
     clock.value += timedelta(minutes=11)
-    form = urlencode({"grant_type": "authorization_code", "code": params["code"],
-                      "redirect_uri": good["redirect_uri"]}).encode()
-    status, _, body = call(fake, "POST", "/oauth2/v1/tokens/bearer", body=form,
-                           headers={"Authorization": basic(), "Content-Type": "application/x-www-form-urlencoded"})
+    form = urlencode(
+        {"grant_type": "authorization_code", "code": params["code"], "redirect_uri": good["redirect_uri"]}
+    ).encode()
+    status, _, body = call(
+        fake,
+        "POST",
+        "/oauth2/v1/tokens/bearer",
+        body=form,
+        headers={"Authorization": basic(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 400 and json.loads(body)["error"] == "invalid_grant"
 
 

@@ -45,8 +45,16 @@ def messy(tmp_path: Path):
     make_old(temp)
     pid = dead_pid()
     record = write_owner_record(home, pid, command="sidequest refresh-qb")
-    return {"home": home, "values": values, "config": config, "original": original, "temp": temp,
-            "record": record, "pid": pid, "env": cli_env(home, config)}
+    return {
+        "home": home,
+        "values": values,
+        "config": config,
+        "original": original,
+        "temp": temp,
+        "record": record,
+        "pid": pid,
+        "env": cli_env(home, config),
+    }
 
 
 def check_clean(result, values) -> None:
@@ -65,7 +73,10 @@ def test_dry_run_changes_nothing_and_lists_every_fix(messy) -> None:
     assert doc["diagnosis"]["cause"] == "claude_config_out_of_sync" and result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("Would fix")]
     assert {line.split(":")[0] for line in lines} == {
-        "Would fix env-file", "Would fix lock-health", "Would fix claude-config-sync"}
+        "Would fix env-file",
+        "Would fix lock-health",
+        "Would fix claude-config-sync",
+    }
     assert "0o600" in result.stderr
     assert messy["temp"].name in result.stderr and str(messy["pid"]) in result.stderr
     assert "QB_REALM_ID" in result.stderr and "QB_REFRESH_TOKEN" in result.stderr
@@ -123,17 +134,23 @@ def _missing_token(home: Path) -> None:
 
 
 def _expired(home: Path) -> None:
-    write_env(home, fresh_values(QB_TOKEN_REFRESHED_AT="2026-01-01T00:00:00Z",
-                                 QB_REFRESH_TOKEN_EXPIRES_AT="2026-04-11T00:00:00Z"))
+    write_env(
+        home,
+        fresh_values(QB_TOKEN_REFRESHED_AT="2026-01-01T00:00:00Z", QB_REFRESH_TOKEN_EXPIRES_AT="2026-04-11T00:00:00Z"),
+    )
 
 
-@pytest.mark.parametrize("setup, cause", [(_missing_token, "not_configured"), (_expired, "refresh_token_expired")],
-                         ids=["not_configured", "expired"])
+@pytest.mark.parametrize(
+    "setup, cause",
+    [(_missing_token, "not_configured"), (_expired, "refresh_token_expired")],
+    ids=["not_configured", "expired"],
+)
 def test_consent_causes_point_at_reauth_and_are_never_automated(tmp_path: Path, setup, cause: str) -> None:
     home = tmp_path / "home"
     setup(home)
-    config = write_claude_config(tmp_path / "Claude" / "claude_desktop_config.json",
-                                 rich_config(synced_env(fresh_values())))
+    config = write_claude_config(
+        tmp_path / "Claude" / "claude_desktop_config.json", rich_config(synced_env(fresh_values()))
+    )
     folders = (home, config.parent)
     before = snapshot(*folders)
     result = run_cli("doctor", "--offline", "--fix", "--yes", "--format", "json", env=cli_env(home, config))

@@ -35,7 +35,11 @@ def run_on_terminal(world: World, answer: str, *args: str) -> tuple[int, str]:
     main, secondary = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "doctor.cli", "doctor", "--fix", "--offline", *args],
-        env=world.env(), cwd=REPO, stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=world.env(),
+        cwd=REPO,
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     os.close(secondary)
     err = b""

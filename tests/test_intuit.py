@@ -124,8 +124,11 @@ def test_endpoints_default_to_intuit_and_follow_environment() -> None:
     assert default.qbo_base("production") == "https://quickbooks.api.intuit.com"
     assert default.qbo_base(" Sandbox ") == "https://sandbox-quickbooks.api.intuit.com"
     custom = Endpoints.from_environ(
-        {"SIDEQUEST_OAUTH_TOKEN_URL": "http://127.0.0.1:1/t", "SIDEQUEST_QBO_URL_SANDBOX": "http://127.0.0.1:1/s/",
-         "SIDEQUEST_OAUTH_REVOKE_URL": "   "}
+        {
+            "SIDEQUEST_OAUTH_TOKEN_URL": "http://127.0.0.1:1/t",
+            "SIDEQUEST_QBO_URL_SANDBOX": "http://127.0.0.1:1/s/",
+            "SIDEQUEST_OAUTH_REVOKE_URL": "   ",
+        }
     )
     assert custom.token == "http://127.0.0.1:1/t"
     assert custom.qbo_base("sandbox") == "http://127.0.0.1:1/s"
@@ -136,8 +139,14 @@ def test_endpoints_default_to_intuit_and_follow_environment() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["https://oauth.platform.intuit.com/x", "http://127.0.0.1:8080/x", "http://127.5.6.7/x", "http://[::1]:9/x",
-     "http://localhost:1/x", "HTTPS://Example.com"],
+    [
+        "https://oauth.platform.intuit.com/x",
+        "http://127.0.0.1:8080/x",
+        "http://127.5.6.7/x",
+        "http://[::1]:9/x",
+        "http://localhost:1/x",
+        "HTTPS://Example.com",
+    ],
 )
 def test_allowed_urls(url: str) -> None:
     check_url_allowed(url)
@@ -145,8 +154,16 @@ def test_allowed_urls(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://oauth.platform.intuit.com/x", "http://10.0.0.1/x", "http://localhost.evil.com/x", "ftp://127.0.0.1/x",
-     "oauth.platform.intuit.com/x", "", "https:///nohost", "http://[::ffff:10.0.0.1]/x"],
+    [
+        "http://oauth.platform.intuit.com/x",
+        "http://10.0.0.1/x",
+        "http://localhost.evil.com/x",
+        "ftp://127.0.0.1/x",
+        "oauth.platform.intuit.com/x",
+        "",
+        "https:///nohost",
+        "http://[::ffff:10.0.0.1]/x",
+    ],
 )
 def test_refused_urls(url: str) -> None:
     err = expect_error(lambda: check_url_allowed(url), "insecure_url")
@@ -158,8 +175,11 @@ def test_authorize_url_has_exactly_the_five_parameters(client: IntuitClient, fak
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == fake.environ()["SIDEQUEST_OAUTH_AUTHORIZE_URL"]
     assert parse_qs(parts.query) == {
-        "client_id": [CLIENT_ID], "response_type": ["code"], "scope": [ACCOUNTING_SCOPE],
-        "redirect_uri": [DEFAULT_REDIRECT_URI], "state": ["state-123"],
+        "client_id": [CLIENT_ID],
+        "response_type": ["code"],
+        "scope": [ACCOUNTING_SCOPE],
+        "redirect_uri": [DEFAULT_REDIRECT_URI],
+        "state": ["state-123"],
     }
 
 
@@ -272,7 +292,9 @@ def test_corpus_details_keep_meaning_and_mask_token_ids() -> None:
     # Even the escaped form as pasted (a JSON string literal) is understood, one level deep.
     assert classify_error_response(403, files["12"].read_bytes(), {}, api="qbo").kind == "wrong_environment"
     grant = classify_error_response(400, files["05"].read_bytes(), {}, api="token", grant="refresh_token")
-    assert str(grant) == "Intuit refused the refresh token (HTTP 400, invalid_grant: Incorrect or invalid refresh token)"
+    assert (
+        str(grant) == "Intuit refused the refresh token (HTTP 400, invalid_grant: Incorrect or invalid refresh token)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,19 +316,37 @@ def test_corpus_details_keep_meaning_and_mask_token_ids() -> None:
         (400, b'{"error":"something_new"}', "http_error"),
         (500, b'{"error":"invalid_grant"}', "server_error"),
         (429, b"Too many requests", "http_error"),
-        (401, b'<?xml version="1.0"?><IntuitResponse><Fault type="AuthenticationFault"><Error code="100">', "wrong_realm"),
+        (
+            401,
+            b'<?xml version="1.0"?><IntuitResponse><Fault type="AuthenticationFault"><Error code="100">',
+            "wrong_realm",
+        ),
         (401, b"<?xml version='1.0'?><IntuitResponse><Fault", "bad_response"),
         (401, b"<IntuitResponse><Other/></IntuitResponse>", "bad_response"),
         (400, b"\x00\xff\xfe garbage", "bad_response"),
         (400, b"[1, 2, 3]", "http_error"),
-        (401, b'{"code":"AuthenticationFailed","type":"INPUT","message":null,"detail":"Malformed bearer token"}',
-         "token_rejected"),
-        (401, b'{"Fault":{"Error":[{"Message":"message=AuthenticationFailed; errorCode=003200; statusCode=401",'
-              b'"Detail":"Token expired","code":"3200"}],"type":"AUTHENTICATION"}}', "token_rejected"),
-        (401, b'{"fault":{"error":[{"message":"message=AuthenticationFailed; errorCode=003200; statusCode=401"}]}}',
-         "token_rejected"),
-        (401, b'<Fault type="AuthorizatonFault"><Error code="120"><Message>Authorization Failure</Message></Error></Fault>',
-         "access_lost"),
+        (
+            401,
+            b'{"code":"AuthenticationFailed","type":"INPUT","message":null,"detail":"Malformed bearer token"}',
+            "token_rejected",
+        ),
+        (
+            401,
+            b'{"Fault":{"Error":[{"Message":"message=AuthenticationFailed; errorCode=003200; statusCode=401",'
+            b'"Detail":"Token expired","code":"3200"}],"type":"AUTHENTICATION"}}',
+            "token_rejected",
+        ),
+        (
+            401,
+            b'{"fault":{"error":[{"message":"message=AuthenticationFailed; errorCode=003200; statusCode=401"}]}}',
+            "token_rejected",
+        ),
+        (
+            401,
+            b'<Fault type="AuthorizatonFault"><Error code="120">'
+            b"<Message>Authorization Failure</Message></Error></Fault>",
+            "access_lost",
+        ),
     ],
 )
 def test_classify_odd_bodies(status: int, body: bytes, kind: str) -> None:
@@ -335,19 +375,25 @@ def test_classify_scrubs_known_secrets_and_token_like_ids() -> None:
     body = json.dumps({"error": "invalid_grant", "error_description": f"Refresh token not found: {refresh_token}"})
     err = classify_error_response(400, body.encode(), {}, api="token", secrets=[refresh_token])
     assert refresh_token not in str(err) and "1785429816" not in str(err)
-    body = json.dumps({"error": "invalid_grant", "error_description": "Refresh token not found: AB11575917x9kq2mzYt5a8LpQ"})
+    body = json.dumps(
+        {"error": "invalid_grant", "error_description": "Refresh token not found: AB11575917x9kq2mzYt5a8LpQ"}
+    )
     err = classify_error_response(400, body.encode(), {}, api="token")
     assert "AB11575917x9kq2mzYt5a8LpQ" not in str(err) and err.detail.endswith("…8LpQ")
     # Ordinary long words survive the masking.
-    err = classify_error_response(403, b'{"fault":{"error":[{"message":"message=ApplicationAuthorizationFailed",'
-                                       b'"code":"3100"}]}}', {}, api="qbo")
+    err = classify_error_response(
+        403, b'{"fault":{"error":[{"message":"message=ApplicationAuthorizationFailed","code":"3100"}]}}', {}, api="qbo"
+    )
     assert err.detail == "ApplicationAuthorizationFailed"
 
 
 def test_headers_are_read_case_insensitively_and_dates_parsed() -> None:
-    err = classify_error_response(400, b'{"error":"invalid_grant"}',
-                                  {"INTUIT_TID": "1-aa\r\nInjected: yes", "date": "Tue, 01 Dec 2026 10:00:00 GMT"},
-                                  api="token")
+    err = classify_error_response(
+        400,
+        b'{"error":"invalid_grant"}',
+        {"INTUIT_TID": "1-aa\r\nInjected: yes", "date": "Tue, 01 Dec 2026 10:00:00 GMT"},
+        api="token",
+    )
     assert err.intuit_tid == "1-aaInjected:yes" and "\n" not in str(err)
     assert err.server_date == datetime(2026, 12, 1, 10, tzinfo=timezone.utc)
     assert parse_server_date("not a date") is None and parse_server_date(None) is None
@@ -356,9 +402,15 @@ def test_headers_are_read_case_insensitively_and_dates_parsed() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"<html>hi</html>", b'{"access_token":"a"', b'{"access_token":"abc","refresh_token":"def"}',
-     b'{"access_token":"abc","refresh_token":"def","expires_in":true}', b'["x"]',
-     b'{"access_token":"","refresh_token":"def","expires_in":3600}'],
+    [
+        b"",
+        b"<html>hi</html>",
+        b'{"access_token":"a"',
+        b'{"access_token":"abc","refresh_token":"def"}',
+        b'{"access_token":"abc","refresh_token":"def","expires_in":true}',
+        b'["x"]',
+        b'{"access_token":"","refresh_token":"def","expires_in":3600}',
+    ],
 )
 def test_parse_token_response_rejects_unusable_answers(body: bytes) -> None:
     err = expect_error(lambda: parse_token_response(body, {}), "bad_response", "abc", "def")
@@ -366,8 +418,10 @@ def test_parse_token_response_rejects_unusable_answers(body: bytes) -> None:
 
 
 def test_token_response_repr_hides_tokens() -> None:
-    body = b'{"access_token":"eyJaccess0123456789","refresh_token":"RT1-39-H3-17854298zzzz","expires_in":"3600",' \
-           b'"x_refresh_token_expires_in":8726400.0,"x_refresh_token_hard_expires_in":"156032154"}'
+    body = (
+        b'{"access_token":"eyJaccess0123456789","refresh_token":"RT1-39-H3-17854298zzzz","expires_in":"3600",'
+        b'"x_refresh_token_expires_in":8726400.0,"x_refresh_token_hard_expires_in":"156032154"}'
+    )
     tokens = parse_token_response(body, {})
     assert isinstance(tokens, TokenResponse)
     assert (tokens.expires_in, tokens.refresh_expires_in, tokens.hard_expires_in) == (3600, 8726400, 156032154)
@@ -445,8 +499,9 @@ def test_never_rotation_keeps_the_token(client: IntuitClient, fake: FakeIntuit, 
 
 def test_idle_expiry_after_100_days(client: IntuitClient, fake: FakeIntuit, clock: Clock) -> None:
     alive = fake.mint_chain(CLIENT_ID, REALM)
-    idle = fake.mint_chain(CLIENT_ID, OTHER_REALM, issued_at=clock() - timedelta(days=120),
-                           last_used_at=clock() - timedelta(days=101))
+    idle = fake.mint_chain(
+        CLIENT_ID, OTHER_REALM, issued_at=clock() - timedelta(days=120), last_used_at=clock() - timedelta(days=101)
+    )
     expect_error(lambda: client.refresh(CLIENT_ID, CLIENT_SECRET, idle), "invalid_grant", idle)
     clock.advance(days=99)
     kept = client.refresh(CLIENT_ID, CLIENT_SECRET, alive).refresh_token
@@ -467,16 +522,21 @@ def test_disconnect_kills_refresh_and_access_tokens(client: IntuitClient, fake: 
     tokens = client.refresh(CLIENT_ID, CLIENT_SECRET, rt)
     fake.disconnect(REALM)
     expect_error(lambda: client.refresh(CLIENT_ID, CLIENT_SECRET, rt), "invalid_grant", rt)
-    err = expect_error(lambda: client.company_info(tokens.access_token, REALM, "sandbox"), "token_rejected",
-                       tokens.access_token)
+    err = expect_error(
+        lambda: client.company_info(tokens.access_token, REALM, "sandbox"), "token_rejected", tokens.access_token
+    )
     assert err.code == "3200" and err.detail.startswith("Token expired: …")
     assert fake.current_refresh_token(CLIENT_ID, REALM) is None
 
 
 def test_wrong_keys(client: IntuitClient, fake: FakeIntuit) -> None:
     rt = fake.mint_chain(CLIENT_ID, REALM)
-    err = expect_error(lambda: client.refresh(CLIENT_ID, "wrong-secret-0123456789", rt), "invalid_client",
-                       rt, "wrong-secret-0123456789")
+    err = expect_error(
+        lambda: client.refresh(CLIENT_ID, "wrong-secret-0123456789", rt),
+        "invalid_client",
+        rt,
+        "wrong-secret-0123456789",
+    )
     assert (err.status, err.code) == (401, "invalid_client")
     expect_error(lambda: client.refresh("unknown-client", CLIENT_SECRET, rt), "invalid_client", rt)
     # Production keys do not know a chain consented with the development (sandbox) keys.
@@ -502,8 +562,10 @@ def test_api_errors_3200_3100_100(client: IntuitClient, fake: FakeIntuit, clock:
     assert client.company_info(prod_at, PROD_REALM, "production").company_name == "Real Distribution LLC"
 
 
-@pytest.mark.parametrize(("mode", "kind"), [("503", "server_error"), ("html_502", "server_error"),
-                                            ("truncated", "bad_response"), ("reset", "network")])
+@pytest.mark.parametrize(
+    ("mode", "kind"),
+    [("503", "server_error"), ("html_502", "server_error"), ("truncated", "bad_response"), ("reset", "network")],
+)
 def test_failure_modes(client: IntuitClient, fake: FakeIntuit, mode: str, kind: str) -> None:
     fake.rotation = "every_call"
     rt = fake.mint_chain(CLIENT_ID, REALM)
@@ -542,15 +604,20 @@ def test_connection_refused_on_a_closed_port() -> None:
         port = sock.getsockname()[1]
     environ = {"SIDEQUEST_OAUTH_TOKEN_URL": f"http://127.0.0.1:{port}/oauth2/v1/tokens/bearer"}
     with IntuitClient(environ=environ, timeout=1, connect_timeout=1) as client:
-        err = expect_error(lambda: client.refresh(CLIENT_ID, CLIENT_SECRET, "RT1-39-H3-secretvalue123456"),
-                           "network", "RT1-39-H3-secretvalue123456")
+        err = expect_error(
+            lambda: client.refresh(CLIENT_ID, CLIENT_SECRET, "RT1-39-H3-secretvalue123456"),
+            "network",
+            "RT1-39-H3-secretvalue123456",
+        )
     assert err.retryable and "127.0.0.1" in str(err)
 
 
 def test_plain_http_to_a_remote_host_is_refused_before_connecting() -> None:
     # 192.0.2.1 (TEST-NET-1) would hang a real connect; the refusal must come first and fast.
-    environ = {"SIDEQUEST_OAUTH_TOKEN_URL": "http://192.0.2.1/oauth2/v1/tokens/bearer",
-               "SIDEQUEST_QBO_URL_SANDBOX": "http://192.0.2.1/sandbox"}
+    environ = {
+        "SIDEQUEST_OAUTH_TOKEN_URL": "http://192.0.2.1/oauth2/v1/tokens/bearer",
+        "SIDEQUEST_QBO_URL_SANDBOX": "http://192.0.2.1/sandbox",
+    }
     client = IntuitClient(environ=environ, timeout=5, connect_timeout=5)
     start = time.monotonic()
     expect_error(lambda: client.refresh(CLIENT_ID, CLIENT_SECRET, "RT1-39-H3-secretvalue123456"), "insecure_url")
@@ -604,8 +671,9 @@ def test_consent_and_code_exchange(client: IntuitClient, fake: FakeIntuit) -> No
 
 def test_code_needs_the_same_redirect_uri_and_burns(client: IntuitClient, fake: FakeIntuit) -> None:
     code = consent(client)["code"]
-    expect_error(lambda: client.exchange_code(CLIENT_ID, CLIENT_SECRET, code, DEFAULT_REDIRECT_URI),
-                 "invalid_grant", code)
+    expect_error(
+        lambda: client.exchange_code(CLIENT_ID, CLIENT_SECRET, code, DEFAULT_REDIRECT_URI), "invalid_grant", code
+    )
     expect_error(lambda: client.exchange_code(CLIENT_ID, CLIENT_SECRET, code, REDIRECT), "invalid_grant", code)
 
 

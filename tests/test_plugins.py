@@ -46,9 +46,7 @@ def test_builtin_probes_are_listed_with_their_plugin(home: Path) -> None:
 def test_example_plugin_is_listed_run_and_its_secret_redacted(home: Path, site: Path) -> None:
     install_plugin(site, "example", "sidequest_example", EXAMPLE.read_text())
     secret = "exampleApiToken-5f1e2d3c4b5a"
-    (home / ".env").write_text(
-        (home / ".env").read_text() + f"EXAMPLE_LABEL=Invoices\nEXAMPLE_API_TOKEN={secret}\n"
-    )
+    (home / ".env").write_text((home / ".env").read_text() + f"EXAMPLE_LABEL=Invoices\nEXAMPLE_API_TOKEN={secret}\n")
     env = plugin_env(home, site)
 
     listed = run_cli("doctor", "--list-probes", env=env)

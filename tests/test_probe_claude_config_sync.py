@@ -69,8 +69,9 @@ def test_missing_file_warns_naming_the_path_and_how_to_point_at_it(tmp_path, val
         (b'{"mcpServers": {},}', "line 1, column 19"),
     ],
 )
-def test_unparsable_file_fails_with_line_and_column_and_is_never_touched(tmp_path, values, config_path,
-                                                                        raw, where) -> None:
+def test_unparsable_file_fails_with_line_and_column_and_is_never_touched(
+    tmp_path, values, config_path, raw, where
+) -> None:
     write_claude_config(config_path, raw=raw)
     ctx = make_ctx(tmp_path, config_path)
     finding = check(ctx)
@@ -84,8 +85,13 @@ def test_unparsable_file_fails_with_line_and_column_and_is_never_touched(tmp_pat
 
 @pytest.mark.parametrize(
     "raw, reason",
-    [(b"", "empty"), (b"  \n", "empty"), (b"[]", "not_object"), (b"\xef\xbb\xbf", "empty"),
-     (b"\xff\xfe{\x00}\x00", "not_utf8")],
+    [
+        (b"", "empty"),
+        (b"  \n", "empty"),
+        (b"[]", "not_object"),
+        (b"\xef\xbb\xbf", "empty"),
+        (b"\xff\xfe{\x00}\x00", "not_utf8"),
+    ],
 )
 def test_empty_non_object_bom_only_fail_as_invalid(tmp_path, values, config_path, raw, reason) -> None:
     write_claude_config(config_path, raw=raw)
@@ -117,8 +123,14 @@ def test_missing_connector_entry_shows_the_shape_to_add_without_secrets(tmp_path
 
 
 def test_command_that_cannot_be_found_is_named(tmp_path, values, config_path) -> None:
-    write_claude_config(config_path, {"mcpServers": {"qb-distributor": connector_entry(
-        synced_env(values), command="/opt/nowhere/qb-distributor-mcp")}})
+    write_claude_config(
+        config_path,
+        {
+            "mcpServers": {
+                "qb-distributor": connector_entry(synced_env(values), command="/opt/nowhere/qb-distributor-mcp")
+            }
+        },
+    )
     finding = check(make_ctx(tmp_path, config_path))
     assert finding.status == "fail" and finding.cause == "claude_config_invalid"
     assert "/opt/nowhere/qb-distributor-mcp" in finding.summary
@@ -126,8 +138,10 @@ def test_command_that_cannot_be_found_is_named(tmp_path, values, config_path) ->
 
 def test_command_found_through_path_is_ok_with_advice(tmp_path, values, config_path) -> None:
     tool_dir = Path(sys.executable).parent
-    write_claude_config(config_path, {"mcpServers": {"qb-distributor": connector_entry(
-        synced_env(values), command=Path(sys.executable).name)}})
+    write_claude_config(
+        config_path,
+        {"mcpServers": {"qb-distributor": connector_entry(synced_env(values), command=Path(sys.executable).name)}},
+    )
     finding = check(make_ctx(tmp_path, config_path, PATH=str(tool_dir)))
     assert finding.status == "ok"
     assert any("full path" in d for d in finding.details)
@@ -182,8 +196,9 @@ def test_older_token_of_the_same_chain_is_ok_explained_and_fix_resyncs(tmp_path,
 
 
 def test_entry_without_realm_and_environment_warns_and_fix_adds_them(tmp_path, values, config_path) -> None:
-    write_claude_config(config_path, {"mcpServers": {"qb": connector_entry(
-        {"QB_REFRESH_TOKEN": values["QB_REFRESH_TOKEN"]})}})
+    write_claude_config(
+        config_path, {"mcpServers": {"qb": connector_entry({"QB_REFRESH_TOKEN": values["QB_REFRESH_TOKEN"]})}}
+    )
     ctx = make_ctx(tmp_path, config_path)
     finding = check(ctx)
     assert finding.status == "warn"

@@ -10,7 +10,7 @@ import pytest
 
 from doctor.context import Context
 from probes import lock_health
-from probes.lock_health import check, cloud_folder, describe_fix, apply_fix
+from probes.lock_health import apply_fix, check, cloud_folder, describe_fix
 from tests.conftest import configured_values, write_env
 from tests.local_support import dead_pid, lock_held, make_old, snapshot, write_owner_record
 

@@ -120,8 +120,10 @@ def test_token_age_reads_recorded_dates(tmp_path, extra, status, basis, days_lef
         assert any("five-year limit is unknown" in d for d in age.details)
 
 
-@pytest.mark.parametrize(("age_days", "status", "phrase"), [(30, "ok", "estimated"), (95, "warn", "estimated"),
-                                                            (130, "warn", "probably expired")])
+@pytest.mark.parametrize(
+    ("age_days", "status", "phrase"),
+    [(30, "ok", "estimated"), (95, "warn", "estimated"), (130, "warn", "probably expired")],
+)
 def test_token_age_estimates_a_legacy_file_from_its_date_and_never_fails_on_it(tmp_path, age_days, status, phrase):
     home = tmp_path / "home"
     write_chain_env(home, UNKNOWN_TOKEN, modified=NOW - timedelta(days=age_days))
@@ -140,7 +142,9 @@ def test_token_age_estimates_a_legacy_file_from_its_date_and_never_fails_on_it(t
 def test_expiry_status_ignores_an_unreadable_date_and_says_so(tmp_path):
     home = tmp_path / "home"
     write_chain_env(
-        home, UNKNOWN_TOKEN, QB_REFRESH_TOKEN_EXPIRES_AT="next tuesday",
+        home,
+        UNKNOWN_TOKEN,
+        QB_REFRESH_TOKEN_EXPIRES_AT="next tuesday",
         QB_TOKEN_REFRESHED_AT=stamp(NOW - timedelta(days=1)),
     )
     ctx = make_context(tmp_path, home, offline=True, clock=lambda: NOW)

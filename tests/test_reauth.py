@@ -40,13 +40,18 @@ ACCESS_TOKEN_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{20,}")
 OWNER_LINES = (
     "# SideQuest connector settings\r\n"
     "export EXTRA_SETTING='keep me'  # owner comment\n"
-    "UNKNOWN_KEY=\"quoted value\"\n"
+    'UNKNOWN_KEY="quoted value"\n'
     "\n"
     "# trailing comment ü\n"
 )
 SIDEQUEST_KEYS = (
-    "QB_REFRESH_TOKEN", "QB_REALM_ID", "QB_ENVIRONMENT", "QB_TOKEN_REFRESHED_AT",
-    "QB_REFRESH_TOKEN_EXPIRES_AT", "QB_REFRESH_TOKEN_HARD_EXPIRES_AT", "QB_TOKEN_ENVIRONMENT",
+    "QB_REFRESH_TOKEN",
+    "QB_REALM_ID",
+    "QB_ENVIRONMENT",
+    "QB_TOKEN_REFRESHED_AT",
+    "QB_REFRESH_TOKEN_EXPIRES_AT",
+    "QB_REFRESH_TOKEN_HARD_EXPIRES_AT",
+    "QB_TOKEN_ENVIRONMENT",
     "QB_TOKEN_REALM_ID",
 )
 
@@ -145,8 +150,14 @@ def free_port() -> int:
 
 def run_reauth(env: dict[str, str], *args: str, stdin: str = "", timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "doctor.cli", "reauth-qb", *args], env=env, input=stdin,
-        capture_output=True, text=True, encoding="utf-8", timeout=timeout, cwd=REPO,
+        [sys.executable, "-m", "doctor.cli", "reauth-qb", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        cwd=REPO,
     )
 
 
@@ -155,8 +166,14 @@ class Interactive:
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "doctor.cli", "reauth-qb", "--no-browser", *args], env=env, cwd=REPO,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+            [sys.executable, "-m", "doctor.cli", "reauth-qb", "--no-browser", *args],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
         )
         self.url = self.proc.stdout.readline().rstrip("\n")
         assert self.url.startswith("http://127.0.0.1:"), f"first stdout line is not the consent URL: {self.url!r}"
@@ -408,8 +425,13 @@ def test_other_company_is_asked_about_on_a_terminal(world: World) -> None:
     main, secondary = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "doctor.cli", "reauth-qb", "--no-browser", "--timeout", "30"],
-        env=world.env(), cwd=REPO, stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, encoding="utf-8",
+        env=world.env(),
+        cwd=REPO,
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
     )
     os.close(secondary)
     try:
@@ -596,10 +618,14 @@ def test_listener_is_not_reachable_from_the_network(world: World) -> None:
 
 def test_state_must_match_exactly_at_the_listener() -> None:
     state = "nonce-abc.5555"
-    assert isinstance(judge_reply({"code": "c", "realmId": "1", "state": state}, state, "browser",
-                                  require_state=True), ConsentReply)
-    for params in ({"code": "c", "realmId": "1"}, {"code": "c", "realmId": "1", "state": state + "x"},
-                   {"code": "c", "realmId": "1", "state": ""}):
+    assert isinstance(
+        judge_reply({"code": "c", "realmId": "1", "state": state}, state, "browser", require_state=True), ConsentReply
+    )
+    for params in (
+        {"code": "c", "realmId": "1"},
+        {"code": "c", "realmId": "1", "state": state + "x"},
+        {"code": "c", "realmId": "1", "state": ""},
+    ):
         verdict = judge_reply(params, state, "browser", require_state=True)
         assert isinstance(verdict, Refused) and verdict.reason == "wrong_state"
     verdict = judge_reply({"code": "c", "state": state}, state, "browser", require_state=True)
@@ -648,7 +674,10 @@ def test_listener_answers_once_and_logs_nothing(capfd) -> None:
         assert isinstance(events.get(timeout=5), Refused)
         answers: list = []
         browser = threading.Thread(
-            target=lambda: answers.append(http_get(base + "?" + urlencode({"code": code, "realmId": "1", "state": state}))))
+            target=lambda: answers.append(
+                http_get(base + "?" + urlencode({"code": code, "realmId": "1", "state": state}))
+            )
+        )
         browser.start()
         reply = events.get(timeout=5)
         assert isinstance(reply, ConsentReply) and reply.code == code

@@ -34,7 +34,7 @@ def test_redacted_forms_follow_the_contract() -> None:
     ids=["plain", "url", "url-plus", "json"],
 )
 def test_redact_replaces_each_encoding(encode) -> None:
-    secret = CLIENT_SECRET + "/+ \"x"
+    secret = CLIENT_SECRET + '/+ "x'
     r = Redactor([("client_secret", secret)])
     text = f"before {encode(secret)} after"
     out = r.redact_text(text)

@@ -49,8 +49,13 @@ def test_refresh_prints_the_redacted_token_and_expiries_and_saves_the_rotation(f
     env_file = read_env_file(home / ".env")
     assert env_file.get("QB_REFRESH_TOKEN") == current
     assert env_file.get("QB_REFRESH_TOKEN_HARD_EXPIRES_AT") is not None
-    assert (home / ".env").read_text().startswith(HEADER + "".join(
-        f"{k}={v}\n" for k, v in configured_values(QB_REFRESH_TOKEN=current).items()) + TRAILER)
+    assert (
+        (home / ".env")
+        .read_text()
+        .startswith(
+            HEADER + "".join(f"{k}={v}\n" for k, v in configured_values(QB_REFRESH_TOKEN=current).items()) + TRAILER
+        )
+    )
     assert (home / ".env").stat().st_mode & 0o777 == 0o600
 
 
@@ -96,8 +101,9 @@ with TokenStore(Path(sys.argv[1]), command="connector test-holder").locked(wait=
 
 def test_a_held_lock_gives_a_bounded_wait_naming_the_holder(chain) -> None:
     home, env = chain
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(home), "30"], stdout=subprocess.PIPE,
-                              text=True, cwd=REPO, env=env)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(home), "30"], stdout=subprocess.PIPE, text=True, cwd=REPO, env=env
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.monotonic()
@@ -138,10 +144,17 @@ def test_sigkill_while_intuit_is_slow_leaves_a_parseable_env_with_old_or_new_tok
     fake_intuit.rotation = "every_call"
     fake_intuit.fail_mode = "slow"
     fake_intuit.slow_seconds = 3.0
-    proc = subprocess.Popen([sys.executable, "-m", "doctor.cli", "refresh-qb"], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "doctor.cli", "refresh-qb"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 15
-    while not any(r.path.endswith("/tokens/bearer") for r in list(fake_intuit.requests)) and time.monotonic() < deadline:
+    while (
+        not any(r.path.endswith("/tokens/bearer") for r in list(fake_intuit.requests)) and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
     time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)

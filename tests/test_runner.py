@@ -22,8 +22,7 @@ def plugin(*probes: Probe) -> SimpleNamespace:
 
 def run(home: Path, *probes: Probe, timeout: float = 10.0, verbose: bool = False, only=()):
     ctx = build_context(home, home / "no-claude.json", environ={}, offline=True, verbose=verbose)
-    plugins = build_plugins({}, load_entry_points=False, load_builtins=False,
-                            extra_plugins=[("test", plugin(*probes))])
+    plugins = build_plugins({}, load_entry_points=False, load_builtins=False, extra_plugins=[("test", plugin(*probes))])
     return execute(ctx, plugins, timeout=timeout, only=only)
 
 
@@ -100,8 +99,12 @@ def test_dependents_of_a_failed_probe_are_skipped_with_blocked_by(tmp_path: Path
         Probe(id="child", title="Child", run=sleeper(0), depends_on=("parent",)),
         Probe(id="parent", title="Parent", run=lambda ctx: Finding("fail", "no", cause="lock_problem")),
         Probe(id="grandchild", title="Grandchild", run=sleeper(0), depends_on=("child",)),
-        Probe(id="ordered", title="Ordered", run=lambda ctx: Finding("ok", str(ctx.results["parent"].status)),
-              runs_after=("parent",)),
+        Probe(
+            id="ordered",
+            title="Ordered",
+            run=lambda ctx: Finding("ok", str(ctx.results["parent"].status)),
+            runs_after=("parent",),
+        ),
     )
     by_id = {r.id: r for r in result.report.results}
     assert by_id["child"].status == "skip" and by_id["child"].blocked_by == "parent"
@@ -150,8 +153,7 @@ def test_warnings_keep_healthy_but_strict_exits_one(tmp_path: Path) -> None:
     result = run(tmp_path, warn)
     assert result.report.diagnosis.cause == "healthy" and result.report.exit_code == 0
     ctx = build_context(tmp_path, None, environ={}, offline=True)
-    plugins = build_plugins({}, load_entry_points=False, load_builtins=False,
-                            extra_plugins=[("t", plugin(warn))])
+    plugins = build_plugins({}, load_entry_points=False, load_builtins=False, extra_plugins=[("t", plugin(warn))])
     assert execute(ctx, plugins, strict=True).report.exit_code == 1
 
 

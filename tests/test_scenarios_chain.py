@@ -17,11 +17,11 @@ import pytest
 from tests.chain_support import (
     OTHER_REALM_ID,
     OWNER_LINES,
+    assert_no_secret,
     closed_port,
     doctor,
     doctor_all_formats,
     issued_secrets,
-    assert_no_secret,
     metadata,
     owner_lines,
     probe,
@@ -167,7 +167,10 @@ def test_environment_mismatch_from_metadata(tmp_path, fake_intuit):
     token = sandbox_world(fake_intuit, issued_at=now - timedelta(hours=2))
     home = tmp_path / "home"
     write_chain_env(
-        home, token, QB_ENVIRONMENT="production", **metadata(refreshed_at=now - timedelta(hours=2), environment="sandbox")
+        home,
+        token,
+        QB_ENVIRONMENT="production",
+        **metadata(refreshed_at=now - timedelta(hours=2), environment="sandbox"),
     )
 
     doc, text, _prompt = doctor_all_formats(home, fake_intuit)

@@ -47,8 +47,10 @@ class Outputs:
 
 def doctor(home: Path, config: Path, secrets: list[str], *extra: str) -> Outputs:
     env = cli_env(home, config)
-    results = {fmt: run_cli("doctor", "--offline", "--format", fmt, *extra, env=env, timeout=30)
-               for fmt in ("json", "text", "prompt")}
+    results = {
+        fmt: run_cli("doctor", "--offline", "--format", fmt, *extra, env=env, timeout=30)
+        for fmt in ("json", "text", "prompt")
+    }
     for fmt, result in results.items():
         assert "Traceback" not in result.stderr, f"{fmt}: {result.stderr}"
         assert_no_secret(result.stdout + result.stderr, secrets)
@@ -111,8 +113,11 @@ def _env_huge(home: Path) -> None:
     (home / ".env").write_bytes(line * (10 * 1024 * 1024 // len(line)))
 
 
-@pytest.mark.parametrize("setup", [_no_home, _no_env, _env_is_folder, _env_empty, _env_binary, _env_huge],
-                         ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "setup",
+    [_no_home, _no_env, _env_is_folder, _env_empty, _env_binary, _env_huge],
+    ids=lambda f: f.__name__.strip("_"),
+)
 def test_not_configured(tmp_path: Path, config: Path, setup: Callable[[Path], None]) -> None:
     home = tmp_path / "home"
     setup(home)
@@ -188,8 +193,10 @@ def test_an_entry_with_a_list_env_value_is_invalid(tmp_path: Path, config: Path)
 
 def test_realm_differs_between_claude_and_env(tmp_path: Path, config: Path) -> None:
     home, values = healthy_home(tmp_path, config)
-    write_claude_config(config, rich_config(
-        synced_env(values) | {"QB_REALM_ID": "4620816365000000000", "QB_REFRESH_TOKEN": CLAUDE_TOKEN}))
+    write_claude_config(
+        config,
+        rich_config(synced_env(values) | {"QB_REALM_ID": "4620816365000000000", "QB_REFRESH_TOKEN": CLAUDE_TOKEN}),
+    )
     out = doctor(home, config, secrets_of(values))
     assert out.doc["diagnosis"]["cause"] == "claude_config_out_of_sync"
     assert out.json.returncode == 1

@@ -71,8 +71,14 @@ def write_env(home: Path, rt: str) -> Path:
 class StandInIntuit:
     """Plays IntuitClient.refresh: scripted outcomes, then rotating answers; counts calls."""
 
-    def __init__(self, outcomes: list[Exception] | None = None, *, rotate: bool = True, hard_expires_in: int | None = None,
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        outcomes: list[Exception] | None = None,
+        *,
+        rotate: bool = True,
+        hard_expires_in: int | None = None,
+        delay: float = 0.0,
+    ) -> None:
         self.outcomes = list(outcomes or [])
         self.rotate = rotate
         self.hard_expires_in = hard_expires_in
@@ -126,7 +132,12 @@ def child_env(fake: FakeIntuit | None = None, **extra: str) -> dict[str, str]:
 def start_child(script: str, env: dict[str, str], *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script), *args],
-        env=env, cwd=str(REPO), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=str(REPO),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -593,7 +604,10 @@ def test_get_access_token_from_a_fresh_process_pointed_at_the_fake(home: Path, f
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(CONNECTOR)],
         env=child_env(fake, SIDEQUEST_HOME=str(home), QB_REFRESH_TOKEN="RTstale-in-claude-config-99"),
-        cwd=str(REPO), capture_output=True, text=True, timeout=30,
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == "ok"
@@ -601,8 +615,9 @@ def test_get_access_token_from_a_fresh_process_pointed_at_the_fake(home: Path, f
     assert read_env_file(home / ".env").get("QB_REFRESH_TOKEN") == fake.current_refresh_token(CLIENT_ID, REALM)
 
 
-def test_get_access_token_in_process_defaults_to_sidequest_home(home: Path, fake: FakeIntuit,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_access_token_in_process_defaults_to_sidequest_home(
+    home: Path, fake: FakeIntuit, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_env(home, fake.mint_chain(CLIENT_ID, REALM))
     monkeypatch.setenv("SIDEQUEST_HOME", str(home))
     for key, value in fake.environ().items():
@@ -618,8 +633,14 @@ def test_get_access_token_in_process_defaults_to_sidequest_home(home: Path, fake
 
 def test_connector_hint_points_at_the_diagnose_prompt_without_secrets() -> None:
     secret_error = IntuitError("invalid_grant", "refresh token RTsecret-in-message-1234 refused")
-    for error in (None, secret_error, IntuitError("network"), LockTimeout(None, 2.0),
-                  StoreError("not_configured", "x"), ValueError("RTsecret-in-message-1234")):
+    for error in (
+        None,
+        secret_error,
+        IntuitError("network"),
+        LockTimeout(None, 2.0),
+        StoreError("not_configured", "x"),
+        ValueError("RTsecret-in-message-1234"),
+    ):
         hint = connector_hint(error)
         assert "`sidequest doctor --format prompt`" in hint and "paste the result into Claude" in hint
         assert "RTsecret" not in hint and "\n" not in hint
