@@ -171,5 +171,6 @@ def render_prompt(doc: dict[str, Any]) -> str:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["fence"] = fence
+    env.filters["prepend"] = lambda text, prefix: f"{prefix}{text}"
     template = env.get_template("diagnose_prompt.md.j2")
     return template.render(doc=doc, problems=[p for p in doc["probes"] if p["status"] != "ok"])
