@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -28,15 +27,15 @@ class SelectionError(ValueError):
     """`--probe`/`--skip` named a probe that does not exist (a usage error)."""
 
 
-@dataclass(eq=False)
 class DoctorRun:
     """A finished run: the report, its redacted document, and what produced them."""
 
-    report: Report
-    ctx: Context
-    plugins: PluginSet
-    redactor: Redactor
-    document: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, report: Report, ctx: Context, plugins: PluginSet, redactor: Redactor) -> None:
+        self.report = report
+        self.ctx = ctx
+        self.plugins = plugins
+        self.redactor = redactor
+        self.document: dict[str, Any] = {}
 
 
 def iso_z(moment: datetime) -> str:

@@ -21,9 +21,8 @@ import re
 import stat
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from doctor.atomic_file import fsync_folder, remove_quietly, write_temp
 
@@ -88,14 +87,13 @@ class ClaudeConfigError(Exception):
         return f"ClaudeConfigError(reason={self.reason!r}, message={self.message!r})"
 
 
-@dataclass(frozen=True, eq=False)
-class ConnectorEntry:
+class ConnectorEntry(NamedTuple):
     """The connector's entry in `mcpServers`, as found (values not validated)."""
 
     name: str
     command: str | None
     args: tuple[str, ...]
-    env: dict[str, Any] = field(repr=False)
+    env: dict[str, Any]  # holds the refresh token: never in the repr
     found_by: str  # "name" or "env"
 
     def __repr__(self) -> str:
@@ -107,13 +105,12 @@ class ConnectorEntry:
         )
 
 
-@dataclass(frozen=True, eq=False)
-class ClaudeConfig:
+class ClaudeConfig(NamedTuple):
     """A parsed Claude Desktop config and the facts about the file it came from."""
 
     path: Path
-    raw: bytes = field(repr=False)
-    data: dict[str, Any] = field(repr=False)
+    raw: bytes
+    data: dict[str, Any]
     had_bom: bool
     mtime: float
     # Dotted paths of keys that appear more than once in one object, with their counts;
@@ -454,11 +451,10 @@ def _locate_duplicates(
 # --------------------------------------------------------------------------- updating
 
 
-@dataclass(frozen=True, eq=False)
-class UpdateResult:
+class UpdateResult(NamedTuple):
     """What `update_connector_env` changed. `changed` maps key -> (old, new), unredacted."""
 
-    changed: dict[str, tuple[str | None, str]] = field(repr=False)
+    changed: dict[str, tuple[str | None, str]]
     backup_path: Path | None
     entry_name: str
 

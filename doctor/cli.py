@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,15 @@ from doctor.renderers import FORMATS
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
-@dataclass(eq=False)
 class Settings:
-    home: Path | None
-    claude_config: Path | None
-    # Secrets seen by the current command, so that even an internal error message is redacted.
-    secrets: list[tuple[str, str]] = field(default_factory=list)
-    client_id: str | None = None
+    """The global options, and what the running command learnt that error messages must hide."""
+
+    def __init__(self, home: Path | None, claude_config: Path | None) -> None:
+        self.home = home
+        self.claude_config = claude_config
+        # Secrets seen by the current command, so that even an internal error message is redacted.
+        self.secrets: list[tuple[str, str]] = []
+        self.client_id: str | None = None
 
 
 def emit(text: str, *, output: Path | None = None, err: bool = False) -> None:

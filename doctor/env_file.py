@@ -19,10 +19,9 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
-from dotenv import dotenv_values
 from dotenv.parser import Binding, parse_stream
 
 from doctor.atomic_file import replace_atomically
@@ -73,24 +72,28 @@ class EnvFileError(Exception):
         self.path = path
 
 
-@dataclass(frozen=True, eq=False)
-class LineProblem:
+class LineProblem(NamedTuple):
     """A line python-dotenv ignores. `text` describes it; it never quotes the line."""
 
     line: int
     text: str
 
 
-@dataclass(frozen=True, eq=False)
-class EnvFile:
+class EnvFile(NamedTuple):
     path: Path
-    values: dict[str, str | None] = field(repr=False)
+    values: dict[str, str | None]  # holds secrets: never in the repr
     problems: tuple[LineProblem, ...]
     had_bom: bool
     newline: str
     mode: int
     mtime: float
     encoding: str = "utf-8"
+
+    def __repr__(self) -> str:
+        return (
+            f"EnvFile(path={str(self.path)!r}, keys={sorted(self.values)!r}, problems={self.problems!r}, "
+            f"had_bom={self.had_bom!r}, newline={self.newline!r}, mode={oct(self.mode)}, encoding={self.encoding!r})"
+        )
 
     def get(self, key: str) -> str | None:
         """The value with surrounding whitespace removed, or None when missing or empty."""
@@ -101,8 +104,7 @@ class EnvFile:
         return value or None
 
 
-@dataclass(frozen=True, eq=False)
-class _Loaded:
+class _Loaded(NamedTuple):
     text: str
     had_bom: bool
     mode: int
@@ -217,11 +219,13 @@ def read_env_file(path: Path, *, encoding: str = "utf-8") -> EnvFile:
     """
     path = Path(path)
     loaded = _load(path, encoding)
-    values = dotenv_values(stream=io.StringIO(loaded.text), interpolate=False)
     bindings = list(parse_stream(io.StringIO(loaded.text)))
+    # Exactly what dotenv_values(interpolate=False) builds from the same bindings (later keys
+    # win), without parsing twice or letting python-dotenv log about malformed lines.
+    values = {b.key: b.value for b in bindings if b.key is not None}
     return EnvFile(
         path=path,
-        values=dict(values),
+        values=values,
         problems=_problems(bindings),
         had_bom=loaded.had_bom,
         newline=_detect_newline(loaded.text),

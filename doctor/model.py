@@ -3,13 +3,16 @@
 Probes return plain data (`Finding`); the runner wraps it into a `ProbeResult` with timing and
 dependency facts; the diagnosis turns the results into one `Diagnosis`; renderers only format
 a `Report`. Nothing here prints or formats for a medium.
+
+Value types are NamedTuples; Probe (which validates) and the two mutable types are plain
+classes. Not dataclasses: every `sidequest doctor` run imports this module, and generating
+dataclass methods cost more start-up time than the rest of the module.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.context import Context
@@ -41,8 +44,7 @@ CAUSES: tuple[str, ...] = ("healthy",) + CAUSE_ORDER
 PROBE_ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
-@dataclass(frozen=True, eq=False)
-class Remediation:
+class Remediation(NamedTuple):
     """What the user (or `--fix`) can do about a finding."""
 
     text: str
@@ -57,8 +59,7 @@ class Remediation:
         }
 
 
-@dataclass(frozen=True, eq=False)
-class Finding:
+class Finding(NamedTuple):
     """What a probe's `run(ctx)` returns.
 
     `cause` names the root cause (a code of `CAUSES`) this finding points to when its status
@@ -69,13 +70,12 @@ class Finding:
     status: Status
     summary: str
     details: tuple[str, ...] | list[str] = ()
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = {}  # never mutated: the runner copies it into the result
     remediation: Remediation | None = None
     cause: str | None = None
 
 
-@dataclass(frozen=True, eq=False)
-class Fixer:
+class Fixer(NamedTuple):
     """A safe, automatic repair a probe offers to `doctor --fix`.
 
     `describe(ctx)` says in one line what would change (None when nothing needs doing);
@@ -86,7 +86,6 @@ class Fixer:
     apply: Callable[["Context"], str]
 
 
-@dataclass(frozen=True, eq=False)
 class Probe:
     """A probe description, returned by plugins from the `sidequest_probes` hook.
 
@@ -95,42 +94,81 @@ class Probe:
     results are then in `ctx.results`, whatever their status).
     """
 
-    id: str
-    title: str
-    run: Callable[["Context"], Finding]
-    category: str = "general"
-    depends_on: tuple[str, ...] = ()
-    needs_network: bool = False
-    side_effects: SideEffects = "none"
-    timeout: float = 5.0
-    fixer: Fixer | None = None
-    runs_after: tuple[str, ...] = ()
+    __slots__ = (
+        "id", "title", "run", "category", "depends_on", "needs_network",
+        "side_effects", "timeout", "fixer", "runs_after",
+    )  # fmt: skip
 
-    def __post_init__(self) -> None:
-        if not PROBE_ID_RE.match(self.id):
-            raise ValueError(f"probe id {self.id!r} is not kebab-case")
-        if self.side_effects not in SIDE_EFFECTS:
-            raise ValueError(f"probe {self.id}: side_effects must be one of {SIDE_EFFECTS}")
-        object.__setattr__(self, "depends_on", tuple(self.depends_on))
-        object.__setattr__(self, "runs_after", tuple(self.runs_after))
+    def __init__(
+        self,
+        id: str,
+        title: str,
+        run: Callable[[Context], Finding],
+        category: str = "general",
+        depends_on: tuple[str, ...] = (),
+        needs_network: bool = False,
+        side_effects: SideEffects = "none",
+        timeout: float = 5.0,
+        fixer: Fixer | None = None,
+        runs_after: tuple[str, ...] = (),
+    ) -> None:
+        if not PROBE_ID_RE.match(id):
+            raise ValueError(f"probe id {id!r} is not kebab-case")
+        if side_effects not in SIDE_EFFECTS:
+            raise ValueError(f"probe {id}: side_effects must be one of {SIDE_EFFECTS}")
+        self.id = id
+        self.title = title
+        self.run = run
+        self.category = category
+        self.depends_on = tuple(depends_on)
+        self.needs_network = needs_network
+        self.side_effects = side_effects
+        self.timeout = timeout
+        self.fixer = fixer
+        self.runs_after = tuple(runs_after)
+
+    def __repr__(self) -> str:
+        return f"Probe(id={self.id!r}, title={self.title!r})"
 
 
-@dataclass(eq=False)
 class ProbeResult:
     """One probe's outcome in a run (the runner fills timing and dependency facts)."""
 
-    id: str
-    title: str
-    status: Status
-    summary: str
-    details: list[str] = field(default_factory=list)
-    remediation: Remediation | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
-    duration_ms: float = 0.0
-    side_effects: SideEffects = "none"
-    blocked_by: str | None = None
-    cause: str | None = None
-    plugin: str = "builtin"
+    __slots__ = (
+        "id", "title", "status", "summary", "details", "remediation", "facts",
+        "duration_ms", "side_effects", "blocked_by", "cause", "plugin",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        id: str,
+        title: str,
+        status: Status,
+        summary: str,
+        details: list[str] | None = None,
+        remediation: Remediation | None = None,
+        facts: dict[str, Any] | None = None,
+        duration_ms: float = 0.0,
+        side_effects: SideEffects = "none",
+        blocked_by: str | None = None,
+        cause: str | None = None,
+        plugin: str = "builtin",
+    ) -> None:
+        self.id = id
+        self.title = title
+        self.status = status
+        self.summary = summary
+        self.details = [] if details is None else details
+        self.remediation = remediation
+        self.facts = {} if facts is None else facts
+        self.duration_ms = duration_ms
+        self.side_effects = side_effects
+        self.blocked_by = blocked_by
+        self.cause = cause
+        self.plugin = plugin
+
+    def __repr__(self) -> str:
+        return f"ProbeResult(id={self.id!r}, status={self.status!r})"
 
     @property
     def is_problem(self) -> bool:
@@ -151,8 +189,7 @@ class ProbeResult:
         }
 
 
-@dataclass(frozen=True, eq=False)
-class Diagnosis:
+class Diagnosis(NamedTuple):
     """The one root cause of a run, for a person: a headline and the exact fix steps."""
 
     cause: str
@@ -164,20 +201,32 @@ class Diagnosis:
         return {"cause": self.cause, "headline": self.headline, "fix": list(self.fix)}
 
 
-@dataclass(eq=False)
 class Report:
     """Everything a run found, as plain data. Renderers format it; they never compute facts."""
 
-    run_id: str
-    generated_at: str
-    mode: Literal["live", "offline"]
-    platform: dict[str, str]
-    tool_version: str
-    results: list[ProbeResult]
-    diagnosis: Diagnosis
-    exit_code: int
-    strict: bool = False
-    notes: list[str] = field(default_factory=list)  # run-level notes (e.g. "refreshed once")
+    def __init__(
+        self,
+        run_id: str,
+        generated_at: str,
+        mode: Literal["live", "offline"],
+        platform: dict[str, str],
+        tool_version: str,
+        results: list[ProbeResult],
+        diagnosis: Diagnosis,
+        exit_code: int,
+        strict: bool = False,
+        notes: list[str] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.generated_at = generated_at
+        self.mode = mode
+        self.platform = platform
+        self.tool_version = tool_version
+        self.results = results
+        self.diagnosis = diagnosis
+        self.exit_code = exit_code
+        self.strict = strict
+        self.notes = [] if notes is None else notes  # run-level notes (e.g. "refreshed once")
 
     @property
     def counts(self) -> dict[str, int]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from types import ModuleType
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import pluggy
 
@@ -33,24 +33,22 @@ BUILTIN_ORDER = (
 )
 
 
-@dataclass(frozen=True, eq=False)
-class PluginProblem:
+class PluginProblem(NamedTuple):
     plugin: str
     message: str
 
 
-@dataclass(frozen=True, eq=False)
-class RegisteredProbe:
+class RegisteredProbe(NamedTuple):
     probe: Probe
     plugin: str
 
 
-@dataclass(eq=False)
 class PluginSet:
-    manager: pluggy.PluginManager
-    probes: list[RegisteredProbe] = field(default_factory=list)
-    problems: list[PluginProblem] = field(default_factory=list)
-    disabled: list[str] = field(default_factory=list)
+    def __init__(self, manager: pluggy.PluginManager) -> None:
+        self.manager = manager
+        self.probes: list[RegisteredProbe] = []
+        self.problems: list[PluginProblem] = []
+        self.disabled: list[str] = []
 
     def probe_ids(self) -> list[str]:
         return [r.probe.id for r in self.probes]
@@ -120,6 +118,20 @@ def load_entry_point(value: str) -> Any:
     return obj
 
 
+def hook_functions(module: ModuleType) -> ModuleType:
+    """A built-in probe module as pluggy sees it: a bare module holding only its `sidequest_*` functions.
+
+    pluggy inspects every attribute of a registered object; a module's imports and constants
+    made that most of the doctor's plugin-loading time. Third-party plugins are registered as
+    they come, so a misspelt hook there is still caught.
+    """
+    hooks = ModuleType(module.__name__)
+    for name in dir(module):
+        if name.startswith("sidequest_"):
+            setattr(hooks, name, getattr(module, name))
+    return hooks
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
@@ -157,7 +169,7 @@ def build_plugins(
             plugins.disabled.append(module_name)
             continue
         try:
-            candidates.append((module_name, importlib.import_module(module_name)))
+            candidates.append((module_name, hook_functions(importlib.import_module(module_name))))
         except Exception as exc:
             plugins.problems.append(PluginProblem(module_name, f"failed to load: {_one_line(exc)}"))
 

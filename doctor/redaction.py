@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import binascii
 import json
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 from urllib.parse import quote, quote_plus
 
 # Shorter values would match ordinary words; no real Intuit secret is this short.
@@ -58,8 +57,7 @@ class SecretLeak(Exception):
         )
 
 
-@dataclass(frozen=True, eq=False)
-class Secret:
+class Secret(NamedTuple):
     kind: str
     value: str
 

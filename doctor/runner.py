@@ -9,11 +9,9 @@ registration order, whatever order they finished in.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from doctor.context import Context
 from doctor.model import STATUSES, Finding, ProbeResult, Remediation
@@ -22,11 +20,29 @@ from doctor.plugins import RegisteredProbe
 DEFAULT_BUDGET = 20.0
 
 
-@dataclass(eq=False)
-class _Running:
+class _Running(NamedTuple):
     registered: RegisteredProbe
     started: float
     deadline: float
+
+
+class _Finished:
+    """Results handed from probe threads to the runner (queue.Queue's job, without its import cost)."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, ProbeResult]] = []
+        self._ready = threading.Condition()
+
+    def put(self, item: tuple[str, ProbeResult]) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+
+    def get(self, timeout: float) -> tuple[str, ProbeResult]:
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._items, timeout):
+                raise TimeoutError
+            return self._items.pop(0)
 
 
 def _result(registered: RegisteredProbe, **fields) -> ProbeResult:
@@ -89,7 +105,7 @@ def run_probes(
     results: dict[str, ProbeResult] = {}
     pending = {r.probe.id for r in order}
     running: dict[str, _Running] = {}
-    done_queue: queue.Queue[tuple[str, ProbeResult]] = queue.Queue()
+    done_queue = _Finished()
     run_deadline = time.monotonic() + budget
 
     def finish(probe_id: str, result: ProbeResult) -> None:
@@ -211,7 +227,7 @@ def run_probes(
             probe_id, result = done_queue.get(timeout=max(0.0, next_deadline - time.monotonic()))
             if probe_id in running:
                 finish(probe_id, result)
-        except queue.Empty:
+        except TimeoutError:
             now = time.monotonic()
             for probe_id, run in list(running.items()):
                 if now >= run.deadline:

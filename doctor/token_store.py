@@ -24,10 +24,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from doctor.env_file import EnvFileError, read_env_file, update_env_file
 
@@ -98,8 +97,7 @@ def _utc_now() -> datetime:
 # ---------------------------------------------------------------------------- lock owner
 
 
-@dataclass(frozen=True)
-class OwnerRecord:
+class OwnerRecord(NamedTuple):
     """Who holds (or last held) the `.env` lock."""
 
     pid: int
@@ -181,8 +179,7 @@ class StoreError(Exception):
 # ---------------------------------------------------------------------------- values
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class Credentials:
+class Credentials(NamedTuple):
     """What the chain needs, read from `.env` (preferred) else the process environment, per key."""
 
     client_id: str | None
@@ -219,8 +216,7 @@ class Credentials:
     __str__ = __repr__
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class RefreshResult:
+class RefreshResult(NamedTuple):
     access_token: str
     refresh_token: str
     rotated: bool

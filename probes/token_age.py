@@ -10,8 +10,8 @@ needs it to tell "expired" from "disconnected" when Intuit answers invalid_grant
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
@@ -34,8 +34,7 @@ LIMIT_IDLE = "idle"  # the 100-day rolling limit
 LIMIT_HARD = "hard"  # the five-year cap
 
 
-@dataclass(frozen=True, eq=False)
-class ExpiryStatus:
+class ExpiryStatus(NamedTuple):
     """The chain's deadlines as far as this computer knows them (UTC, aware)."""
 
     now: datetime
