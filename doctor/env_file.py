@@ -43,21 +43,23 @@ ENV_FILE_MODE = 0o600
 _BOM = b"\xef\xbb\xbf"
 # Values made only of these characters need no quoting in any dotenv dialect; tokens,
 # realm ids and ISO timestamps all fit, so the common case stays readable.
-_BARE_VALUE = re.compile(r"[A-Za-z0-9._:/+=@-]*")
-_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_BARE_VALUE = r"[A-Za-z0-9._:/+=@-]*"
+_KEY = r"[A-Za-z_][A-Za-z0-9_.]*"
 # The same patterns python-dotenv's parser uses (dotenv/parser.py); re-applied to one
 # binding's source text to find where its value sits, so the rest of the line survives.
+# Kept as strings and compiled on first use through re's cache: only a rewrite needs them,
+# and compiling them all at import was a noticeable share of the doctor's start-up.
 _LEADING_SPACE = re.compile(r"\s*", re.MULTILINE)
-_EXPORT = re.compile(r"(?:export[^\S\r\n]+)?")
-_SINGLE_QUOTED_KEY = re.compile(r"'([^']+)'")
-_UNQUOTED_KEY = re.compile(r"([^=\#\s]+)")
-_INLINE_SPACE = re.compile(r"[^\S\r\n]*")
-_EQUAL_SIGN = re.compile(r"(=[^\S\r\n]*)")
-_SINGLE_QUOTED_VALUE = re.compile(r"'((?:\\.|[^'\\])*)'", re.DOTALL)
-_DOUBLE_QUOTED_VALUE = re.compile(r'"((?:\\.|[^"\\])*)"', re.DOTALL)
-_UNQUOTED_VALUE = re.compile(r"([^\r\n]*)")
-_INLINE_COMMENT = re.compile(r"\s+#.*")
-_NEWLINE_AT_END = re.compile(r"(\r\n|\n|\r)\Z")
+_EXPORT = r"(?:export[^\S\r\n]+)?"
+_SINGLE_QUOTED_KEY = r"'([^']+)'"
+_UNQUOTED_KEY = r"([^=\#\s]+)"
+_INLINE_SPACE = r"[^\S\r\n]*"
+_EQUAL_SIGN = r"(=[^\S\r\n]*)"
+_SINGLE_QUOTED_VALUE = r"(?s)'((?:\\.|[^'\\])*)'"
+_DOUBLE_QUOTED_VALUE = r'(?s)"((?:\\.|[^"\\])*)"'
+_UNQUOTED_VALUE = r"([^\r\n]*)"
+_INLINE_COMMENT = r"\s+#.*"
+_NEWLINE_AT_END = r"(\r\n|\n|\r)\Z"
 
 
 class EnvFileError(Exception):
@@ -241,7 +243,7 @@ def format_value(value: str) -> str:
     Inside double quotes python-dotenv decodes exactly \\\\ \\" \\n \\r \\t (and a few more),
     so escaping those five makes every string read back unchanged, on one physical line.
     """
-    if _BARE_VALUE.fullmatch(value):
+    if re.fullmatch(_BARE_VALUE, value):
         return value
     escaped = (
         value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
@@ -251,7 +253,7 @@ def format_value(value: str) -> str:
 
 def _validate_updates(updates: Mapping[str, str | None]) -> None:
     for key, value in updates.items():
-        if not isinstance(key, str) or not _KEY.fullmatch(key):
+        if not isinstance(key, str) or not re.fullmatch(_KEY, key):
             raise ValueError(f"not a .env key name: {key!r}")
         if value is not None:
             if not isinstance(value, str):
@@ -268,28 +270,30 @@ def _value_span(statement: str) -> tuple[int, int, bool] | None:
     are kept exactly as written. None when the text does not look like a binding after all.
     """
     pos = _leading_space_length(statement)
-    pos = _EXPORT.match(statement, pos).end()
-    key_match = (_SINGLE_QUOTED_KEY if statement[pos : pos + 1] == "'" else _UNQUOTED_KEY).match(statement, pos)
+    pos = re.compile(_EXPORT).match(statement, pos).end()
+    key_match = re.compile(_SINGLE_QUOTED_KEY if statement[pos : pos + 1] == "'" else _UNQUOTED_KEY).match(
+        statement, pos
+    )
     if key_match is None:
         return None
     pos = key_match.end()
-    pos = _INLINE_SPACE.match(statement, pos).end()
+    pos = re.compile(_INLINE_SPACE).match(statement, pos).end()
     if statement[pos : pos + 1] != "=":
         return pos, pos, False
-    equal = _EQUAL_SIGN.match(statement, pos)
+    equal = re.compile(_EQUAL_SIGN).match(statement, pos)
     pos = equal.end()
     first = statement[pos : pos + 1]
     if len(equal.group(1)) > 1 and first == "#":
         return pos, pos, True
     if first in ("'", '"'):
-        quoted = (_SINGLE_QUOTED_VALUE if first == "'" else _DOUBLE_QUOTED_VALUE).match(statement, pos)
+        quoted = re.compile(_SINGLE_QUOTED_VALUE if first == "'" else _DOUBLE_QUOTED_VALUE).match(statement, pos)
         if quoted is None:
             return None
         return pos, quoted.end(), True
     if first in ("", "\n", "\r"):
         return pos, pos, True
-    part = _UNQUOTED_VALUE.match(statement, pos).group(1)
-    comment = _INLINE_COMMENT.search(part)
+    part = re.compile(_UNQUOTED_VALUE).match(statement, pos).group(1)
+    comment = re.search(_INLINE_COMMENT, part)
     kept = part[: comment.start()] if comment else part
     return pos, pos + len(kept.rstrip()), True
 
@@ -342,7 +346,7 @@ def _splice(text: str, updates: Mapping[str, str | None], newline: str) -> str:
             segments[index] = replaced
     result = "".join(segments)
     if appended:
-        if result and not _NEWLINE_AT_END.search(result):
+        if result and not re.search(_NEWLINE_AT_END, result):
             result += newline
         result += "".join(appended)
     return result
