@@ -18,7 +18,6 @@ No secret value ever appears in a message or repr produced here.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -30,21 +29,21 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from doctor.env_file import EnvFileError, read_env_file, update_env_file
 
+# The records and names the lock-health probe reads too live in a module of their own, so the
+# offline doctor can read them without importing the store.
+from doctor.store_records import (  # noqa: F401 - re-exported: part of this module's API
+    LOCK_NAME,
+    OWNER_NAME,
+    OwnerRecord,
+    format_timestamp,
+    parse_timestamp,
+    this_host,
+)
+
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.intuit import IntuitClient, TokenResponse
 
 
-def this_host() -> str:
-    """This computer's name, as owner records store it (os.uname avoids importing socket)."""
-    if hasattr(os, "uname"):
-        return os.uname().nodename
-    import socket
-
-    return socket.gethostname()
-
-
-LOCK_NAME = ".env.lock"
-OWNER_NAME = ".env.lock.owner"
 DEFAULT_HOME = "~/.qb-distributor-mcp"
 DEFAULT_REDIRECT_URI = "https://sidequestautomation.com/qb/callback"
 REQUIRED_KEYS = ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REFRESH_TOKEN", "QB_REALM_ID")
@@ -67,88 +66,11 @@ def _mask(prefix: str, value: str | None) -> str:
     return f"{prefix}…{value[-4:]}" if len(value) >= 12 else f"{prefix}…"
 
 
-def format_timestamp(moment: datetime) -> str:
-    """UTC ISO-8601, seconds precision, `Z` suffix (DESIGN.md §9a)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(text: str | None) -> datetime | None:
-    """A stored timestamp as an aware UTC datetime; None when absent or not a timestamp."""
-    if not text:
-        return None
-    text = text.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
 # ---------------------------------------------------------------------------- lock owner
-
-
-class OwnerRecord(NamedTuple):
-    """Who holds (or last held) the `.env` lock."""
-
-    pid: int
-    host: str
-    started_at: datetime
-    command: str
-
-    def alive(self) -> bool | None:
-        """Is the holder still running? None when it runs on another host (cannot know)."""
-        if self.host != this_host():
-            return None
-        if self.pid <= 0:
-            return False
-        if os.name == "nt":
-            # On Windows os.kill(pid, 0) sends CTRL_C_EVENT instead of probing: never do that.
-            return None
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            # The process exists but belongs to another user.
-            return True
-        except OSError:
-            return None
-        return True
-
-    def describe(self, now: datetime) -> str:
-        held = max(0, int((now - self.started_at).total_seconds()))
-        return f"pid {self.pid} on {self.host} ({self.command}), holding for {held} s"
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "pid": self.pid,
-                "host": self.host,
-                "started_at": format_timestamp(self.started_at),
-                "command": self.command,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> OwnerRecord | None:
-        try:
-            data = json.loads(text)
-            started = parse_timestamp(data["started_at"])
-            if started is None or not isinstance(data["pid"], int) or isinstance(data["pid"], bool):
-                return None
-            return cls(pid=data["pid"], host=str(data["host"]), started_at=started, command=str(data["command"]))
-        except (ValueError, KeyError, TypeError):
-            return None
 
 
 class LockTimeout(Exception):

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
-from doctor.token_store import format_timestamp, parse_timestamp
+from doctor.store_records import format_timestamp, parse_timestamp
 
 IDLE_LIMIT = timedelta(days=100)
 WARN_WITHIN = timedelta(days=14)
