@@ -19,6 +19,7 @@ from doctor.model import ProbeResult, Remediation, Report
 from doctor.plugins import PluginProblem, PluginSet, RegisteredProbe, build_plugins, secrets_from_plugins
 from doctor.redaction import Redactor
 from doctor.runner import DEFAULT_BUDGET, run_probes
+from doctor.store_records import format_timestamp
 
 PLUGINS_RESULT_ID = "plugins"
 
@@ -36,10 +37,6 @@ class DoctorRun:
         self.plugins = plugins
         self.redactor = redactor
         self.document: dict[str, Any] = {}
-
-
-def iso_z(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_run_id(now: datetime) -> str:
@@ -126,7 +123,7 @@ def execute(
     diagnosis = diagnose(results)
     report = Report(
         run_id=new_run_id(started),
-        generated_at=iso_z(started),
+        generated_at=format_timestamp(started),
         mode="offline" if ctx.offline else "live",
         platform=platform_facts(),
         tool_version=__version__,

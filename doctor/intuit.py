@@ -29,11 +29,12 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
+from doctor.redaction import redacted_form
+
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
-DEFAULT_REDIRECT_URI = "https://sidequestautomation.com/qb/callback"
 MINOR_VERSION = 75
 # Intuit's answers are a few hundred bytes; anything near this is not an Intuit answer.
 MAX_BODY_BYTES = 1_000_000
@@ -147,13 +148,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def mask_secret(prefix: str, value: str | None) -> str:
-    """The house redacted form: prefix + "…" + last 4 characters (only the prefix for short values)."""
-    if not value:
-        return f"{prefix}…"
-    return f"{prefix}…{value[-4:]}" if len(value) >= 12 else f"{prefix}…"
-
-
 @dataclass(frozen=True, repr=False)
 class TokenResponse:
     """A successful answer of the token endpoint (exchange or refresh)."""
@@ -168,8 +162,8 @@ class TokenResponse:
 
     def __repr__(self) -> str:
         return (
-            f"TokenResponse(access_token={mask_secret('AT', self.access_token)!r}, "
-            f"refresh_token={mask_secret('RT', self.refresh_token)!r}, "
+            f"TokenResponse(access_token={redacted_form('access_token', self.access_token)!r}, "
+            f"refresh_token={redacted_form('refresh_token', self.refresh_token)!r}, "
             f"expires_in={self.expires_in}, refresh_expires_in={self.refresh_expires_in}, "
             f"hard_expires_in={self.hard_expires_in}, intuit_tid={self.intuit_tid!r}, "
             f"server_date={self.server_date!r})"

@@ -50,9 +50,6 @@ class PluginSet:
         self.problems: list[PluginProblem] = []
         self.disabled: list[str] = []
 
-    def probe_ids(self) -> list[str]:
-        return [r.probe.id for r in self.probes]
-
 
 def disabled_names(environ: Mapping[str, str]) -> set[str]:
     raw = environ.get(DISABLE_ENV, "")

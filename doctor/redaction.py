@@ -26,10 +26,11 @@ PREFIXES = {
 KEEP_LAST = {"refresh_token": 4, "access_token": 4}
 
 
-def redacted_form(kind: str, value: str) -> str:
+def redacted_form(kind: str, value: str | None) -> str:
+    """The contract's redacted form: `RT…a1b2`, `AT…9f3c`, `CS…`, `AC…` (no tail for short values)."""
     prefix = PREFIXES.get(kind, "SECRET")
     keep = KEEP_LAST.get(kind, 0)
-    tail = value[-keep:] if keep and len(value) > 3 * keep else ""
+    tail = value[-keep:] if value and keep and len(value) > 3 * keep else ""
     return f"{prefix}\u2026{tail}"
 
 

@@ -79,7 +79,7 @@ def render_text(doc: dict[str, Any], *, verbose: bool = False, unicode: bool = T
         lines.append(f"  {mark} {probe['id'].ljust(width)}  {label}{probe['summary']}")
         problem = status not in ("ok", "skip")
         if verbose or problem:
-            for detail in probe["details"] if (verbose or status != "ok") else ():
+            for detail in probe["details"]:
                 lines.append(f"       {' ' * width}  {detail}")
         remediation = probe.get("remediation")
         if remediation and problem:

@@ -27,7 +27,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from doctor.context import resolve_home
 from doctor.env_file import EnvFileError, read_env_file, update_env_file
+from doctor.redaction import redacted_form
 
 # The records and names the lock-health probe reads too live in a module of their own, so the
 # offline doctor can read them without importing the store.
@@ -44,7 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from doctor.intuit import IntuitClient, TokenResponse
 
 
-DEFAULT_HOME = "~/.qb-distributor-mcp"
 DEFAULT_REDIRECT_URI = "https://sidequestautomation.com/qb/callback"
 REQUIRED_KEYS = ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REFRESH_TOKEN", "QB_REALM_ID")
 # An access token is reused until this close to its expiry, so a tool call never starts
@@ -57,13 +58,6 @@ RETRY_BACKOFF_SECONDS = 0.5
 NEVER_RETRY = frozenset({"invalid_grant", "invalid_client"})
 LOCK_POLL_SECONDS = 0.01
 DIAGNOSE_COMMAND = "sidequest doctor --format prompt"
-
-
-def _mask(prefix: str, value: str | None) -> str:
-    # The house redacted form (DESIGN.md §9): prefix + "…" + last 4, prefix only when short.
-    if not value:
-        return f"{prefix}…"
-    return f"{prefix}…{value[-4:]}" if len(value) >= 12 else f"{prefix}…"
 
 
 def _utc_now() -> datetime:
@@ -128,8 +122,9 @@ class Credentials(NamedTuple):
 
     def __repr__(self) -> str:
         return (
-            f"Credentials(client_id={self.client_id!r}, client_secret={_mask('CS', self.client_secret)!r}, "
-            f"refresh_token={_mask('RT', self.refresh_token)!r}, realm_id={self.realm_id!r}, "
+            f"Credentials(client_id={self.client_id!r}, "
+            f"client_secret={redacted_form('client_secret', self.client_secret)!r}, "
+            f"refresh_token={redacted_form('refresh_token', self.refresh_token)!r}, realm_id={self.realm_id!r}, "
             f"environment={self.environment!r}, refresh_token_source={self.refresh_token_source!r}, "
             f"refreshed_at={self.refreshed_at!r}, expires_at={self.expires_at!r}, "
             f"hard_expires_at={self.hard_expires_at!r})"
@@ -151,9 +146,9 @@ class RefreshResult(NamedTuple):
 
     def __repr__(self) -> str:
         return (
-            f"RefreshResult(access_token={_mask('AT', self.access_token)!r}, "
-            f"refresh_token={_mask('RT', self.refresh_token)!r}, rotated={self.rotated}, "
-            f"previous_refresh_token={_mask('RT', self.previous_refresh_token)!r}, "
+            f"RefreshResult(access_token={redacted_form('access_token', self.access_token)!r}, "
+            f"refresh_token={redacted_form('refresh_token', self.refresh_token)!r}, rotated={self.rotated}, "
+            f"previous_refresh_token={redacted_form('refresh_token', self.previous_refresh_token)!r}, "
             f"refreshed_at={self.refreshed_at!r}, expires_at={self.expires_at!r}, "
             f"hard_expires_at={self.hard_expires_at!r}, intuit_tid={self.intuit_tid!r}, attempts={self.attempts})"
         )
@@ -494,9 +489,7 @@ def get_access_token(home: Path | None = None) -> str:
     `home` defaults to $SIDEQUEST_HOME, else ~/.qb-distributor-mcp. One store per home is
     kept for the life of the process so the access token is cached between tool calls.
     """
-    if home is None:
-        home = Path(os.environ.get("SIDEQUEST_HOME") or DEFAULT_HOME)
-    home = Path(home).expanduser()
+    home = resolve_home(home, os.environ)
     with _stores_lock:
         store = _stores.get(home)
         if store is None:

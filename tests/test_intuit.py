@@ -21,7 +21,6 @@ import pytest
 
 from doctor.intuit import (
     ACCOUNTING_SCOPE,
-    DEFAULT_REDIRECT_URI,
     KINDS,
     MAX_BODY_BYTES,
     CompanyInfo,
@@ -35,6 +34,7 @@ from doctor.intuit import (
     parse_server_date,
     parse_token_response,
 )
+from doctor.token_store import DEFAULT_REDIRECT_URI
 from tests.fake_intuit import FakeIntuit
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "intuit"
