@@ -21,8 +21,9 @@ import re
 import stat
 import sys
 import time
+from collections import namedtuple
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping
 
 from doctor.atomic_file import fsync_folder, remove_quietly, write_temp
 
@@ -87,9 +88,10 @@ class ClaudeConfigError(Exception):
         return f"ClaudeConfigError(reason={self.reason!r}, message={self.message!r})"
 
 
-class ConnectorEntry(NamedTuple):
+class ConnectorEntry(namedtuple("ConnectorEntry", ("name", "command", "args", "env", "found_by"))):
     """The connector's entry in `mcpServers`, as found (values not validated)."""
 
+    __slots__ = ()
     name: str
     command: str | None
     args: tuple[str, ...]
@@ -105,9 +107,12 @@ class ConnectorEntry(NamedTuple):
         )
 
 
-class ClaudeConfig(NamedTuple):
+class ClaudeConfig(
+    namedtuple("ClaudeConfig", ("path", "raw", "data", "had_bom", "mtime", "duplicate_keys"), defaults=((),))
+):
     """A parsed Claude Desktop config and the facts about the file it came from."""
 
+    __slots__ = ()
     path: Path
     raw: bytes
     data: dict[str, Any]
@@ -115,7 +120,7 @@ class ClaudeConfig(NamedTuple):
     mtime: float
     # Dotted paths of keys that appear more than once in one object, with their counts;
     # JSON.parse (like Python) silently keeps the last one, so earlier content vanishes.
-    duplicate_keys: tuple[tuple[str, int], ...] = ()
+    duplicate_keys: tuple[tuple[str, int], ...]  # default ()
 
     def __repr__(self) -> str:
         return (
@@ -451,9 +456,10 @@ def _locate_duplicates(
 # --------------------------------------------------------------------------- updating
 
 
-class UpdateResult(NamedTuple):
+class UpdateResult(namedtuple("UpdateResult", ("changed", "backup_path", "entry_name"))):
     """What `update_connector_env` changed. `changed` maps key -> (old, new), unredacted."""
 
+    __slots__ = ()
     changed: dict[str, tuple[str | None, str]]
     backup_path: Path | None
     entry_name: str

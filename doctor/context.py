@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import namedtuple
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.claude_config import ClaudeConfig
@@ -67,11 +68,12 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Loaded(NamedTuple):
+class Loaded(namedtuple("Loaded", ("value", "error"), defaults=(None, None))):
     """A lazily loaded input: the value, or the error that prevented loading it."""
 
-    value: Any = None
-    error: Exception | None = None
+    __slots__ = ()
+    value: Any  # default None
+    error: Exception | None  # default None
 
 
 class Context:

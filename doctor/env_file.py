@@ -18,9 +18,9 @@ import io
 import os
 import re
 import stat
+from collections import namedtuple
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 from dotenv.parser import Binding, parse_stream
 
@@ -74,14 +74,22 @@ class EnvFileError(Exception):
         self.path = path
 
 
-class LineProblem(NamedTuple):
+class LineProblem(namedtuple("LineProblem", ("line", "text"))):
     """A line python-dotenv ignores. `text` describes it; it never quotes the line."""
 
+    __slots__ = ()
     line: int
     text: str
 
 
-class EnvFile(NamedTuple):
+class EnvFile(
+    namedtuple(
+        "EnvFile",
+        ("path", "values", "problems", "had_bom", "newline", "mode", "mtime", "encoding"),
+        defaults=("utf-8",),
+    )
+):
+    __slots__ = ()
     path: Path
     values: dict[str, str | None]  # holds secrets: never in the repr
     problems: tuple[LineProblem, ...]
@@ -89,7 +97,7 @@ class EnvFile(NamedTuple):
     newline: str
     mode: int
     mtime: float
-    encoding: str = "utf-8"
+    encoding: str  # default "utf-8"
 
     def __repr__(self) -> str:
         return (
@@ -106,7 +114,8 @@ class EnvFile(NamedTuple):
         return value or None
 
 
-class _Loaded(NamedTuple):
+class _Loaded(namedtuple("_Loaded", ("text", "had_bom", "mode", "mtime"))):
+    __slots__ = ()
     text: str
     had_bom: bool
     mode: int

@@ -4,15 +4,19 @@ Probes return plain data (`Finding`); the runner wraps it into a `ProbeResult` w
 dependency facts; the diagnosis turns the results into one `Diagnosis`; renderers only format
 a `Report`. Nothing here prints or formats for a medium.
 
-Value types are NamedTuples; Probe (which validates) and the two mutable types are plain
-classes. Not dataclasses: every `sidequest doctor` run imports this module, and generating
-dataclass methods cost more start-up time than the rest of the module.
+Value types are named tuples; Probe (which validates) and the two mutable types are plain
+classes. Every `sidequest doctor` run imports this module, so the named tuples come from
+`collections.namedtuple` with the field types written as bare annotations: `typing.NamedTuple`
+compiles each string annotation into a ForwardRef, and dataclasses generate their methods
+with exec; either cost several times what the rest of the module does. A test checks that the
+annotations and the fields agree.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple
+from collections import namedtuple
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.context import Context
@@ -44,12 +48,13 @@ CAUSES: tuple[str, ...] = ("healthy",) + CAUSE_ORDER
 PROBE_ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
-class Remediation(NamedTuple):
+class Remediation(namedtuple("Remediation", ("text", "commands", "safe_to_automate"), defaults=((), False))):
     """What the user (or `--fix`) can do about a finding."""
 
+    __slots__ = ()
     text: str
-    commands: tuple[str, ...] = ()
-    safe_to_automate: bool = False
+    commands: tuple[str, ...]  # default ()
+    safe_to_automate: bool  # default False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,7 +64,13 @@ class Remediation(NamedTuple):
         }
 
 
-class Finding(NamedTuple):
+class Finding(
+    namedtuple(
+        "Finding",
+        ("status", "summary", "details", "facts", "remediation", "cause"),
+        defaults=((), {}, None, None),  # facts {} is never mutated: the runner copies it
+    )
+):
     """What a probe's `run(ctx)` returns.
 
     `cause` names the root cause (a code of `CAUSES`) this finding points to when its status
@@ -67,23 +78,25 @@ class Finding(NamedTuple):
     JSON data and must never hold a secret value (the redactor would refuse the output).
     """
 
+    __slots__ = ()
     status: Status
     summary: str
-    details: tuple[str, ...] | list[str] = ()
-    facts: dict[str, Any] = {}  # never mutated: the runner copies it into the result
-    remediation: Remediation | None = None
-    cause: str | None = None
+    details: tuple[str, ...] | list[str]  # default ()
+    facts: dict[str, Any]  # default {}
+    remediation: Remediation | None  # default None
+    cause: str | None  # default None
 
 
-class Fixer(NamedTuple):
+class Fixer(namedtuple("Fixer", ("describe", "apply"))):
     """A safe, automatic repair a probe offers to `doctor --fix`.
 
     `describe(ctx)` says in one line what would change (None when nothing needs doing);
     `apply(ctx)` performs it and returns one line saying what it did.
     """
 
-    describe: Callable[["Context"], str | None]
-    apply: Callable[["Context"], str]
+    __slots__ = ()
+    describe: Callable[[Context], str | None]
+    apply: Callable[[Context], str]
 
 
 class Probe:
@@ -189,13 +202,14 @@ class ProbeResult:
         }
 
 
-class Diagnosis(NamedTuple):
+class Diagnosis(namedtuple("Diagnosis", ("cause", "headline", "fix", "probe_id"), defaults=((), None))):
     """The one root cause of a run, for a person: a headline and the exact fix steps."""
 
+    __slots__ = ()
     cause: str
     headline: str
-    fix: tuple[str, ...] = ()
-    probe_id: str | None = None  # the probe whose finding named the cause
+    fix: tuple[str, ...]  # default ()
+    probe_id: str | None  # default None; the probe whose finding named the cause
 
     def to_dict(self) -> dict[str, Any]:
         return {"cause": self.cause, "headline": self.headline, "fix": list(self.fix)}

@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections import namedtuple
 from types import ModuleType
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping
 
 import pluggy
 
@@ -33,12 +34,14 @@ BUILTIN_ORDER = (
 )
 
 
-class PluginProblem(NamedTuple):
+class PluginProblem(namedtuple("PluginProblem", ("plugin", "message"))):
+    __slots__ = ()
     plugin: str
     message: str
 
 
-class RegisteredProbe(NamedTuple):
+class RegisteredProbe(namedtuple("RegisteredProbe", ("probe", "plugin"))):
+    __slots__ = ()
     probe: Probe
     plugin: str
 

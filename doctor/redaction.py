@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import binascii
 import json
-from typing import Any, Iterable, NamedTuple
+from collections import namedtuple
+from typing import Any, Iterable
 from urllib.parse import quote, quote_plus
 
 # Shorter values would match ordinary words; no real Intuit secret is this short.
@@ -58,7 +59,8 @@ class SecretLeak(Exception):
         )
 
 
-class Secret(NamedTuple):
+class Secret(namedtuple("Secret", ("kind", "value"))):
+    __slots__ = ()
     kind: str
     value: str
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterable, NamedTuple
+from collections import namedtuple
+from typing import Iterable
 
 from doctor.context import Context
 from doctor.model import STATUSES, Finding, ProbeResult, Remediation
@@ -20,7 +21,8 @@ from doctor.plugins import RegisteredProbe
 DEFAULT_BUDGET = 20.0
 
 
-class _Running(NamedTuple):
+class _Running(namedtuple("_Running", ("registered", "started", "deadline"))):
+    __slots__ = ()
     registered: RegisteredProbe
     started: float
     deadline: float

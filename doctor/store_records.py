@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections import namedtuple
 from datetime import datetime, timezone
-from typing import NamedTuple
 
 LOCK_NAME = ".env.lock"
 OWNER_NAME = ".env.lock.owner"
@@ -48,9 +48,10 @@ def parse_timestamp(text: str | None) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-class OwnerRecord(NamedTuple):
+class OwnerRecord(namedtuple("OwnerRecord", ("pid", "host", "started_at", "command"))):
     """Who holds (or last held) the `.env` lock."""
 
+    __slots__ = ()
     pid: int
     host: str
     started_at: datetime

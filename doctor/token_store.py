@@ -21,11 +21,12 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from doctor.context import resolve_home
 from doctor.env_file import EnvFileError, read_env_file, update_env_file
@@ -95,9 +96,19 @@ class StoreError(Exception):
 # ---------------------------------------------------------------------------- values
 
 
-class Credentials(NamedTuple):
+class Credentials(
+    namedtuple(
+        "Credentials",
+        (
+            "client_id", "client_secret", "refresh_token", "realm_id", "environment", "redirect_uri",
+            "refresh_token_source", "refreshed_at", "expires_at", "hard_expires_at", "token_environment",
+            "token_realm_id",
+        ),
+    )
+):  # fmt: skip
     """What the chain needs, read from `.env` (preferred) else the process environment, per key."""
 
+    __slots__ = ()
     client_id: str | None
     client_secret: str | None
     refresh_token: str | None
@@ -133,7 +144,16 @@ class Credentials(NamedTuple):
     __str__ = __repr__
 
 
-class RefreshResult(NamedTuple):
+class RefreshResult(
+    namedtuple(
+        "RefreshResult",
+        (
+            "access_token", "refresh_token", "rotated", "previous_refresh_token", "refreshed_at", "expires_at",
+            "hard_expires_at", "intuit_tid", "attempts",
+        ),
+    )
+):  # fmt: skip
+    __slots__ = ()
     access_token: str
     refresh_token: str
     rotated: bool

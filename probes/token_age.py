@@ -10,8 +10,8 @@ needs it to tell "expired" from "disconnected" when Intuit answers invalid_grant
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple
 
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
@@ -34,14 +34,17 @@ LIMIT_IDLE = "idle"  # the 100-day rolling limit
 LIMIT_HARD = "hard"  # the five-year cap
 
 
-class ExpiryStatus(NamedTuple):
+class ExpiryStatus(
+    namedtuple("ExpiryStatus", ("now", "rolling_expires_at", "hard_expires_at", "basis", "notes"), defaults=((),))
+):
     """The chain's deadlines as far as this computer knows them (UTC, aware)."""
 
+    __slots__ = ()
     now: datetime
     rolling_expires_at: datetime | None
     hard_expires_at: datetime | None
     basis: str
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...]  # default ()
 
     @property
     def estimated(self) -> bool:
