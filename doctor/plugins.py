@@ -80,22 +80,28 @@ def entry_points(group: str, path: Iterable[str] | None = None) -> list[tuple[st
     """
     found: list[tuple[str, str]] = []
     seen: set[str] = set()
+    marker = group.encode()
     for entry in sys.path if path is None else path:
         try:
-            listing = os.scandir(entry or ".")
+            names = os.listdir(entry or ".")
         except OSError:
             continue
-        with listing:
-            folders = sorted(d.name for d in listing if d.name.endswith((".dist-info", ".egg-info")))
+        folders = sorted(name for name in names if name.endswith((".dist-info", ".egg-info")))
         for folder in folders:
             dist = folder.rsplit(".", 1)[0].split("-", 1)[0].lower().replace("-", "_").replace(".", "_")
             if dist in seen:
                 continue
             seen.add(dist)
             try:
-                with open(os.path.join(entry or ".", folder, "entry_points.txt"), encoding="utf-8") as fh:
-                    text = fh.read()
-            except (OSError, UnicodeDecodeError):
+                with open(os.path.join(entry or ".", folder, "entry_points.txt"), "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
+            if marker not in data:  # most distributions declare no entry point of ours
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
                 continue
             section = None
             for raw in text.splitlines():
@@ -118,18 +124,26 @@ def load_entry_point(value: str) -> Any:
     return obj
 
 
-def hook_functions(module: ModuleType) -> ModuleType:
-    """A built-in probe module as pluggy sees it: a bare module holding only its `sidequest_*` functions.
+class BuiltinHooks:
+    """A built-in probe module as pluggy sees it: its `sidequest_*` functions and nothing else.
 
-    pluggy inspects every attribute of a registered object; a module's imports and constants
-    made that most of the doctor's plugin-loading time. Third-party plugins are registered as
-    they come, so a misspelt hook there is still caught.
+    pluggy looks up every name `dir()` gives for a registered object, statically and one at a
+    time; for a module (or a bare module's dunders) that made most of the doctor's
+    plugin-loading time. Third-party plugins are registered as they come, so a misspelt hook
+    there is still caught.
     """
-    hooks = ModuleType(module.__name__)
-    for name in dir(module):
-        if name.startswith("sidequest_"):
-            setattr(hooks, name, getattr(module, name))
-    return hooks
+
+    def __init__(self, module: ModuleType) -> None:
+        self.__name__ = module.__name__
+        for name in dir(module):
+            if name.startswith("sidequest_"):
+                setattr(self, name, getattr(module, name))
+
+    def __dir__(self) -> list[str]:
+        return [name for name in vars(self) if name.startswith("sidequest_")]
+
+    def __repr__(self) -> str:
+        return f"<built-in probes {self.__name__}>"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -169,7 +183,7 @@ def build_plugins(
             plugins.disabled.append(module_name)
             continue
         try:
-            candidates.append((module_name, hook_functions(importlib.import_module(module_name))))
+            candidates.append((module_name, BuiltinHooks(importlib.import_module(module_name))))
         except Exception as exc:
             plugins.problems.append(PluginProblem(module_name, f"failed to load: {_one_line(exc)}"))
 
