@@ -9,6 +9,7 @@ printed passes the redactor's canary first.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,67 @@ from doctor import __version__
 from doctor.renderers import FORMATS
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+# --help, --version and path options are built here rather than with click.help_option,
+# click.version_option and click.Path: those look their default texts up in gettext even when
+# given texts of their own, and the first lookup imports `locale`, about 2% of the offline
+# doctor's start-up. They behave as click's do.
+
+
+def _show_help(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(ctx.get_help(), color=ctx.color)
+        ctx.exit()
+
+
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"sidequest, version {__version__}", color=ctx.color)
+        ctx.exit()
+
+
+def help_option() -> Any:
+    return click.option(
+        "-h", "--help", is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
+        help="Show this message and exit.",
+    )  # fmt: skip
+
+
+version_option = click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+    help="Show the version and exit.",
+)  # fmt: skip
+
+
+class PathParam(click.ParamType):
+    """A path option that names a file or a folder, checked the way click.Path checks it.
+
+    Naming a folder where a file is wanted (or the reverse) is a usage error; a path that does
+    not exist, or cannot be read, is left to the probes, which explain it better.
+    """
+
+    def __init__(self, kind: str) -> None:
+        if kind not in ("file", "directory"):
+            raise ValueError(f"kind must be 'file' or 'directory', not {kind!r}")
+        self.name = kind
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        path = value if isinstance(value, Path) else Path(value)
+        try:
+            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+        except (OSError, ValueError):
+            return path
+        if self.name == "file" and is_dir:
+            self.fail(f"File {str(value)!r} is a directory.", param, ctx)
+        if self.name == "directory" and not is_dir:
+            self.fail(f"Directory {str(value)!r} is a file.", param, ctx)
+        return path
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type="dir" if self.name == "directory" else "file")]
 
 
 class Settings:
@@ -36,8 +98,16 @@ def emit(text: str, *, output: Path | None = None, err: bool = False) -> None:
     """Write text to a file or a standard stream, degrading characters the stream cannot show."""
     if output is not None:
         tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, output)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, output)
+        except OSError as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            reason = exc.strerror or type(exc).__name__
+            raise click.ClickException(f"cannot write {output}: {reason}. Nothing was written there.") from None
         return
     stream = sys.stderr if err else sys.stdout
     encoding = getattr(stream, "encoding", None) or "utf-8"
@@ -54,27 +124,28 @@ def checked(text: str, secrets: list[tuple[str, str]], client_id: str | None) ->
     return redactor.check(redactor.redact_text(text))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(add_help_option=False)
 @click.option(
     "--home",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathParam("directory"),
     default=None,
     help="Connector home (default $SIDEQUEST_HOME, else ~/.qb-distributor-mcp); .env lives there.",
 )
 @click.option(
     "--claude-config",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=PathParam("file"),
     default=None,
     help="Claude Desktop config file (default $SIDEQUEST_CLAUDE_CONFIG, else the platform path).",
 )
-@click.version_option(__version__, prog_name="sidequest")
+@version_option
+@help_option()
 @click.pass_context
 def cli(click_ctx: click.Context, home: Path | None, claude_config: Path | None) -> None:
     """Diagnose and repair the SideQuest QuickBooks connector."""
     click_ctx.obj = Settings(home, claude_config)
 
 
-@cli.command("doctor")
+@cli.command("doctor", add_help_option=False)
 @click.option(
     "--format",
     "fmt",
@@ -85,7 +156,7 @@ def cli(click_ctx: click.Context, home: Path | None, claude_config: Path | None)
 )
 @click.option(
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=PathParam("file"),
     default=None,
     help="Write the output to FILE instead of standard output.",
 )
@@ -105,6 +176,7 @@ def cli(click_ctx: click.Context, home: Path | None, claude_config: Path | None)
     show_default=True,
     help="Time budget for the whole run, in seconds.",
 )
+@help_option()
 @click.pass_obj
 def doctor_command(
     settings: Settings,
@@ -275,7 +347,8 @@ def fix_and_report(run, make_context, *, timeout: float, yes: bool, dry_run: boo
     return run
 
 
-@cli.command("refresh-qb")
+@cli.command("refresh-qb", add_help_option=False)
+@help_option()
 @click.pass_obj
 def refresh_command(settings: Settings) -> int:
     """Refresh the QuickBooks token chain once, under the lock (safe for cron/launchd)."""
@@ -284,7 +357,7 @@ def refresh_command(settings: Settings) -> int:
     return refresh_once(settings)
 
 
-@cli.command("reauth-qb")
+@cli.command("reauth-qb", add_help_option=False)
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; print the consent URL only.")
 @click.option(
     "--environment",
@@ -300,6 +373,7 @@ def refresh_command(settings: Settings) -> int:
     help="How long to wait for the consent, in seconds.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Accept a change of QuickBooks company without asking.")
+@help_option()
 @click.pass_obj
 def reauth_command(settings: Settings, no_browser: bool, environment: str | None, timeout: float, yes: bool) -> int:
     """Connect QuickBooks again: consent in the browser, save the new token, update Claude Desktop."""

@@ -102,6 +102,52 @@ def test_usage_errors_exit_2(home: Path) -> None:
     assert run_cli("no-such-command", env=cli_env(home)).returncode == 2
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--home", "{env}", "doctor", "--offline"), "is a file"),
+        (("--claude-config", "{home}", "doctor", "--offline"), "is a directory"),
+        (("doctor", "--offline", "--output", "{home}"), "is a directory"),
+    ],
+)
+def test_a_file_where_a_folder_is_wanted_or_the_reverse_is_a_usage_error(home: Path, args, message: str) -> None:
+    argv = [a.format(home=home, env=home / ".env") for a in args]
+    result = run_cli(*argv, env=cli_env(home))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_paths_that_do_not_exist_are_left_to_the_probes(tmp_path: Path, home: Path) -> None:
+    result = run_cli("--home", str(tmp_path / "nowhere"), "doctor", "--offline", "--format", "json", env=cli_env(home))
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["diagnosis"]["cause"] == "not_configured"
+    assert run_cli("doctor", "--offline", "--output", str(tmp_path / "report.json"), env=cli_env(home)).returncode == 0
+    assert (tmp_path / "report.json").read_text().startswith("QuickBooks")
+
+
+def test_an_output_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path, home: Path) -> None:
+    target = tmp_path / "no-such-folder" / "report.json"
+    result = run_cli("doctor", "--offline", "--output", str(target), env=cli_env(home))
+    assert result.returncode == 1
+    assert f"cannot write {target}: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert not target.parent.exists()
+
+
+def test_help_and_version_on_every_command(home: Path) -> None:
+    env = cli_env(home)
+    version = run_cli("--version", env=env)
+    assert version.returncode == 0 and version.stdout == f"sidequest, version {doctor.__version__}\n"
+    for command in ((), ("doctor",), ("reauth-qb",), ("refresh-qb",)):
+        for flag in ("-h", "--help"):
+            shown = run_cli(*command, flag, env=env)
+            assert shown.returncode == 0, shown.stderr
+            assert shown.stdout.startswith(f"Usage: sidequest {' '.join(command)}".rstrip())
+            assert "-h, --help  " in shown.stdout and "Show this message and exit." in shown.stdout
+    assert "--version" in run_cli("--help", env=env).stdout
+
+
 def test_strict_turns_warnings_into_exit_1(home: Path) -> None:
     (home / ".env").chmod(0o644)
     assert run_cli("doctor", "--offline", env=cli_env(home)).returncode == 0
