@@ -40,7 +40,7 @@ _MSIX_PACKAGE = "Claude_pzs8sxrjxfjjc"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _BACKUP_MARKER = ".sidequest-backup-"
-_BACKUP_NAME = re.compile(r"^(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<counter>\d+))?$")
+_BACKUP_NAME = r"^(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<counter>\d+))?$"  # compiled on first use, by re
 _JSON_WHITESPACE = " \t\r\n"
 _REMOTE_TYPES = frozenset({"http", "sse", "streamable-http", "streamableHttp"})
 # Process start times come from clocks with one-second (ps lstart, /proc btime) resolution,
@@ -695,7 +695,7 @@ def _backups(config_path: Path) -> list[tuple[tuple[str, int], Path]]:
     for name in names:
         if not name.startswith(prefix):
             continue
-        match = _BACKUP_NAME.match(name[len(prefix) :])
+        match = re.match(_BACKUP_NAME, name[len(prefix) :])
         if match:
             key = (match["stamp"], int(match["counter"] or 0))
             found.append((key, config_path.parent / name))
@@ -752,23 +752,45 @@ def _claude_start_from_proc(proc_root: Path) -> float | None:
         entries = os.listdir(proc_root)
     except OSError:
         return None
+    root = os.fspath(proc_root)
     for name in entries:
         if not name.isdigit() or int(name) == own_pid:
             continue
-        folder = proc_root / name
-        try:
-            argv = (folder / "cmdline").read_bytes().split(b"\0")
-            comm = (folder / "comm").read_bytes().strip()
-        except OSError:
-            continue  # the process ended, or is not ours to read
-        if not _is_claude_desktop_main(comm, argv):
+        # A desktop has hundreds of processes: read each one's cmdline with plain os calls, and
+        # the rest only for those that mention Claude (every rule below needs the word there).
+        cmdline = _read_proc_file(f"{root}/{name}/cmdline")
+        if cmdline is None or b"claude" not in cmdline.lower():
+            continue  # not Claude, or the process ended, or it is not ours to read
+        comm = _read_proc_file(f"{root}/{name}/comm")
+        if comm is None or not _is_claude_desktop_main(comm.strip(), cmdline.split(b"\0")):
             continue
-        ticks = _start_ticks(folder)
+        ticks = _start_ticks(proc_root / name)
         if ticks is None:
             continue
         started = boot_time + ticks / ticks_per_second
         earliest = started if earliest is None else min(earliest, started)
     return earliest
+
+
+def _read_proc_file(path: str, limit: int = 65536) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, 8192)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _boot_time(proc_root: Path) -> float | None:

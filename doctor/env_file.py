@@ -49,7 +49,6 @@ _KEY = r"[A-Za-z_][A-Za-z0-9_.]*"
 # binding's source text to find where its value sits, so the rest of the line survives.
 # Kept as strings and compiled on first use through re's cache: only a rewrite needs them,
 # and compiling them all at import was a noticeable share of the doctor's start-up.
-_LEADING_SPACE = re.compile(r"\s*", re.MULTILINE)
 _EXPORT = r"(?:export[^\S\r\n]+)?"
 _SINGLE_QUOTED_KEY = r"'([^']+)'"
 _UNQUOTED_KEY = r"([^=\#\s]+)"
@@ -194,8 +193,7 @@ def _detect_newline(text: str) -> str:
 
 
 def _leading_space_length(original: str) -> int:
-    match = _LEADING_SPACE.match(original)
-    return match.end() if match else 0
+    return len(original) - len(original.lstrip())  # what a `\s*` match would cover
 
 
 def _first_line_of(binding: Binding) -> int:
@@ -399,6 +397,7 @@ def leftover_temp_files(home: Path) -> list[Path]:
     """`.env.tmp-*` files an interrupted write left behind (safe to delete; `.env` is intact)."""
     home = Path(home)
     try:
-        return sorted(p for p in home.glob(TEMP_PREFIX + "*") if p.is_file())
+        names = os.listdir(home)  # not Path.glob: it compiles a regex for a prefix test
     except OSError:
         return []
+    return sorted(home / name for name in names if name.startswith(TEMP_PREFIX) and (home / name).is_file())
