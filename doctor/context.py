@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import namedtuple
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from doctor.values import Value
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.claude_config import ClaudeConfig
@@ -68,12 +69,14 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Loaded(namedtuple("Loaded", ("value", "error"), defaults=(None, None))):
+class Loaded(Value):
     """A lazily loaded input: the value, or the error that prevented loading it."""
 
-    __slots__ = ()
-    value: Any  # default None
-    error: Exception | None  # default None
+    __slots__ = ("value", "error")
+
+    def __init__(self, value: Any = None, error: Exception | None = None) -> None:
+        self.value = value
+        self.error = error
 
 
 class Context:

@@ -18,13 +18,13 @@ import io
 import os
 import re
 import stat
-from collections import namedtuple
 from collections.abc import Mapping
 from pathlib import Path
 
 from dotenv.parser import Binding, parse_stream
 
 from doctor.atomic_file import replace_atomically
+from doctor.values import Value
 
 MAX_ENV_BYTES = 1_000_000
 SIDEQUEST_KEYS = (
@@ -73,30 +73,38 @@ class EnvFileError(Exception):
         self.path = path
 
 
-class LineProblem(namedtuple("LineProblem", ("line", "text"))):
+class LineProblem(Value):
     """A line python-dotenv ignores. `text` describes it; it never quotes the line."""
 
-    __slots__ = ()
-    line: int
-    text: str
+    __slots__ = ("line", "text")
+
+    def __init__(self, line: int, text: str) -> None:
+        self.line = line
+        self.text = text
 
 
-class EnvFile(
-    namedtuple(
-        "EnvFile",
-        ("path", "values", "problems", "had_bom", "newline", "mode", "mtime", "encoding"),
-        defaults=("utf-8",),
-    )
-):
-    __slots__ = ()
-    path: Path
-    values: dict[str, str | None]  # holds secrets: never in the repr
-    problems: tuple[LineProblem, ...]
-    had_bom: bool
-    newline: str
-    mode: int
-    mtime: float
-    encoding: str  # default "utf-8"
+class EnvFile(Value):
+    __slots__ = ("path", "values", "problems", "had_bom", "newline", "mode", "mtime", "encoding")
+
+    def __init__(
+        self,
+        path: Path,
+        values: dict[str, str | None],
+        problems: tuple[LineProblem, ...],
+        had_bom: bool,
+        newline: str,
+        mode: int,
+        mtime: float,
+        encoding: str = "utf-8",
+    ) -> None:
+        self.path = path
+        self.values = values  # holds secrets: never in the repr
+        self.problems = problems
+        self.had_bom = had_bom
+        self.newline = newline
+        self.mode = mode
+        self.mtime = mtime
+        self.encoding = encoding
 
     def __repr__(self) -> str:
         return (
@@ -113,12 +121,14 @@ class EnvFile(
         return value or None
 
 
-class _Loaded(namedtuple("_Loaded", ("text", "had_bom", "mode", "mtime"))):
-    __slots__ = ()
-    text: str
-    had_bom: bool
-    mode: int
-    mtime: float
+class _Loaded(Value):
+    __slots__ = ("text", "had_bom", "mode", "mtime")
+
+    def __init__(self, text: str, had_bom: bool, mode: int, mtime: float) -> None:
+        self.text = text
+        self.had_bom = had_bom
+        self.mode = mode
+        self.mtime = mtime
 
 
 def _load(path: Path, encoding: str) -> _Loaded:

@@ -4,25 +4,23 @@ Probes return plain data (`Finding`); the runner wraps it into a `ProbeResult` w
 dependency facts; the diagnosis turns the results into one `Diagnosis`; renderers only format
 a `Report`. Nothing here prints or formats for a medium.
 
-Value types are named tuples; Probe (which validates) and the two mutable types are plain
-classes. Every `sidequest doctor` run imports this module, so the named tuples come from
-`collections.namedtuple` with the field types written as bare annotations: `typing.NamedTuple`
-compiles each string annotation into a ForwardRef, and dataclasses generate their methods
-with exec; either cost several times what the rest of the module does. A test checks that the
-annotations and the fields agree.
+The value types derive from `doctor.values.Value` (equality, repr, `_replace`); Probe (which
+validates) and the two mutable types are plain classes. Every `sidequest doctor` run imports
+this module, so it creates no class by compiling code (doctor/values.py says why) and
+compiles no regex.
 """
 
 from __future__ import annotations
 
-import re
-from collections import namedtuple
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-if TYPE_CHECKING:  # pragma: no cover
+from doctor.values import Value
+
+if TYPE_CHECKING:  # pragma: no cover (annotations only: building Literal types costs start-up time)
     from doctor.context import Context
 
-Status = Literal["ok", "warn", "fail", "skip", "error", "timeout"]
-SideEffects = Literal["none", "network", "mutating"]
+    Status = Literal["ok", "warn", "fail", "skip", "error", "timeout"]
+    SideEffects = Literal["none", "network", "mutating"]
 
 STATUSES: tuple[str, ...] = ("ok", "warn", "fail", "skip", "error", "timeout")
 PROBLEM_STATUSES: frozenset[str] = frozenset({"fail", "error", "timeout"})
@@ -45,16 +43,23 @@ CAUSE_ORDER: tuple[str, ...] = (
 )
 CAUSES: tuple[str, ...] = ("healthy",) + CAUSE_ORDER
 
-PROBE_ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+def is_probe_id(text: object) -> bool:
+    """Kebab-case: lower-case ASCII letters and digits in parts joined by single hyphens."""
+    if not isinstance(text, str) or not text:
+        return False
+    return all(part.isascii() and part.isalnum() and part == part.lower() for part in text.split("-"))
 
 
-class Remediation(namedtuple("Remediation", ("text", "commands", "safe_to_automate"), defaults=((), False))):
+class Remediation(Value):
     """What the user (or `--fix`) can do about a finding."""
 
-    __slots__ = ()
-    text: str
-    commands: tuple[str, ...]  # default ()
-    safe_to_automate: bool  # default False
+    __slots__ = ("text", "commands", "safe_to_automate")
+
+    def __init__(self, text: str, commands: tuple[str, ...] = (), safe_to_automate: bool = False) -> None:
+        self.text = text
+        self.commands = commands
+        self.safe_to_automate = safe_to_automate
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,13 +69,7 @@ class Remediation(namedtuple("Remediation", ("text", "commands", "safe_to_automa
         }
 
 
-class Finding(
-    namedtuple(
-        "Finding",
-        ("status", "summary", "details", "facts", "remediation", "cause"),
-        defaults=((), {}, None, None),  # facts {} is never mutated: the runner copies it
-    )
-):
+class Finding(Value):
     """What a probe's `run(ctx)` returns.
 
     `cause` names the root cause (a code of `CAUSES`) this finding points to when its status
@@ -78,25 +77,37 @@ class Finding(
     JSON data and must never hold a secret value (the redactor would refuse the output).
     """
 
-    __slots__ = ()
-    status: Status
-    summary: str
-    details: tuple[str, ...] | list[str]  # default ()
-    facts: dict[str, Any]  # default {}
-    remediation: Remediation | None  # default None
-    cause: str | None  # default None
+    __slots__ = ("status", "summary", "details", "facts", "remediation", "cause")
+
+    def __init__(
+        self,
+        status: Status,
+        summary: str,
+        details: tuple[str, ...] | list[str] = (),
+        facts: dict[str, Any] | None = None,
+        remediation: Remediation | None = None,
+        cause: str | None = None,
+    ) -> None:
+        self.status = status
+        self.summary = summary
+        self.details = details
+        self.facts = {} if facts is None else facts
+        self.remediation = remediation
+        self.cause = cause
 
 
-class Fixer(namedtuple("Fixer", ("describe", "apply"))):
+class Fixer(Value):
     """A safe, automatic repair a probe offers to `doctor --fix`.
 
     `describe(ctx)` says in one line what would change (None when nothing needs doing);
     `apply(ctx)` performs it and returns one line saying what it did.
     """
 
-    __slots__ = ()
-    describe: Callable[[Context], str | None]
-    apply: Callable[[Context], str]
+    __slots__ = ("describe", "apply")
+
+    def __init__(self, describe: Callable[[Context], str | None], apply: Callable[[Context], str]) -> None:
+        self.describe = describe
+        self.apply = apply
 
 
 class Probe:
@@ -125,7 +136,7 @@ class Probe:
         fixer: Fixer | None = None,
         runs_after: tuple[str, ...] = (),
     ) -> None:
-        if not PROBE_ID_RE.match(id):
+        if not is_probe_id(id):
             raise ValueError(f"probe id {id!r} is not kebab-case")
         if side_effects not in SIDE_EFFECTS:
             raise ValueError(f"probe {id}: side_effects must be one of {SIDE_EFFECTS}")
@@ -202,14 +213,16 @@ class ProbeResult:
         }
 
 
-class Diagnosis(namedtuple("Diagnosis", ("cause", "headline", "fix", "probe_id"), defaults=((), None))):
+class Diagnosis(Value):
     """The one root cause of a run, for a person: a headline and the exact fix steps."""
 
-    __slots__ = ()
-    cause: str
-    headline: str
-    fix: tuple[str, ...]  # default ()
-    probe_id: str | None  # default None; the probe whose finding named the cause
+    __slots__ = ("cause", "headline", "fix", "probe_id")
+
+    def __init__(self, cause: str, headline: str, fix: tuple[str, ...] = (), probe_id: str | None = None) -> None:
+        self.cause = cause
+        self.headline = headline
+        self.fix = fix
+        self.probe_id = probe_id  # the probe whose finding named the cause
 
     def to_dict(self) -> dict[str, Any]:
         return {"cause": self.cause, "headline": self.headline, "fix": list(self.fix)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections import namedtuple
 from types import ModuleType
 from typing import Any, Iterable, Mapping
 
@@ -19,6 +18,7 @@ import pluggy
 
 from doctor import hookspecs
 from doctor.model import Probe
+from doctor.values import Value
 
 DISABLE_ENV = "SIDEQUEST_DISABLE_PLUGINS"
 
@@ -34,16 +34,20 @@ BUILTIN_ORDER = (
 )
 
 
-class PluginProblem(namedtuple("PluginProblem", ("plugin", "message"))):
-    __slots__ = ()
-    plugin: str
-    message: str
+class PluginProblem(Value):
+    __slots__ = ("plugin", "message")
+
+    def __init__(self, plugin: str, message: str) -> None:
+        self.plugin = plugin
+        self.message = message
 
 
-class RegisteredProbe(namedtuple("RegisteredProbe", ("probe", "plugin"))):
-    __slots__ = ()
-    probe: Probe
-    plugin: str
+class RegisteredProbe(Value):
+    __slots__ = ("probe", "plugin")
+
+    def __init__(self, probe: Probe, plugin: str) -> None:
+        self.probe = probe
+        self.plugin = plugin
 
 
 class PluginSet:

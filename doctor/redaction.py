@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import binascii
 import json
-from collections import namedtuple
 from typing import Any, Iterable
 from urllib.parse import quote, quote_plus
+
+from doctor.values import Value
 
 # Shorter values would match ordinary words; no real Intuit secret is this short.
 MIN_SECRET_LENGTH = 6
@@ -59,10 +60,12 @@ class SecretLeak(Exception):
         )
 
 
-class Secret(namedtuple("Secret", ("kind", "value"))):
-    __slots__ = ()
-    kind: str
-    value: str
+class Secret(Value):
+    __slots__ = ("kind", "value")
+
+    def __init__(self, kind: str, value: str) -> None:
+        self.kind = kind
+        self.value = value
 
     @property
     def redacted(self) -> str:

@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import namedtuple
 from typing import Iterable
 
 from doctor.context import Context
 from doctor.model import STATUSES, Finding, ProbeResult, Remediation
 from doctor.plugins import RegisteredProbe
+from doctor.values import Value
 
 DEFAULT_BUDGET = 20.0
 
 
-class _Running(namedtuple("_Running", ("registered", "started", "deadline"))):
-    __slots__ = ()
-    registered: RegisteredProbe
-    started: float
-    deadline: float
+class _Running(Value):
+    __slots__ = ("registered", "started", "deadline")
+
+    def __init__(self, registered: RegisteredProbe, started: float, deadline: float) -> None:
+        self.registered = registered
+        self.started = started
+        self.deadline = deadline
 
 
 class _Finished:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections import namedtuple
 from datetime import datetime, timezone
+
+from doctor.values import Value
 
 LOCK_NAME = ".env.lock"
 OWNER_NAME = ".env.lock.owner"
@@ -48,14 +49,16 @@ def parse_timestamp(text: str | None) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-class OwnerRecord(namedtuple("OwnerRecord", ("pid", "host", "started_at", "command"))):
+class OwnerRecord(Value):
     """Who holds (or last held) the `.env` lock."""
 
-    __slots__ = ()
-    pid: int
-    host: str
-    started_at: datetime
-    command: str
+    __slots__ = ("pid", "host", "started_at", "command")
+
+    def __init__(self, pid: int, host: str, started_at: datetime, command: str) -> None:
+        self.pid = pid
+        self.host = host
+        self.started_at = started_at
+        self.command = command
 
     def alive(self) -> bool | None:
         """Is the holder still running? None when it runs on another host (cannot know)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -42,6 +41,7 @@ from doctor.store_records import (  # noqa: F401 - re-exported: part of this mod
     parse_timestamp,
     this_host,
 )
+from doctor.values import Value
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.intuit import IntuitClient, TokenResponse
@@ -96,31 +96,51 @@ class StoreError(Exception):
 # ---------------------------------------------------------------------------- values
 
 
-class Credentials(
-    namedtuple(
-        "Credentials",
-        (
-            "client_id", "client_secret", "refresh_token", "realm_id", "environment", "redirect_uri",
-            "refresh_token_source", "refreshed_at", "expires_at", "hard_expires_at", "token_environment",
-            "token_realm_id",
-        ),
-    )
-):  # fmt: skip
+class Credentials(Value):
     """What the chain needs, read from `.env` (preferred) else the process environment, per key."""
 
-    __slots__ = ()
-    client_id: str | None
-    client_secret: str | None
-    refresh_token: str | None
-    realm_id: str | None
-    environment: str | None
-    redirect_uri: str
-    refresh_token_source: str
-    refreshed_at: datetime | None
-    expires_at: datetime | None
-    hard_expires_at: datetime | None
-    token_environment: str | None
-    token_realm_id: str | None
+    __slots__ = (
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "realm_id",
+        "environment",
+        "redirect_uri",
+        "refresh_token_source",
+        "refreshed_at",
+        "expires_at",
+        "hard_expires_at",
+        "token_environment",
+        "token_realm_id",
+    )
+
+    def __init__(
+        self,
+        client_id: str | None,
+        client_secret: str | None,
+        refresh_token: str | None,
+        realm_id: str | None,
+        environment: str | None,
+        redirect_uri: str,
+        refresh_token_source: str,
+        refreshed_at: datetime | None,
+        expires_at: datetime | None,
+        hard_expires_at: datetime | None,
+        token_environment: str | None,
+        token_realm_id: str | None,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.refresh_token = refresh_token
+        self.realm_id = realm_id
+        self.environment = environment
+        self.redirect_uri = redirect_uri
+        self.refresh_token_source = refresh_token_source
+        self.refreshed_at = refreshed_at
+        self.expires_at = expires_at
+        self.hard_expires_at = hard_expires_at
+        self.token_environment = token_environment
+        self.token_realm_id = token_realm_id
 
     def missing(self) -> list[str]:
         present = {
@@ -144,25 +164,40 @@ class Credentials(
     __str__ = __repr__
 
 
-class RefreshResult(
-    namedtuple(
-        "RefreshResult",
-        (
-            "access_token", "refresh_token", "rotated", "previous_refresh_token", "refreshed_at", "expires_at",
-            "hard_expires_at", "intuit_tid", "attempts",
-        ),
+class RefreshResult(Value):
+    __slots__ = (
+        "access_token",
+        "refresh_token",
+        "rotated",
+        "previous_refresh_token",
+        "refreshed_at",
+        "expires_at",
+        "hard_expires_at",
+        "intuit_tid",
+        "attempts",
     )
-):  # fmt: skip
-    __slots__ = ()
-    access_token: str
-    refresh_token: str
-    rotated: bool
-    previous_refresh_token: str
-    refreshed_at: datetime
-    expires_at: datetime | None
-    hard_expires_at: datetime | None
-    intuit_tid: str | None
-    attempts: int
+
+    def __init__(
+        self,
+        access_token: str,
+        refresh_token: str,
+        rotated: bool,
+        previous_refresh_token: str,
+        refreshed_at: datetime,
+        expires_at: datetime | None,
+        hard_expires_at: datetime | None,
+        intuit_tid: str | None,
+        attempts: int,
+    ) -> None:
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        self.rotated = rotated
+        self.previous_refresh_token = previous_refresh_token
+        self.refreshed_at = refreshed_at
+        self.expires_at = expires_at
+        self.hard_expires_at = hard_expires_at
+        self.intuit_tid = intuit_tid
+        self.attempts = attempts
 
     def __repr__(self) -> str:
         return (

@@ -10,13 +10,13 @@ needs it to tell "expired" from "disconnected" when Intuit answers invalid_grant
 
 from __future__ import annotations
 
-from collections import namedtuple
 from datetime import datetime, timedelta, timezone
 
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
 from doctor.store_records import format_timestamp, parse_timestamp
+from doctor.values import Value
 
 IDLE_LIMIT = timedelta(days=100)
 WARN_WITHIN = timedelta(days=14)
@@ -34,17 +34,24 @@ LIMIT_IDLE = "idle"  # the 100-day rolling limit
 LIMIT_HARD = "hard"  # the five-year cap
 
 
-class ExpiryStatus(
-    namedtuple("ExpiryStatus", ("now", "rolling_expires_at", "hard_expires_at", "basis", "notes"), defaults=((),))
-):
+class ExpiryStatus(Value):
     """The chain's deadlines as far as this computer knows them (UTC, aware)."""
 
-    __slots__ = ()
-    now: datetime
-    rolling_expires_at: datetime | None
-    hard_expires_at: datetime | None
-    basis: str
-    notes: tuple[str, ...]  # default ()
+    __slots__ = ("now", "rolling_expires_at", "hard_expires_at", "basis", "notes")
+
+    def __init__(
+        self,
+        now: datetime,
+        rolling_expires_at: datetime | None,
+        hard_expires_at: datetime | None,
+        basis: str,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        self.now = now
+        self.rolling_expires_at = rolling_expires_at
+        self.hard_expires_at = hard_expires_at
+        self.basis = basis
+        self.notes = notes
 
     @property
     def estimated(self) -> bool:
