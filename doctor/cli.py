@@ -40,11 +40,11 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
         ctx.exit()
 
 
-def help_option() -> Any:
-    return click.option(
-        "-h", "--help", is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
-        help="Show this message and exit.",
-    )  # fmt: skip
+# Each use of these decorators adds a new Option to the command it decorates.
+help_option = click.option(
+    "-h", "--help", is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
+    help="Show this message and exit.",
+)  # fmt: skip
 
 
 version_option = click.option(
@@ -138,7 +138,7 @@ def checked(text: str, secrets: list[tuple[str, str]], client_id: str | None) ->
     help="Claude Desktop config file (default $SIDEQUEST_CLAUDE_CONFIG, else the platform path).",
 )
 @version_option
-@help_option()
+@help_option
 @click.pass_context
 def cli(click_ctx: click.Context, home: Path | None, claude_config: Path | None) -> None:
     """Diagnose and repair the SideQuest QuickBooks connector."""
@@ -176,7 +176,7 @@ def cli(click_ctx: click.Context, home: Path | None, claude_config: Path | None)
     show_default=True,
     help="Time budget for the whole run, in seconds.",
 )
-@help_option()
+@help_option
 @click.pass_obj
 def doctor_command(
     settings: Settings,
@@ -348,7 +348,7 @@ def fix_and_report(run, make_context, *, timeout: float, yes: bool, dry_run: boo
 
 
 @cli.command("refresh-qb", add_help_option=False)
-@help_option()
+@help_option
 @click.pass_obj
 def refresh_command(settings: Settings) -> int:
     """Refresh the QuickBooks token chain once, under the lock (safe for cron/launchd)."""
@@ -373,7 +373,7 @@ def refresh_command(settings: Settings) -> int:
     help="How long to wait for the consent, in seconds.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Accept a change of QuickBooks company without asking.")
-@help_option()
+@help_option
 @click.pass_obj
 def reauth_command(settings: Settings, no_browser: bool, environment: str | None, timeout: float, yes: bool) -> int:
     """Connect QuickBooks again: consent in the browser, save the new token, update Claude Desktop."""
