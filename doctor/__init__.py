@@ -16,13 +16,13 @@ __all__ = ["__version__", "hookimpl", "hookspec", "run_doctor"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy exports keep `import doctor.token_store` (the connector's path) free of pluggy.
+    # Lazy exports keep `import doctor.store.token_store` (the connector's path) free of pluggy.
     if name in ("hookimpl", "hookspec"):
         from doctor import hookspecs
 
         return getattr(hookspecs, name)
     if name == "run_doctor":
-        from doctor.api import run_doctor
+        from doctor.session import run_doctor
 
         return run_doctor
     raise AttributeError(f"module 'doctor' has no attribute {name!r}")

@@ -16,17 +16,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from doctor.store.home import DEFAULT_HOME_NAME, HOME_ENV, resolve_home  # noqa: F401 - re-exported
 from doctor.values import Value
 
 if TYPE_CHECKING:  # pragma: no cover
-    from doctor.claude_config import ClaudeConfig
-    from doctor.env_file import EnvFile
-    from doctor.intuit import IntuitClient
+    from doctor.claude_desktop.config import ClaudeConfig
+    from doctor.intuit.client import IntuitClient
     from doctor.model import ProbeResult
-    from doctor.token_store import TokenStore
+    from doctor.store.env_file import EnvFile
+    from doctor.store.token_store import TokenStore
 
-DEFAULT_HOME_NAME = ".qb-distributor-mcp"
-HOME_ENV = "SIDEQUEST_HOME"
 CLAUDE_CONFIG_ENV = "SIDEQUEST_CLAUDE_CONFIG"
 
 # .env keys whose values are secrets, and the kind the redactor shows them as.
@@ -49,18 +48,10 @@ class _NoNetwork:
         raise RuntimeError("offline run: no network access allowed")
 
 
-def resolve_home(home: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
-    if home:
-        return Path(home).expanduser()
-    if environ.get(HOME_ENV):
-        return Path(environ[HOME_ENV]).expanduser()
-    return Path.home() / DEFAULT_HOME_NAME
-
-
 def resolve_claude_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
     if path:
         return Path(path).expanduser()
-    from doctor.claude_config import default_config_path
+    from doctor.claude_desktop.config import default_config_path
 
     return default_config_path(environ)
 
@@ -119,10 +110,10 @@ class Context:
         return self.clock()
 
     def load_env(self) -> Loaded:
-        """The parsed `.env` (a `doctor.env_file.EnvFile`) or the `EnvFileError` reading it."""
+        """The parsed `.env` (a `doctor.store.env_file.EnvFile`) or the `EnvFileError` reading it."""
         with self._lock:
             if self._env is None:
-                from doctor.env_file import EnvFileError, read_env_file
+                from doctor.store.env_file import EnvFileError, read_env_file
 
                 try:
                     self._env = Loaded(read_env_file(self.env_path))
@@ -143,7 +134,7 @@ class Context:
         """The parsed Claude Desktop config or the `ClaudeConfigError` reading it."""
         with self._lock:
             if self._claude is None:
-                from doctor.claude_config import ClaudeConfigError, load_claude_config
+                from doctor.claude_desktop.config import ClaudeConfigError, load_claude_config
 
                 if self.claude_config_path is None:
                     self._claude = Loaded(error=None)
@@ -167,7 +158,7 @@ class Context:
             raise RuntimeError("offline run: no network access allowed")
         with self._lock:
             if self._intuit is None:
-                from doctor.intuit import IntuitClient
+                from doctor.intuit.client import IntuitClient
 
                 self._intuit = IntuitClient(
                     environ=self.environ, timeout=self.http_timeout, connect_timeout=min(5.0, self.http_timeout)
@@ -179,7 +170,7 @@ class Context:
         """The locked token store the connector uses; its network client is created lazily."""
         with self._lock:
             if self._token_store is None:
-                from doctor.token_store import TokenStore
+                from doctor.store.token_store import TokenStore
 
                 intuit = _NoNetwork() if self.offline else self.intuit
                 self._token_store = TokenStore(

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from doctor.api import DoctorRun, execute
 from doctor.plugins import RegisteredProbe
+from doctor.session import DoctorRun, execute
 
 CONSENT_CAUSES = frozenset({"refresh_token_expired", "app_disconnected", "realm_mismatch", "not_configured"})
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from doctor.claude_config import (
+from doctor.claude_desktop.config import (
     CONNECTOR_NAME,
     SYNCED_KEYS,
     ClaudeConfigError,
@@ -35,9 +35,9 @@ from doctor.claude_config import (
     update_connector_env,
 )
 from doctor.context import CLAUDE_CONFIG_ENV, Context
-from doctor.env_file import EnvFileError, read_env_file
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
+from doctor.store.env_file import EnvFileError, read_env_file
 
 FIX_COMMAND = "sidequest doctor --fix"
 QUIT_AND_REOPEN = (

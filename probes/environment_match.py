@@ -86,7 +86,7 @@ def check(ctx: Context) -> Finding:
             facts=facts,
         )
 
-    from doctor.intuit import IntuitError
+    from doctor.intuit.client import IntuitError
 
     here = company_lookup(ctx, access_token, realm, configured)
     if not isinstance(here, IntuitError):

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from doctor.context import Context
-from doctor.env_file import leftover_temp_files
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
-from doctor.store_records import LOCK_NAME, OWNER_NAME, OwnerRecord, this_host
+from doctor.store.env_file import leftover_temp_files
+from doctor.store.lock_records import LOCK_NAME, OWNER_NAME, OwnerRecord, this_host
 
 # A temp file younger than this may belong to a write that has not taken the lock yet
 # (or a process that does not use it); leave it alone.

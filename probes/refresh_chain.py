@@ -24,12 +24,12 @@ from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
 from doctor.redaction import redacted_form
-from doctor.store_records import format_timestamp, parse_timestamp
+from doctor.store.lock_records import format_timestamp, parse_timestamp
 from probes.token_age import LIMIT_HARD, describe_limit, expiry_status
 
 if TYPE_CHECKING:  # pragma: no cover
-    from doctor.intuit import IntuitError
-    from doctor.token_store import RefreshResult
+    from doctor.intuit.client import IntuitError
+    from doctor.store.token_store import RefreshResult
 
 REAUTH = "sidequest reauth-qb"
 # Intuit replaces the refresh token every 24-26 h (INTUIT.md §2.3).
@@ -56,8 +56,8 @@ def record_server_date(ctx: Context, server_date: datetime | None, where: str) -
 
 
 def check(ctx: Context) -> Finding:
-    from doctor.intuit import IntuitError
-    from doctor.token_store import LockTimeout, StoreError
+    from doctor.intuit.client import IntuitError
+    from doctor.store.token_store import LockTimeout, StoreError
 
     # Read before refreshing: the verdict on a refusal rests on the state that was refused.
     before = _ChainState(ctx)

@@ -1,0 +1,92 @@
+"""`sidequest refresh-qb`: one locked refresh of the token chain, for people and for cron.
+
+It keeps Intuit's 100-day idle clock from running out. The refresh goes through the same
+locked token store the connector uses, so it is safe to run while Claude Desktop works.
+Output names the token only in redacted form.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from doctor.store.home import resolve_home
+
+LOCK_WAIT = 10.0
+
+INTUIT_EXPLANATIONS = {
+    "invalid_grant": "Intuit no longer accepts this connection (expired, disconnected in QuickBooks, or made "
+    "with other app keys). Run `sidequest doctor` to see which, then `sidequest reauth-qb`.",
+    "invalid_client": "Intuit does not accept the app keys QB_CLIENT_ID / QB_CLIENT_SECRET in .env. "
+    "Copy them again from the SideQuest setup email; `sidequest doctor` explains more.",
+    "network": "Could not reach Intuit. Check the internet connection and try again.",
+    "timeout": "Intuit did not answer in time. Try again in a few minutes.",
+    "server_error": "Intuit's sign-in service had an error. Try again in a few minutes; nothing was changed.",
+    "bad_response": "Intuit answered with something that is not a token response. Try again in a few minutes.",
+    "insecure_url": "A SIDEQUEST_OAUTH_* address is plain http:// to a non-local host; refusing to send secrets there.",
+}
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "not reported by Intuit"
+
+
+def refresh_once(settings) -> int:
+    """Run one locked refresh; print the outcome; return the exit code."""
+    from doctor.commands.cli import checked, emit
+    from doctor.intuit.client import IntuitError
+    from doctor.redaction import redacted_form
+    from doctor.store.env_file import EnvFileError
+    from doctor.store.token_store import LockTimeout, StoreError, TokenStore
+
+    home = resolve_home(settings.home, os.environ)
+    store = TokenStore(home, environ=os.environ, command="sidequest refresh-qb")
+
+    def say(text: str, err: bool = False) -> None:
+        secrets = list(store.known_secrets())
+        creds = None
+        try:
+            creds = store.credentials()
+        except Exception:
+            pass
+        if creds is not None:
+            secrets += [("refresh_token", creds.refresh_token or ""), ("client_secret", creds.client_secret or "")]
+        emit(checked(text, secrets, creds.client_id if creds else None) + "\n", err=err)
+
+    try:
+        creds = store.credentials()
+    except (StoreError, EnvFileError) as exc:
+        say(f"Cannot refresh: {exc}", err=True)
+        return 1
+    missing = creds.missing()
+    if missing:
+        say(
+            f"Cannot refresh: {home / '.env'} is missing {', '.join(missing)}. "
+            "Run `sidequest doctor` to see what to do.",
+            err=True,
+        )
+        return 1
+    try:
+        result = store.refresh(wait=LOCK_WAIT)
+    except LockTimeout as exc:
+        say(f"Cannot refresh: {exc}", err=True)
+        return 1
+    except IntuitError as exc:
+        explanation = INTUIT_EXPLANATIONS.get(exc.kind, "Run `sidequest doctor` for a diagnosis.")
+        say(f"Refresh failed: {exc}\n{explanation}", err=True)
+        return 1
+    except (StoreError, EnvFileError) as exc:
+        say(f"Refresh failed: {exc}", err=True)
+        return 1
+    token = redacted_form("refresh_token", result.refresh_token)
+    rotated = "Intuit issued a new token; .env now holds it" if result.rotated else "Intuit kept the same token"
+    lines = [
+        f"Refreshed the QuickBooks connection ({rotated}).",
+        f"  refresh token:   {token}",
+        f"  rolling expiry:  {_day(result.expires_at)} (extends with every use)",
+        f"  hard expiry:     {_day(result.hard_expires_at)} (the five-year limit; reconnect before then)",
+    ]
+    if result.intuit_tid:
+        lines.append(f"  intuit_tid:      {result.intuit_tid}")
+    say("\n".join(lines))
+    return 0

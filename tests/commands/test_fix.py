@@ -1,0 +1,163 @@
+"""`sidequest doctor --fix` end to end: the real CLI repairing real files, or refusing to.
+
+One messy home carries every local problem a fixer can repair: Claude Desktop's entry for a
+different company with an older token, a leftover temp file from an interrupted save, the lock
+record of a process that died, and a `.env` other users can read.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.support.homes import cli_env, run_cli, write_env
+from tests.support.local_support import (
+    CLAUDE_TOKEN,
+    assert_no_secret,
+    dead_pid,
+    fresh_values,
+    make_old,
+    rich_config,
+    secrets_of,
+    snapshot,
+    synced_env,
+    write_claude_config,
+    write_owner_record,
+)
+from tests.support.schema_check import assert_valid_report
+
+OTHER_REALM = "4620816365000000000"
+
+
+@pytest.fixture
+def messy(tmp_path: Path):
+    home = tmp_path / "home"
+    values = fresh_values()
+    write_env(home, values, mode=0o644)
+    config = tmp_path / "Claude" / "claude_desktop_config.json"
+    original = rich_config(synced_env(values) | {"QB_REALM_ID": OTHER_REALM, "QB_REFRESH_TOKEN": CLAUDE_TOKEN})
+    write_claude_config(config, original)
+    temp = home / ".env.tmp-q8w7e6"
+    temp.write_text("QB_REFRESH_TOKEN=half-written\n")
+    make_old(temp)
+    pid = dead_pid()
+    record = write_owner_record(home, pid, command="sidequest refresh-qb")
+    return {
+        "home": home,
+        "values": values,
+        "config": config,
+        "original": original,
+        "temp": temp,
+        "record": record,
+        "pid": pid,
+        "env": cli_env(home, config),
+    }
+
+
+def check_clean(result, values) -> None:
+    assert "Traceback" not in result.stderr
+    assert_no_secret(result.stdout + result.stderr, secrets_of(values))
+
+
+def test_dry_run_changes_nothing_and_lists_every_fix(messy) -> None:
+    folders = (messy["home"], messy["config"].parent)
+    before = snapshot(*folders)
+    result = run_cli("doctor", "--offline", "--fix", "--dry-run", "--format", "json", env=messy["env"])
+    check_clean(result, messy["values"])
+    assert snapshot(*folders) == before  # bytes, mtimes and modes of every file, no new file
+    doc = result.json()
+    assert_valid_report(doc)
+    assert doc["diagnosis"]["cause"] == "claude_config_out_of_sync" and result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Would fix")]
+    assert {line.split(":")[0] for line in lines} == {
+        "Would fix env-file",
+        "Would fix lock-health",
+        "Would fix claude-config-sync",
+    }
+    assert "0o600" in result.stderr
+    assert messy["temp"].name in result.stderr and str(messy["pid"]) in result.stderr
+    assert "QB_REALM_ID" in result.stderr and "QB_REFRESH_TOKEN" in result.stderr
+
+
+def test_fix_yes_repairs_everything_and_reports_before_and_after(messy) -> None:
+    config = messy["config"]
+    original_bytes = config.read_bytes()
+    result = run_cli("doctor", "--offline", "--fix", "--yes", "--format", "json", env=messy["env"])
+    check_clean(result, messy["values"])
+    doc = result.json()
+    assert_valid_report(doc)
+    assert doc["diagnosis"]["cause"] == "healthy", result.stderr
+    assert result.returncode == 0 and doc["exit_code"] == 0
+    statuses = {p["id"]: p["status"] for p in doc["probes"]}
+    assert statuses["env-file"] == statuses["lock-health"] == statuses["claude-config-sync"] == "ok"
+
+    assert "claude-config-sync: fail → ok" in result.stderr
+    assert "lock-health: warn → ok" in result.stderr
+    assert "env-file: warn → ok" in result.stderr
+
+    # Claude's file: only the connector's env changed; everything else parses back identical.
+    expected = json.loads(json.dumps(messy["original"]))
+    expected["mcpServers"]["qb-distributor"]["env"] = synced_env(messy["values"])
+    assert json.loads(config.read_text(encoding="utf-8")) == expected
+    backups = list(config.parent.glob("claude_desktop_config.json.sidequest-backup-*"))
+    assert len(backups) == 1 and backups[0].read_bytes() == original_bytes
+
+    assert not messy["temp"].exists()
+    assert not messy["record"].exists()
+    assert stat.S_IMODE((messy["home"] / ".env").stat().st_mode) == 0o600
+
+
+def test_fix_text_output_is_the_after_report(messy) -> None:
+    result = run_cli("doctor", "--offline", "--fix", "--yes", env=messy["env"])
+    check_clean(result, messy["values"])
+    assert result.returncode == 0
+    assert "done: claude-config-sync" in result.stderr and "done: lock-health" in result.stderr
+    assert "Cause: healthy" in result.stdout
+
+
+def test_without_yes_and_without_a_terminal_nothing_is_applied(messy) -> None:
+    folders = (messy["home"], messy["config"].parent)
+    before = snapshot(*folders)
+    result = run_cli("doctor", "--offline", "--fix", env=messy["env"], input="y\ny\ny\n")
+    check_clean(result, messy["values"])
+    assert snapshot(*folders) == before
+    assert result.stderr.count("skipped: no terminal to ask; use --yes") == 3
+    assert "done:" not in result.stderr
+    assert result.returncode == 1
+
+
+def _missing_token(home: Path) -> None:
+    write_env(home, {k: v for k, v in fresh_values().items() if k != "QB_REFRESH_TOKEN"})
+
+
+def _expired(home: Path) -> None:
+    write_env(
+        home,
+        fresh_values(QB_TOKEN_REFRESHED_AT="2026-01-01T00:00:00Z", QB_REFRESH_TOKEN_EXPIRES_AT="2026-04-11T00:00:00Z"),
+    )
+
+
+@pytest.mark.parametrize(
+    "setup, cause",
+    [(_missing_token, "not_configured"), (_expired, "refresh_token_expired")],
+    ids=["not_configured", "expired"],
+)
+def test_consent_causes_point_at_reauth_and_are_never_automated(tmp_path: Path, setup, cause: str) -> None:
+    home = tmp_path / "home"
+    setup(home)
+    config = write_claude_config(
+        tmp_path / "Claude" / "claude_desktop_config.json", rich_config(synced_env(fresh_values()))
+    )
+    folders = (home, config.parent)
+    before = snapshot(*folders)
+    result = run_cli("doctor", "--offline", "--fix", "--yes", "--format", "json", env=cli_env(home, config))
+    check_clean(result, fresh_values())
+    doc = result.json()
+    assert_valid_report(doc)
+    assert doc["diagnosis"]["cause"] == cause and result.returncode == 1
+    assert "sidequest reauth-qb" in result.stderr
+    assert "No automatic fix applies" in result.stderr
+    assert snapshot(*folders) == before  # no consent, no token, no config was written

@@ -1,0 +1,173 @@
+"""`sidequest refresh-qb` end to end: real processes, the real lock, the fake Intuit on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from doctor.store.env_file import read_env_file
+from tests.support.homes import CLIENT_ID, CLIENT_SECRET, REALM_ID, REPO, cli_env, configured_values, run_cli, write_env
+
+HEADER = "# SideQuest connector settings\n\n"
+TRAILER = "\n# keep this comment\nUNRELATED=kept as is\n"
+
+
+@pytest.fixture
+def chain(fake_intuit, tmp_path: Path):
+    """A home whose .env holds a live chain of the fake; returns (home, env for the CLI)."""
+    fake_intuit.add_app(CLIENT_ID, CLIENT_SECRET, "sandbox")
+    fake_intuit.add_company(REALM_ID, "Larry's Bakery", "sandbox")
+    token = fake_intuit.mint_chain(CLIENT_ID, REALM_ID)
+    home = tmp_path / "home"
+    home.mkdir()
+    values = configured_values(QB_REFRESH_TOKEN=token)
+    (home / ".env").write_text(HEADER + "".join(f"{k}={v}\n" for k, v in values.items()) + TRAILER)
+    (home / ".env").chmod(0o600)
+    return home, cli_env(home, **fake_intuit.environ())
+
+
+def issued_tokens(fake) -> str:
+    return fake.current_refresh_token(CLIENT_ID, REALM_ID) or ""
+
+
+def test_refresh_prints_the_redacted_token_and_expiries_and_saves_the_rotation(fake_intuit, chain) -> None:
+    home, env = chain
+    fake_intuit.rotation = "every_call"
+    result = run_cli("refresh-qb", env=env)
+    assert result.returncode == 0, result.stderr
+    current = issued_tokens(fake_intuit)
+    assert f"RT…{current[-4:]}" in result.stdout
+    assert "rolling expiry" in result.stdout and "hard expiry" in result.stdout
+    assert current not in result.stdout + result.stderr and CLIENT_SECRET not in result.stdout + result.stderr
+    env_file = read_env_file(home / ".env")
+    assert env_file.get("QB_REFRESH_TOKEN") == current
+    assert env_file.get("QB_REFRESH_TOKEN_HARD_EXPIRES_AT") is not None
+    assert (
+        (home / ".env")
+        .read_text()
+        .startswith(
+            HEADER + "".join(f"{k}={v}\n" for k, v in configured_values(QB_REFRESH_TOKEN=current).items()) + TRAILER
+        )
+    )
+    assert (home / ".env").stat().st_mode & 0o777 == 0o600
+
+
+def test_not_configured_names_the_missing_keys(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    values = configured_values()
+    del values["QB_REFRESH_TOKEN"]
+    write_env(home, values)
+    result = run_cli("refresh-qb", env=cli_env(home))
+    assert result.returncode == 1
+    assert "QB_REFRESH_TOKEN" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_rejected_token_exits_1_and_leaves_env_untouched(fake_intuit, chain) -> None:
+    home, env = chain
+    before = (home / ".env").read_bytes()
+    fake_intuit.disconnect(REALM_ID)
+    result = run_cli("refresh-qb", env=env)
+    assert result.returncode == 1
+    assert "invalid_grant" in result.stderr and "sidequest reauth-qb" in result.stderr
+    assert (home / ".env").read_bytes() == before
+
+
+def test_an_html_error_page_is_explained_not_a_crash(fake_intuit, chain) -> None:
+    home, env = chain
+    before = (home / ".env").read_bytes()
+    fake_intuit.fail_mode = "html_502"
+    result = run_cli("refresh-qb", env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "try again" in result.stderr.lower()
+    assert (home / ".env").read_bytes() == before
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from doctor.store.token_store import TokenStore
+with TokenStore(Path(sys.argv[1]), command="connector test-holder").locked(wait=5):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_held_lock_gives_a_bounded_wait_naming_the_holder(chain) -> None:
+    home, env = chain
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(home), "30"], stdout=subprocess.PIPE, text=True, cwd=REPO, env=env
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        result = run_cli("refresh-qb", env=env, timeout=40)
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1
+    assert str(holder.pid) in result.stderr and "connector test-holder" in result.stderr
+    assert 8 <= waited < 20, waited
+
+
+def test_eight_processes_times_ten_refreshes_never_lose_a_rotation(fake_intuit, chain) -> None:
+    """Every call rotates and the old token dies at once: one lost write would break the chain."""
+    home, env = chain
+    fake_intuit.rotation = "every_call"
+    original = (home / ".env").read_text()
+    first_token = read_env_file(home / ".env").get("QB_REFRESH_TOKEN")
+
+    def worker(_: int) -> list[int]:
+        return [run_cli("refresh-qb", env=env, timeout=120).returncode for _ in range(10)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = [code for batch in pool.map(worker, range(8)) for code in batch]
+    assert codes == [0] * 80
+    assert fake_intuit.refresh_count == 80
+    current = issued_tokens(fake_intuit)
+    assert read_env_file(home / ".env").get("QB_REFRESH_TOKEN") == current
+    # Every line the owner wrote is still there, in order; only the token changed and the
+    # metadata keys were appended.
+    assert (home / ".env").read_text().startswith(original.replace(first_token, current))
+
+
+def test_sigkill_while_intuit_is_slow_leaves_a_parseable_env_with_old_or_new_token(fake_intuit, chain) -> None:
+    home, env = chain
+    old = read_env_file(home / ".env").get("QB_REFRESH_TOKEN")
+    fake_intuit.rotation = "every_call"
+    fake_intuit.fail_mode = "slow"
+    fake_intuit.slow_seconds = 3.0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "doctor.commands.cli", "refresh-qb"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 15
+    while (
+        not any(r.path.endswith("/tokens/bearer") for r in list(fake_intuit.requests)) and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    env_file = read_env_file(home / ".env")
+    assert env_file.problems == ()
+    assert env_file.get("QB_REFRESH_TOKEN") in {old, issued_tokens(fake_intuit)}
+    # The dead process released the lock: the next refresh goes through at once.
+    fake_intuit.fail_mode = None
+    started = time.monotonic()
+    result = run_cli("refresh-qb", env=env)
+    assert time.monotonic() - started < 8
+    # The old token may have been superseded while the killed process waited: then the chain
+    # is broken exactly as Intuit would break it, and refresh-qb says so (exit 1), never hangs.
+    assert result.returncode in (0, 1)
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,59 @@
+"""The docs stay true: examples regenerate, the README names every option, variable and hook."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.homes import REPO
+from tests.support.schema_check import assert_valid_report
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_examples_script_renders_three_causes_in_three_formats(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "docs" / "make_examples"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for cause in ("healthy", "refresh_token_expired", "environment_mismatch"):
+        doc = json.loads((tmp_path / f"{cause}.json").read_text())
+        assert_valid_report(doc)
+        assert doc["diagnosis"]["cause"] == cause
+        assert (tmp_path / f"{cause}.txt").read_text().startswith(doc["diagnosis"]["headline"])
+        assert f"`{cause}`" in (tmp_path / f"{cause}.md").read_text()
+
+
+def test_committed_examples_show_what_their_names_say() -> None:
+    for path in (REPO / "docs" / "examples").glob("*.json"):
+        doc = json.loads(path.read_text())
+        assert_valid_report(doc)
+        assert doc["diagnosis"]["cause"] == path.stem
+
+
+def test_readme_documents_every_environment_variable() -> None:
+    used = set()
+    for source in list((REPO / "doctor").glob("*.py")) + list((REPO / "probes").glob("*.py")):
+        used |= set(re.findall(r"\"(SIDEQUEST_[A-Z_]+)\"", source.read_text(encoding="utf-8")))
+    assert used, "no SIDEQUEST_* variable found: the scan is broken"
+    missing = sorted(v for v in used if v not in README)
+    assert not missing, f"README does not document {missing}"
+
+
+def test_readme_documents_every_doctor_option_and_hook() -> None:
+    from doctor import hookspecs
+    from doctor.commands.cli import doctor_command
+
+    for param in doctor_command.params:
+        for opt in param.opts:
+            if opt.startswith("--"):
+                assert opt in README, f"README does not document {opt}"
+    for hook in ("sidequest_probes", "sidequest_secrets"):
+        assert hasattr(hookspecs, hook) and hook in README

@@ -1,0 +1,226 @@
+"""claude-config-sync against real config files in tmp_path, and its fixer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from doctor.context import Context
+from probes import claude_config_sync
+from probes.claude_config_sync import apply_fix, check, describe_fix
+from tests.support.homes import REALM_ID, write_env
+from tests.support.local_support import (
+    CLAUDE_TOKEN,
+    assert_no_secret,
+    connector_entry,
+    fresh_values,
+    rich_config,
+    secrets_of,
+    synced_env,
+    write_claude_config,
+)
+
+
+@pytest.fixture
+def values(tmp_path: Path) -> dict[str, str]:
+    values = fresh_values()
+    write_env(tmp_path / "home", values)
+    return values
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return tmp_path / "Claude" / "claude_desktop_config.json"
+
+
+def make_ctx(tmp_path: Path, config_path: Path | None, **environ: str) -> Context:
+    return Context(tmp_path / "home", config_path, environ={"PATH": "/usr/bin:/bin", **environ}, offline=True)
+
+
+def all_text(finding) -> str:
+    parts = [finding.summary, *finding.details, json.dumps(finding.facts)]
+    if finding.remediation:
+        parts += [finding.remediation.text, *finding.remediation.commands]
+    return "\n".join(parts)
+
+
+def test_in_sync_entry_is_ok(tmp_path, values, config_path) -> None:
+    write_claude_config(config_path, rich_config(synced_env(values)))
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "ok", finding.summary
+    assert finding.facts["token_copy"] == "same"
+    assert describe_fix(make_ctx(tmp_path, config_path)) is None
+
+
+def test_missing_file_warns_naming_the_path_and_how_to_point_at_it(tmp_path, values, config_path) -> None:
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "warn" and finding.cause is None
+    assert str(config_path) in finding.summary
+    assert "--claude-config" in finding.remediation.text and "SIDEQUEST_CLAUDE_CONFIG" in finding.remediation.text
+
+
+@pytest.mark.parametrize(
+    "raw, where",
+    [
+        (b'{"mcpServers": {"a": {"command": "x"}}\n  "b": 1}\n', "line 2, column 3"),
+        (b'{"mcpServers": {},}', "line 1, column 19"),
+    ],
+)
+def test_unparsable_file_fails_with_line_and_column_and_is_never_touched(
+    tmp_path, values, config_path, raw, where
+) -> None:
+    write_claude_config(config_path, raw=raw)
+    ctx = make_ctx(tmp_path, config_path)
+    finding = check(ctx)
+    assert finding.status == "fail" and finding.cause == "claude_config_invalid"
+    assert where in finding.summary
+    assert describe_fix(ctx) is None
+    apply_fix(ctx)  # even called directly, it must not write an unparsable file
+    assert config_path.read_bytes() == raw
+    assert list(config_path.parent.iterdir()) == [config_path]
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"", "empty"),
+        (b"  \n", "empty"),
+        (b"[]", "not_object"),
+        (b"\xef\xbb\xbf", "empty"),
+        (b"\xff\xfe{\x00}\x00", "not_utf8"),
+    ],
+)
+def test_empty_non_object_bom_only_fail_as_invalid(tmp_path, values, config_path, raw, reason) -> None:
+    write_claude_config(config_path, raw=raw)
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "fail" and finding.cause == "claude_config_invalid"
+    assert finding.facts["reason"] == reason
+
+
+def test_an_env_value_that_is_a_list_breaks_the_whole_file(tmp_path, values, config_path) -> None:
+    data = rich_config(synced_env(values))
+    data["mcpServers"]["directus"] = {"command": "npx", "env": {"DISABLE_TOOLS": ["a", "b"]}}
+    write_claude_config(config_path, data)
+    ctx = make_ctx(tmp_path, config_path)
+    finding = check(ctx)
+    assert finding.status == "fail" and finding.cause == "claude_config_invalid"
+    assert "mcpServers.directus.env.DISABLE_TOOLS" in finding.summary
+    assert describe_fix(ctx) is None  # a re-sync cannot repair another server's entry
+
+
+def test_missing_connector_entry_shows_the_shape_to_add_without_secrets(tmp_path, values, config_path) -> None:
+    write_claude_config(config_path, {"mcpServers": {"other": {"command": "npx"}}})
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "fail" and finding.cause == "claude_config_out_of_sync"
+    shape = json.loads(finding.details[1])
+    entry = shape["mcpServers"]["qb-distributor"]
+    assert set(entry) == {"command", "args", "env"}
+    assert entry["env"]["QB_REALM_ID"] == REALM_ID
+    assert_no_secret(all_text(finding), secrets_of(values))
+
+
+def test_command_that_cannot_be_found_is_named(tmp_path, values, config_path) -> None:
+    write_claude_config(
+        config_path,
+        {
+            "mcpServers": {
+                "qb-distributor": connector_entry(synced_env(values), command="/opt/nowhere/qb-distributor-mcp")
+            }
+        },
+    )
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "fail" and finding.cause == "claude_config_invalid"
+    assert "/opt/nowhere/qb-distributor-mcp" in finding.summary
+
+
+def test_command_found_through_path_is_ok_with_advice(tmp_path, values, config_path) -> None:
+    tool_dir = Path(sys.executable).parent
+    write_claude_config(
+        config_path,
+        {"mcpServers": {"qb-distributor": connector_entry(synced_env(values), command=Path(sys.executable).name)}},
+    )
+    finding = check(make_ctx(tmp_path, config_path, PATH=str(tool_dir)))
+    assert finding.status == "ok"
+    assert any("full path" in d for d in finding.details)
+
+
+def test_realm_difference_fails_out_of_sync_and_names_the_key(tmp_path, values, config_path) -> None:
+    env = synced_env(values) | {"QB_REALM_ID": "4620816365000000000", "QB_REFRESH_TOKEN": CLAUDE_TOKEN}
+    write_claude_config(config_path, rich_config(env))
+    ctx = make_ctx(tmp_path, config_path)
+    finding = check(ctx)
+    assert finding.status == "fail" and finding.cause == "claude_config_out_of_sync"
+    assert "QB_REALM_ID" in finding.summary and "another connection" in finding.summary
+    assert finding.facts["differing_keys"] == ["QB_REALM_ID"]
+    assert_no_secret(all_text(finding), secrets_of(values))
+    assert "QB_REALM_ID" in describe_fix(ctx) and "QB_REFRESH_TOKEN" in describe_fix(ctx)
+
+
+def test_environment_difference_fails_but_case_does_not_count(tmp_path, values, config_path) -> None:
+    write_claude_config(config_path, rich_config(synced_env(values) | {"QB_ENVIRONMENT": "production"}))
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "fail" and finding.facts["differing_keys"] == ["QB_ENVIRONMENT"]
+    write_claude_config(config_path, rich_config(synced_env(values) | {"QB_ENVIRONMENT": " Sandbox"}))
+    assert check(make_ctx(tmp_path, config_path)).facts["differing_keys"] == []
+
+
+def test_older_token_of_the_same_chain_is_ok_explained_and_fix_resyncs(tmp_path, values, config_path) -> None:
+    # Not even a warning: it is the normal state after every rotation, and a warning would
+    # fail every `--strict` run (DESIGN.md §9a: expected, not a failure).
+    original = rich_config(synced_env(values) | {"QB_REFRESH_TOKEN": CLAUDE_TOKEN})
+    write_claude_config(config_path, original)
+    before_bytes = config_path.read_bytes()
+    ctx = make_ctx(tmp_path, config_path)
+    finding = check(ctx)
+    assert finding.status == "ok" and finding.cause is None
+    explained = " ".join(finding.details)
+    assert "harmless" in explained and ".env" in explained and "sidequest doctor --fix" in explained
+    assert_no_secret(all_text(finding), secrets_of(values))
+
+    plan = describe_fix(ctx)
+    assert plan and "QB_REFRESH_TOKEN" in plan and "QB_REALM_ID" not in plan
+    assert_no_secret(plan, secrets_of(values))
+    did = apply_fix(ctx)
+    assert_no_secret(did, secrets_of(values))
+    after = json.loads(config_path.read_text(encoding="utf-8"))
+    expected = json.loads(json.dumps(original))
+    expected["mcpServers"]["qb-distributor"]["env"]["QB_REFRESH_TOKEN"] = values["QB_REFRESH_TOKEN"]
+    assert after == expected
+    backups = list(config_path.parent.glob("claude_desktop_config.json.sidequest-backup-*"))
+    assert len(backups) == 1 and backups[0].read_bytes() == before_bytes
+    assert check(make_ctx(tmp_path, config_path)).status == "ok"
+    assert describe_fix(make_ctx(tmp_path, config_path)) is None
+
+
+def test_entry_without_realm_and_environment_warns_and_fix_adds_them(tmp_path, values, config_path) -> None:
+    write_claude_config(
+        config_path, {"mcpServers": {"qb": connector_entry({"QB_REFRESH_TOKEN": values["QB_REFRESH_TOKEN"]})}}
+    )
+    ctx = make_ctx(tmp_path, config_path)
+    finding = check(ctx)
+    assert finding.status == "warn"
+    assert finding.facts["missing_keys"] == ["QB_REALM_ID", "QB_ENVIRONMENT"]
+    apply_fix(ctx)
+    env = json.loads(config_path.read_text())["mcpServers"]["qb"]["env"]
+    assert env == synced_env(values)
+
+
+def test_bom_before_valid_json_is_a_warning(tmp_path, values, config_path) -> None:
+    body = json.dumps(rich_config(synced_env(values))).encode()
+    write_claude_config(config_path, raw=b"\xef\xbb\xbf" + body)
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "warn" and "byte-order mark" in finding.summary
+
+
+def test_claude_started_before_the_change_says_quit_and_reopen(tmp_path, values, config_path, monkeypatch) -> None:
+    # No Claude Desktop runs on a test machine; this is the one input that cannot be real here.
+    seen = []
+    monkeypatch.setattr(claude_config_sync, "started_after_config_change", lambda mtime: seen.append(mtime) or True)
+    write_claude_config(config_path, rich_config(synced_env(values)))
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "warn"
+    assert "Cmd+Q" in finding.remediation.text and "tray" in finding.remediation.text
+    assert seen == [config_path.stat().st_mtime]

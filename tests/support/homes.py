@@ -1,0 +1,85 @@
+"""A connector home as the tests lay it out (the app keys, `.env`), and the real CLI run against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO.parent / "shared" / "corpus"
+SCHEMA = REPO.parent / "shared" / "report.schema.json"
+
+CLIENT_ID = "ABk1sandboxClientId0000000000000000000000000000"
+CLIENT_SECRET = "sEcReT0123456789abcdefghijABCDEFGHIJ0123"
+REALM_ID = "9130355377371234"
+
+
+def corpus_dir(name: str) -> Path:
+    path = CORPUS / name
+    if not path.is_dir():
+        pytest.skip(f"corpus folder {path} is not available")
+    return path
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+def cli_env(home: Path | None = None, claude_config: Path | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIDEQUEST_", "QB_"))}
+    env.update({"NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"})
+    env.pop("FORCE_COLOR", None)
+    if home is not None:
+        env["SIDEQUEST_HOME"] = str(home)
+    env["SIDEQUEST_CLAUDE_CONFIG"] = (
+        str(claude_config) if claude_config else str(Path(os.devnull).parent / "nonexistent-claude-config.json")
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None) -> CliResult:
+    """The real CLI in a subprocess, as a user runs it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "doctor.commands.cli", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env if env is not None else cli_env(),
+        timeout=timeout,
+        input=input,
+        cwd=REPO,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def write_env(home: Path, values: dict[str, str], *, mode: int = 0o600, extra: str = "") -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / ".env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()) + extra, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def configured_values(**overrides: str) -> dict[str, str]:
+    values = {
+        "QB_CLIENT_ID": CLIENT_ID,
+        "QB_CLIENT_SECRET": CLIENT_SECRET,
+        "QB_REFRESH_TOKEN": "RT1-39-H3-1785429816rcysb9dns1ofreknypnm",
+        "QB_REALM_ID": REALM_ID,
+        "QB_ENVIRONMENT": "sandbox",
+    }
+    values.update(overrides)
+    return values
