@@ -382,6 +382,34 @@ def reauth_command(settings: Settings, no_browser: bool, environment: str | None
     return run_reauth(settings, no_browser=no_browser, environment=environment, timeout=timeout, yes=yes)
 
 
+@cli.command("keepalive", add_help_option=False)
+@click.argument("action", type=click.Choice(["on", "off", "status"]))
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="DAYS",
+    help="With on: refresh every DAYS days (default 7, at most 30).",
+)
+@help_option
+@click.pass_obj
+def keepalive_command(settings: Settings, action: str, every: int | None) -> int:
+    """Let this computer's scheduler run `sidequest refresh-qb` regularly (on), stop it (off), or show it."""
+    from doctor.commands.keepalive import MAX_EVERY_DAYS, PlatformError, run_keepalive
+
+    if every is not None and action != "on":
+        raise click.UsageError("--every goes with `sidequest keepalive on`")
+    if every is not None and every > MAX_EVERY_DAYS:
+        raise click.UsageError(
+            f"--every {every}: at most {MAX_EVERY_DAYS} days. Intuit ends a connection unused for 100 days, "
+            "and refreshes further apart leave too little room for runs missed while the computer was off."
+        )
+    try:
+        return run_keepalive(settings, action, every)
+    except PlatformError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     settings_holder: dict[str, Settings] = {}

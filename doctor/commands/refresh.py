@@ -32,14 +32,27 @@ def _day(moment: datetime | None) -> str:
 
 
 def refresh_once(settings) -> int:
-    """Run one locked refresh; print the outcome; return the exit code."""
+    """Run one locked refresh; print the outcome; record it in the home's run log; return the exit code."""
+    from doctor.store.run_log import record_run
+
+    home = resolve_home(settings.home, os.environ)
+    outcome = ["error"]  # the kind of refusal, or "ok"; an unexpected exception leaves "error"
+    try:
+        return _refresh(settings, home, outcome)
+    except KeyboardInterrupt:
+        outcome[0] = "interrupted"
+        raise
+    finally:
+        record_run(home, outcome[0])
+
+
+def _refresh(settings, home, outcome: list[str]) -> int:
     from doctor.commands.cli import checked, emit
     from doctor.intuit.client import IntuitError
     from doctor.redaction import redacted_form
     from doctor.store.env_file import EnvFileError
     from doctor.store.token_store import LockTimeout, StoreError, TokenStore
 
-    home = resolve_home(settings.home, os.environ)
     store = TokenStore(home, environ=os.environ, command="sidequest refresh-qb")
 
     def say(text: str, err: bool = False) -> None:
@@ -56,10 +69,12 @@ def refresh_once(settings) -> int:
     try:
         creds = store.credentials()
     except (StoreError, EnvFileError) as exc:
+        outcome[0] = getattr(exc, "reason", "env_unreadable")
         say(f"Cannot refresh: {exc}", err=True)
         return 1
     missing = creds.missing()
     if missing:
+        outcome[0] = "not_configured"
         say(
             f"Cannot refresh: {home / '.env'} is missing {', '.join(missing)}. "
             "Run `sidequest doctor` to see what to do.",
@@ -69,15 +84,19 @@ def refresh_once(settings) -> int:
     try:
         result = store.refresh(wait=LOCK_WAIT)
     except LockTimeout as exc:
+        outcome[0] = "lock_timeout"
         say(f"Cannot refresh: {exc}", err=True)
         return 1
     except IntuitError as exc:
+        outcome[0] = exc.kind
         explanation = INTUIT_EXPLANATIONS.get(exc.kind, "Run `sidequest doctor` for a diagnosis.")
         say(f"Refresh failed: {exc}\n{explanation}", err=True)
         return 1
     except (StoreError, EnvFileError) as exc:
+        outcome[0] = getattr(exc, "reason", "write_failed")
         say(f"Refresh failed: {exc}", err=True)
         return 1
+    outcome[0] = "ok"
     token = redacted_form("refresh_token", result.refresh_token)
     rotated = "Intuit issued a new token; .env now holds it" if result.rotated else "Intuit kept the same token"
     lines = [
