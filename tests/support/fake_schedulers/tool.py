@@ -275,7 +275,13 @@ def crontab(args: list[str], stdin: bytes | None) -> int:
             return fail("new crontab file is missing newline before EOF, can't install.", 1)
         for number, line in enumerate(data.splitlines(), 1):
             text = line.decode("utf-8", "replace").strip()
-            if text and not text.startswith("#") and "=" not in text.split(None, 1)[0] and len(text.split()) < 6:
+            fields_needed = 2 if text.startswith("@") else 6
+            if (
+                text
+                and not text.startswith("#")
+                and "=" not in text.split(None, 1)[0]
+                and len(text.split()) < fields_needed
+            ):
                 return fail(f'"-":{number}: bad minute\nerrors in crontab file, can\'t install.', 1)
         path.write_bytes(data)
         return 0
