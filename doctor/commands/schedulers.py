@@ -43,7 +43,7 @@ class Job(Value):
     __slots__ = ("argv", "every_days")
 
     def __init__(self, argv: tuple[str, ...], every_days: int) -> None:
-        self.argv = tuple(argv)
+        self.argv = argv
         self.every_days = every_days
 
 
@@ -67,7 +67,7 @@ class Found(Value):
     ) -> None:
         self.scheduler = scheduler
         self.where = where
-        self.files = tuple(files)
+        self.files = files
         self.active = active
         self.argv = argv
         self.every_days = every_days

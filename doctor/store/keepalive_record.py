@@ -42,10 +42,10 @@ class KeepaliveRecord(Value):
     ) -> None:
         self.scheduler = scheduler
         self.where = where
-        self.files = tuple(files)
+        self.files = files
         self.every_days = every_days
         self.installed_at = installed_at
-        self.command = tuple(command)
+        self.command = command
 
     def missing_files(self) -> list[str]:
         return [name for name in self.files if not os.path.exists(name)]
