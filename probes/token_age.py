@@ -214,8 +214,8 @@ def check(ctx: Context) -> Finding:
                 "before then."
             )
             remediation = Remediation(
-                f"Run `{REFRESH}` now (it renews the 100-day limit), and let it run regularly from cron or launchd.",
-                (REFRESH,),
+                f"Run `{REFRESH}` now (it renews the 100-day limit), then `sidequest keepalive on` to automate it.",
+                (REFRESH, "sidequest keepalive on"),
                 safe_to_automate=False,
             )
         return Finding("warn", summary, details=details, facts=facts, remediation=remediation)
