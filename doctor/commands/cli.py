@@ -382,6 +382,51 @@ def reauth_command(settings: Settings, no_browser: bool, environment: str | None
     return run_reauth(settings, no_browser=no_browser, environment=environment, timeout=timeout, yes=yes)
 
 
+@cli.command("setup", add_help_option=False)
+@click.option("--client-id", default=None, metavar="ID", help="The app's client ID (asked for when not given).")
+@click.option("--client-secret-stdin", is_flag=True, help="Read the client secret from standard input (scripts).")
+@click.option(
+    "--environment",
+    type=click.Choice(["sandbox", "production"]),
+    default=None,
+    help="sandbox or production (asked for when not given).",
+)
+@click.option(
+    "--connector-command",
+    default=None,
+    metavar="PATH",
+    help="The connector program Claude Desktop starts (default: qb-distributor-mcp on PATH).",
+)
+@click.option("--no-consent", is_flag=True, help="Do not connect QuickBooks now (run `sidequest reauth-qb` later).")
+@click.option("--yes", "-y", is_flag=True, help="Replace keys already in .env, and turn on the keep-alive, unasked.")
+@help_option
+@click.pass_obj
+def setup_command(
+    settings: Settings,
+    client_id: str | None,
+    client_secret_stdin: bool,
+    environment: str | None,
+    connector_command: str | None,
+    no_consent: bool,
+    yes: bool,
+) -> int:
+    """Set up the connector: app keys, .env, Claude Desktop, the QuickBooks connection, the keep-alive."""
+    from doctor.commands.setup import SetupUsageError, run_setup
+
+    try:
+        return run_setup(
+            settings,
+            client_id=client_id,
+            secret_from_stdin=client_secret_stdin,
+            environment=environment,
+            connector_command=connector_command,
+            no_consent=no_consent,
+            yes=yes,
+        )
+    except SetupUsageError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @cli.command("keepalive", add_help_option=False)
 @click.argument("action", type=click.Choice(["on", "off", "status"]))
 @click.option(

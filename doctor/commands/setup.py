@@ -1,0 +1,463 @@
+"""`sidequest setup`: the first five minutes for someone with the app keys from SideQuest and nothing else.
+
+Why: before this, a new user put the keys into `.env` by hand, ran `reauth-qb`, edited Claude
+Desktop's config and set a reminder. This command does each of those in order and says what it
+did at every step:
+
+1. the app keys and the environment: asked for (the secret with hidden input) or given as
+   options (`--client-id`, `--client-secret-stdin`, `--environment`);
+2. the keys are checked with Intuit before anything is saved: a refresh with a dummy token is
+   answered `invalid_client` for keys Intuit does not know and `invalid_grant` for keys it
+   accepts (OAuth 2.0 authenticates the client first). Spaces or quotes pasted around a key
+   are removed, and said so;
+3. `.env` gets the keys (under the lock, every other line kept, mode 0600); keys already there
+   are replaced only after a confirmation or `--yes`;
+4. Claude Desktop's config gets the connector's entry (`command` from `--connector-command`,
+   else `qb-distributor-mcp` on PATH, else it says what to pass and writes no entry). This comes
+   before the consent so that `reauth-qb` pushes the new connection into that entry itself;
+5. the consent flow of `reauth-qb` (skipped with `--no-consent`);
+6. the keep-alive (`sidequest keepalive on`), offered on a terminal, done with `--yes`;
+7. a live `sidequest doctor` run and its one-line verdict.
+
+Ctrl+C at any step leaves what was saved valid (each file is replaced atomically) and says
+what is left. Every line printed goes through the redactor, which knows the client secret.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from doctor.context import resolve_claude_config
+from doctor.store.home import resolve_home
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+CONNECTOR_PROGRAM = "qb-distributor-mcp"
+# A refresh token no chain ever had: Intuit answers it with invalid_grant once the keys pass.
+KEY_CHECK_TOKEN = "sidequest-setup-key-check"
+KEY_NAMES = ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_ENVIRONMENT")
+ENTRY_ENV_KEYS = ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_ENVIRONMENT", "QB_REFRESH_TOKEN", "QB_REALM_ID")
+LOCK_WAIT = 10.0
+STEPS = 7
+
+
+class SetupUsageError(Exception):
+    """The options cannot work (no terminal to ask and no option given); the CLI exits 2."""
+
+
+class _Output:
+    def __init__(self) -> None:
+        self.secrets: list[tuple[str, str]] = []
+        self.client_id: str | None = None
+
+    def know(self, kind: str, value: str | None) -> None:
+        if value:
+            self.secrets.append((kind, value))
+
+    def say(self, text: str, *, err: bool = False) -> None:
+        from doctor.commands.cli import checked, emit
+
+        emit(checked(text, self.secrets, self.client_id) + "\n", err=err)
+
+    def step(self, number: int, title: str) -> None:
+        self.say(f"\n[{number}/{STEPS}] {title}")
+
+
+def _terminal() -> bool:
+    try:
+        return bool(sys.stdin) and sys.stdin.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def clean_key(name: str, raw: str) -> tuple[str, str | None]:
+    """(the key without what a paste adds around it, a note saying what was removed, or None)."""
+    value = raw.strip()
+    removed = []
+    if value != raw:
+        removed.append("spaces or line breaks")
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1].strip()
+        removed.append("quotes")
+    note = f"Removed {' and '.join(removed)} pasted around the {name}." if removed else None
+    return value, note
+
+
+def key_problem(name: str, value: str) -> str | None:
+    if not value:
+        return f"The {name} is empty."
+    if any(ch.isspace() for ch in value):
+        return f"The {name} has a space or line break inside it; copy it again from the SideQuest setup email."
+    if not value.isascii() or not value.isprintable():
+        return f"The {name} has characters an Intuit key never has; copy it again from the SideQuest setup email."
+    return None
+
+
+def check_keys_with_intuit(client_id: str, client_secret: str) -> bool:
+    """True when Intuit accepts the keys, False when it does not; IntuitError when it cannot tell."""
+    from doctor.intuit.client import IntuitClient, IntuitError
+
+    with IntuitClient(environ=os.environ, timeout=15.0) as client:
+        try:
+            client.refresh(client_id, client_secret, KEY_CHECK_TOKEN)
+        except IntuitError as exc:
+            if exc.kind == "invalid_grant":
+                return True
+            if exc.kind == "invalid_client":
+                return False
+            raise
+    return True  # a token for a dummy refresh token would be odd, but the keys clearly passed
+
+
+def _read_env(home: Path):
+    from doctor.store.env_file import EnvFileError, read_env_file
+
+    try:
+        return read_env_file(home / ".env")
+    except EnvFileError as exc:
+        if exc.reason == "missing":
+            return None
+        raise
+
+
+def save_keys(home: Path, wanted: dict[str, str], may_replace: set[str]) -> tuple[list[str], list[str]]:
+    """Write the keys into `.env` under the lock; (keys written, keys kept because not confirmed)."""
+    from doctor.store.env_file import update_env_file
+    from doctor.store.token_store import TokenStore
+
+    store = TokenStore(home, environ={}, command="sidequest setup")
+    with store.locked(wait=LOCK_WAIT):
+        current = _read_env(home)  # again, under the lock: someone may have written meanwhile
+        updates: dict[str, str | None] = {}
+        kept: list[str] = []
+        for key, value in wanted.items():
+            old = current.get(key) if current is not None else None
+            if old == value:
+                continue
+            if old and key not in may_replace:
+                kept.append(key)
+                continue
+            updates[key] = value
+        if kept:
+            return [], kept  # a new secret beside an old client ID would be a pair that never works
+        if updates:
+            update_env_file(home / ".env", updates)
+    return sorted(updates), kept
+
+
+def find_connector(option: str | None) -> tuple[str | None, str | None]:
+    """(the connector program's full path, or None and why not)."""
+    from doctor.claude_desktop.config import resolve_command
+
+    if option:
+        found = resolve_command(option)
+        if found is None:
+            return None, f"--connector-command {option}: no executable program there."
+        return str(Path(found).absolute()), None
+    import shutil
+
+    found = shutil.which(CONNECTOR_PROGRAM)
+    if found is None:
+        return None, (
+            f"The connector program `{CONNECTOR_PROGRAM}` is not on PATH, so SideQuest does not know what Claude "
+            "Desktop should start. Run `sidequest setup --connector-command /full/path/to/qb-distributor-mcp` "
+            "(the path the SideQuest installer printed), or add the entry by hand."
+        )
+    return str(Path(found).absolute()), None
+
+
+def update_claude(claude_path: Path, home: Path, command: str) -> str:
+    """Create or update the connector's entry; returns what was done. Raises ClaudeConfigError."""
+    from doctor.claude_desktop.config import SYNCED_KEYS, load_claude_config, update_connector_env
+
+    env_file = _read_env(home)
+    values = {key: env_file.get(key) for key in ENTRY_ENV_KEYS} if env_file is not None else {}
+    entry_env = {key: value for key, value in values.items() if value}
+    updates = {key: entry_env[key] for key in SYNCED_KEYS if key in entry_env}
+    result = update_connector_env(claude_path, updates, create_entry={"command": command, "args": [], "env": entry_env})
+    created = bool(result.changed) and all(old is None for old, _ in result.changed.values())
+    try:
+        entry = load_claude_config(claude_path).connector()
+    except Exception:
+        entry = None
+    if entry is not None and entry.command and entry.command != command and not created:
+        note = (
+            f" It starts {entry.command!r}, not {command!r}; SideQuest left that as it is "
+            "(change it in Claude Desktop: Settings > Developer > Edit Config)."
+        )
+    else:
+        note = ""
+    if not result.changed:
+        return f'Claude Desktop\'s entry "{result.entry_name}" already had these values.{note}'
+    backup = f" (previous version kept as {result.backup_path})" if result.backup_path else ""
+    verb = "Added" if created else "Updated"
+    return f'{verb} Claude Desktop\'s entry "{result.entry_name}" in {claude_path}{backup}.{note}'
+
+
+def run_setup(
+    settings: Any,
+    *,
+    client_id: str | None,
+    secret_from_stdin: bool,
+    environment: str | None,
+    connector_command: str | None,
+    no_consent: bool,
+    yes: bool,
+) -> int:
+    out = _Output()
+    home = resolve_home(settings.home, os.environ)
+    claude_path = resolve_claude_config(settings.claude_config, os.environ)
+    settings.secrets = out.secrets  # the CLI's last-resort error line redacts with the same list
+    done: list[str] = []
+    left = [
+        "save the app keys (`sidequest setup`)",
+        "add the connector to Claude Desktop",
+        "connect QuickBooks (`sidequest reauth-qb`)",
+        "turn on the keep-alive (`sidequest keepalive on`)",
+    ]
+    try:
+        return _run(
+            out, settings, home, claude_path, client_id, secret_from_stdin, environment, connector_command,
+            no_consent, yes, done, left,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        out.say("\nStopped. Everything saved so far is complete and valid.", err=True)
+        if done:
+            out.say("Done: " + "; ".join(done) + ".", err=True)
+        if left:
+            out.say("Left to do: " + "; ".join(left) + ". Run `sidequest setup` again to finish.", err=True)
+        return EXIT_FAILED
+
+
+def _ask_keys(out: _Output, client_id: str | None, secret_from_stdin: bool) -> tuple[str, str]:
+    import click
+
+    terminal = _terminal()
+    if client_id is None:
+        if not terminal:
+            raise SetupUsageError("no terminal to ask for the client ID: pass --client-id")
+        client_id = click.prompt("Client ID (from the SideQuest setup email)", err=True)
+    if secret_from_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n") if sys.stdin else ""
+    elif terminal:
+        secret = click.prompt("Client secret (not shown while you type or paste)", hide_input=True, err=True)
+    else:
+        raise SetupUsageError(
+            "no terminal to ask for the client secret: pass it on standard input with --client-secret-stdin"
+        )
+    return client_id, secret
+
+
+def _run(
+    out: _Output,
+    settings: Any,
+    home: Path,
+    claude_path: Path,
+    client_id_option: str | None,
+    secret_from_stdin: bool,
+    environment: str | None,
+    connector_command: str | None,
+    no_consent: bool,
+    yes: bool,
+    done: list[str],
+    left: list[str],
+) -> int:
+    import click
+
+    from doctor.intuit.client import IntuitError
+    from doctor.store.env_file import EnvFileError
+    from doctor.store.token_store import LockTimeout, StoreError
+
+    failed = False
+
+    # 1 -------------------------------------------------------------------- the keys
+    out.step(1, "The app keys")
+    raw_id, raw_secret = _ask_keys(out, client_id_option, secret_from_stdin)
+    out.know("client_secret", raw_secret)
+    client_id, id_note = clean_key("client ID", raw_id)
+    client_secret, secret_note = clean_key("client secret", raw_secret)
+    out.know("client_secret", client_secret)
+    out.client_id = client_id
+    settings.client_id = client_id
+    for note in (id_note, secret_note):
+        if note:
+            out.say(note)
+    for problem in (key_problem("client ID", client_id), key_problem("client secret", client_secret)):
+        if problem:
+            out.say(f"{problem} Nothing was saved.", err=True)
+            return EXIT_FAILED
+    try:
+        existing = _read_env(home)
+    except EnvFileError as exc:
+        out.say(f"Cannot use {home / '.env'}: {exc}. Nothing was saved.", err=True)
+        return EXIT_FAILED
+    if environment is None:
+        current = existing.get("QB_ENVIRONMENT") if existing is not None else None
+        if _terminal():
+            environment = click.prompt(
+                "QuickBooks environment: production for your real books, sandbox for a test company",
+                type=click.Choice(["production", "sandbox"]),
+                default=current if current in ("production", "sandbox") else "production",
+                err=True,
+            )
+        elif current in ("production", "sandbox"):
+            environment = current
+        else:
+            raise SetupUsageError("no terminal to ask for the environment: pass --environment production (or sandbox)")
+    out.say(f"Client ID {client_id}, client secret (hidden), environment {environment}.")
+
+    # 2 -------------------------------------------------------------------- check with Intuit
+    out.step(2, "Checking the keys with Intuit")
+    try:
+        accepted = check_keys_with_intuit(client_id, client_secret)
+    except IntuitError as exc:
+        out.say(
+            f"Could not check the keys with Intuit: {exc}. Nothing was saved; try again in a few minutes.", err=True
+        )
+        return EXIT_FAILED
+    if not accepted:
+        out.say(
+            "Intuit does not accept these keys (invalid_client): the client ID or the client secret is not the "
+            "one in the SideQuest setup email. Nothing was saved. Copy both again and run `sidequest setup`.",
+            err=True,
+        )
+        return EXIT_FAILED
+    out.say("Intuit accepts these keys.")
+
+    # 3 -------------------------------------------------------------------- .env
+    out.step(3, f"Saving the keys in {home / '.env'}")
+    wanted = {"QB_CLIENT_ID": client_id, "QB_CLIENT_SECRET": client_secret, "QB_ENVIRONMENT": environment}
+    differing = [
+        key
+        for key, value in wanted.items()
+        if existing is not None and existing.get(key) and existing.get(key) != value
+    ]
+    may_replace: set[str] = set()
+    if differing:
+        if yes:
+            may_replace = set(differing)
+        elif _terminal():
+            if click.confirm(f".env already has other values for {', '.join(differing)}. Replace them?", err=True):
+                may_replace = set(differing)
+        else:
+            out.say(f".env already has other values for {', '.join(differing)}; keeping them (add --yes to replace).")
+    try:
+        written, kept = save_keys(home, wanted, may_replace)
+    except LockTimeout as exc:
+        out.say(f"Could not save the keys: {exc}. Nothing was saved.", err=True)
+        return EXIT_FAILED
+    except (StoreError, EnvFileError, OSError) as exc:
+        out.say(f"Could not save the keys: {exc}. Nothing was saved.", err=True)
+        return EXIT_FAILED
+    if kept:
+        out.say(f"Kept the values already in .env for {', '.join(kept)}; nothing was saved.", err=True)
+        return EXIT_FAILED
+    out.say(f"Saved {', '.join(written)} (mode 0600; every other line kept)." if written else ".env already had them.")
+    left.pop(0)
+    done.append(f"the app keys are in {home / '.env'}")
+    keys_changed = bool({"QB_CLIENT_ID", "QB_CLIENT_SECRET"} & set(written)) and existing is not None
+
+    # 4 -------------------------------------------------------------------- Claude Desktop
+    out.step(4, "Claude Desktop's connector entry")
+    command, why_not = find_connector(connector_command)
+    if command is None:
+        out.say(f"{why_not} No entry was written.", err=True)
+        failed = True
+    else:
+        from doctor.claude_desktop.config import ClaudeConfigError
+
+        try:
+            out.say(update_claude(claude_path, home, command))
+            left.remove("add the connector to Claude Desktop")
+            done.append("Claude Desktop has the connector's entry")
+        except ClaudeConfigError as exc:
+            out.say(f"SideQuest did not change Claude Desktop's config: {exc} It was left exactly as it was.", err=True)
+            failed = True
+
+    # 5 -------------------------------------------------------------------- consent
+    out.step(5, "Connecting QuickBooks")
+    before = _read_env(home)
+    stamp = before.get("QB_TOKEN_REFRESHED_AT") if before is not None else None
+    if no_consent:
+        if keys_changed and before is not None and before.get("QB_REFRESH_TOKEN"):
+            out.say("The saved connection was made with the previous keys; run `sidequest reauth-qb` to connect again.")
+        else:
+            out.say("Skipped (--no-consent). Run `sidequest reauth-qb` to connect QuickBooks.")
+    else:
+        from doctor.commands.reauth import run_reauth
+
+        run_reauth(settings, no_browser=False, environment=environment, timeout=300.0, yes=yes)
+        # reauth-qb keeps its own list of what it saw (the new tokens, the code): learn it too.
+        learnt = [item for item in list(getattr(settings, "secrets", [])) if item not in out.secrets]
+        out.secrets.extend(learnt)
+        settings.secrets = out.secrets
+        after = _read_env(home)
+        # reauth-qb's exit code also counts the Claude Desktop step; the saved chain is what counts here.
+        connected = after is not None and after.get("QB_REFRESH_TOKEN") and after.get("QB_TOKEN_REFRESHED_AT") != stamp
+        if connected:
+            out.know("refresh_token", after.get("QB_REFRESH_TOKEN"))
+            left.remove("connect QuickBooks (`sidequest reauth-qb`)")
+            done.append("QuickBooks is connected")
+        else:
+            out.say("QuickBooks is not connected yet; run `sidequest reauth-qb` when you are ready.", err=True)
+            failed = True
+
+    # 6 -------------------------------------------------------------------- keep-alive
+    out.step(6, "Keep-alive")
+    from doctor.commands.keepalive import DEFAULT_EVERY_DAYS, KeepaliveRefused, check_can_install
+
+    try:
+        check_can_install(home)
+        can = True
+    except KeepaliveRefused:
+        can = False
+    if not can:
+        out.say("Not yet: it needs a QuickBooks connection. After `sidequest reauth-qb`, run `sidequest keepalive on`.")
+    else:
+        wanted_on = yes or (
+            _terminal()
+            and click.confirm(
+                f"Let this computer refresh the QuickBooks connection every {DEFAULT_EVERY_DAYS} days by itself "
+                "(sidequest keepalive on)?",
+                default=True,
+                err=True,
+            )
+        )
+        if wanted_on:
+            from doctor.commands.keepalive import _Printer, turn_on
+
+            if turn_on(home, DEFAULT_EVERY_DAYS, os.environ, _Printer(home)) == EXIT_OK:
+                left.remove("turn on the keep-alive (`sidequest keepalive on`)")
+                done.append("the keep-alive is on")
+            else:
+                failed = True
+        else:
+            out.say("Not turned on. Run `sidequest keepalive on` whenever you like.")
+
+    # 7 -------------------------------------------------------------------- the doctor
+    out.step(7, "Checking everything (sidequest doctor)")
+    verdict, cause = _doctor_verdict(settings)
+    out.say(verdict)
+    if left:
+        out.say("Left to do: " + "; ".join(left) + ".")
+    if cause == "healthy":
+        return EXIT_FAILED if failed else EXIT_OK
+    if no_consent and cause == "not_configured" and not failed:
+        return EXIT_OK  # asked not to connect yet: the doctor can only say so
+    return EXIT_FAILED
+
+
+def _doctor_verdict(settings: Any) -> tuple[str, str]:
+    from doctor.plugins import build_plugins
+    from doctor.session import build_context, execute
+
+    ctx = build_context(settings.home, settings.claude_config)
+    try:
+        run = execute(ctx, build_plugins(ctx.environ), timeout=20.0)
+    finally:
+        ctx.close()
+    diagnosis = run.report.diagnosis
+    text = f"Doctor: {diagnosis.headline} (cause: {diagnosis.cause}; `sidequest doctor` shows the details)"
+    return run.redactor.check(run.redactor.redact_text(text)), diagnosis.cause
