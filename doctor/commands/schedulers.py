@@ -515,7 +515,7 @@ class Cron(Scheduler):
     """
 
     name = "cron"
-    title = "crontab entry"
+    title = "user crontab"
     where = "the user's crontab (crontab -l)"
 
     def line(self, job: Job) -> bytes:

@@ -336,7 +336,7 @@ def test_linux_moves_a_cron_job_to_systemd_when_a_user_manager_appears(make_worl
     assert_ok(world.run("on", FAKE_SYSTEMCTL_USER="down"))
     result = world.run("on")
     assert_ok(result)
-    assert "Removed the earlier keep-alive from the crontab entry" in result.stdout
+    assert "Removed the earlier keep-alive from the user crontab" in result.stdout
     assert (world.state / "crontab.table").read_bytes() == OWNER_CRONTAB
     assert (world.user / ".config" / "systemd" / "user" / "sidequest-keepalive.timer").exists()
     assert read_record(world.home).scheduler == "systemd"
