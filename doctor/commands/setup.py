@@ -217,12 +217,14 @@ def run_setup(
         "connect QuickBooks (`sidequest reauth-qb`)",
         "turn on the keep-alive (`sidequest keepalive on`)",
     ]
+    import click
+
     try:
         return _run(
             out, settings, home, claude_path, client_id, secret_from_stdin, environment, connector_command,
             no_consent, yes, done, left,
         )  # fmt: skip
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.Abort):  # click's prompts turn Ctrl+C into Abort
         out.say("\nStopped. Everything saved so far is complete and valid.", err=True)
         if done:
             out.say("Done: " + "; ".join(done) + ".", err=True)

@@ -512,3 +512,19 @@ def test_refresh_qb_records_ok_and_refusals_without_a_token(make_world, fake_int
     log = (world.home / "refresh-runs.json").read_text()
     for secret in (token, CLIENT_SECRET, fake_intuit.current_refresh_token(CLIENT_ID, REALM_ID)):
         assert secret not in log
+
+
+def test_status_says_when_the_scheduler_will_not_run_the_job(make_world) -> None:
+    world = make_world("linux")
+    assert_ok(world.run("on"))
+    disabled = subprocess.run(
+        ["systemctl", "--user", "disable", "--now", "sidequest-keepalive.timer"],
+        env=world.env(),
+        capture_output=True,
+    )
+    assert disabled.returncode == 0
+    status = world.run("status")
+    assert "installed but NOT active" in status.stdout, status.stdout
+    result = world.run("on")  # on repairs it
+    assert_ok(result)
+    assert "updated" in result.stdout and "Keep-alive: on." in world.run("status").stdout

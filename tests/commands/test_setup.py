@@ -186,33 +186,32 @@ def test_without_a_terminal_the_missing_options_are_a_usage_error(world) -> None
     assert not world.home.exists()
 
 
-def test_a_scripted_terminal_session(world) -> None:
-    """The questions as a person sees them, answered through a pty: the secret is never echoed."""
+def pty_session(world, answers: list[tuple[bytes, bytes]], *args: str) -> tuple[int, str]:
+    """Run setup on a pty, typing each answer when its prompt appears; (exit code, everything shown)."""
     pty = pytest.importorskip("pty")
+    import fcntl
     import select
     import subprocess
+    import termios
 
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "doctor.commands.cli", "setup", "--no-consent"],
+        [sys.executable, "-m", "doctor.commands.cli", "setup", *args],
         stdin=follower,
         stdout=follower,
         stderr=follower,
         env=world.env(),
         cwd=Path(__file__).resolve().parents[2],
         close_fds=True,
+        # The pty becomes the controlling terminal, as a person's is: /dev/tty, Ctrl+C as SIGINT.
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
     )
     os.close(follower)
     seen = b""
-    answers = [
-        (b"Client ID", CLIENT_ID.encode() + b"\n"),
-        (b"Client secret", CLIENT_SECRET.encode() + b"\n"),
-        (b"environment", b"sandbox\n"),
-        (b"Let this computer", b"\n"),  # never reached without a connection; kept for the order
-    ]
     try:
         while True:
-            ready, _, _ = select.select([leader], [], [], 60)
+            ready, _, _ = select.select([leader], [], [], 30)
             if not ready:
                 break
             try:
@@ -227,8 +226,26 @@ def test_a_scripted_terminal_session(world) -> None:
     finally:
         os.close(leader)
         proc.wait(timeout=60)
-    text = seen.decode("utf-8", "replace")
-    assert proc.returncode == 0, text
+    return proc.returncode, seen.decode("utf-8", "replace")
+
+
+def test_a_scripted_terminal_session(world) -> None:
+    """The questions as a person sees them, answered through a pty: the secret is never echoed."""
+    answers = [
+        (b"Client ID", CLIENT_ID.encode() + b"\n"),
+        (b"Client secret", CLIENT_SECRET.encode() + b"\n"),
+        (b"environment", b"sandbox\n"),
+    ]
+    code, text = pty_session(world, answers, "--no-consent")
+    assert code == 0, text
     assert CLIENT_SECRET not in text
     assert "Intuit accepts these keys." in text and "Doctor: " in text
     assert read_env_file(world.home / ".env").get("QB_CLIENT_SECRET") == CLIENT_SECRET
+
+
+def test_ctrl_c_at_a_question_says_what_is_left_and_saves_nothing(world) -> None:
+    answers = [(b"Client ID", CLIENT_ID.encode() + b"\n"), (b"Client secret", b"\x03")]
+    code, text = pty_session(world, answers, "--no-consent")
+    assert code == 1, text
+    assert "Stopped." in text and "Left to do: save the app keys" in text
+    assert "Traceback" not in text and not world.home.exists()
