@@ -89,7 +89,6 @@ def last_run_failed(ctx: Context, record: KeepaliveRecord | None, runs: list[Ref
     if failure_outlived(last, parse_timestamp(ctx.env("QB_TOKEN_REFRESHED_AT"))):
         return None
     why = WHY.get(last.outcome, "see `sidequest refresh-qb` for the reason")
-    who = "scheduled refresh" if record is not None else "refresh (`sidequest refresh-qb`)"
     if last.outcome in CHAIN_DEAD:
         remediation = Remediation(
             "Run `sidequest doctor` (online) to see why, then `sidequest reauth-qb` to connect again.",
@@ -100,9 +99,9 @@ def last_run_failed(ctx: Context, record: KeepaliveRecord | None, runs: list[Ref
             "Run `sidequest refresh-qb` now to see the whole message; the keep-alive tries again on schedule.",
             ("sidequest refresh-qb",),
         )
-    return Finding(
-        "warn", f"The last {who} on {_day(last.at)} failed: {why} ({last.outcome}).", remediation=remediation
-    )
+    # The log holds every refresh-qb run, scheduled or typed: say "refresh-qb run", not "scheduled".
+    summary = f"The last refresh-qb run, on {_day(last.at)}, failed: {why} ({last.outcome})."
+    return Finding("warn", summary, remediation=remediation)
 
 
 def overdue(ctx: Context, record: KeepaliveRecord | None, runs: list[RefreshRun]) -> Finding | None:

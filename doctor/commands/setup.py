@@ -176,6 +176,9 @@ def update_claude(claude_path: Path, home: Path, command: str) -> str:
     values = {key: env_file.get(key) for key in ENTRY_ENV_KEYS} if env_file is not None else {}
     entry_env = {key: value for key, value in values.items() if value}
     updates = {key: entry_env[key] for key in SYNCED_KEYS if key in entry_env}
+    if Path(home).absolute() != resolve_home(None, {}).absolute():
+        # The connector finds .env through SIDEQUEST_HOME when it is not in the default place.
+        entry_env["SIDEQUEST_HOME"] = str(Path(home).absolute())
     result = update_connector_env(claude_path, updates, create_entry={"command": command, "args": [], "env": entry_env})
     created = bool(result.changed) and all(old is None for old, _ in result.changed.values())
     try:

@@ -81,7 +81,12 @@ def test_options_only_saves_checked_keys_and_the_claude_entry_without_consent(wo
     assert stat.S_IMODE((world.home / ".env").stat().st_mode) == 0o600
     entry = json.loads(world.claude.read_text())["mcpServers"]["qb-distributor"]
     assert entry["command"] == str(world.connector)
-    assert entry["env"] == {"QB_CLIENT_ID": CLIENT_ID, "QB_CLIENT_SECRET": CLIENT_SECRET, "QB_ENVIRONMENT": "sandbox"}
+    assert entry["env"] == {
+        "QB_CLIENT_ID": CLIENT_ID,
+        "QB_CLIENT_SECRET": CLIENT_SECRET,
+        "QB_ENVIRONMENT": "sandbox",
+        "SIDEQUEST_HOME": str(world.home),  # not the default home: the connector must be told where it is
+    }
     assert "Intuit accepts these keys." in result.stdout
     # The key check was one token call with a dummy token: no chain was touched.
     token_calls = [r for r in world.fake.requests if r.path.endswith("/tokens/bearer")]

@@ -78,7 +78,7 @@ def test_a_failed_last_run_warns_with_the_reason(tmp_path, home) -> None:
     record_run(home, "network", now=NOW - timedelta(days=1))
     result = keepalive(tmp_path, home)
     assert result.status == "warn"
-    assert "The last scheduled refresh on 2026-11-25 12:00 UTC failed" in result.summary
+    assert "The last refresh-qb run, on 2026-11-25 12:00 UTC, failed" in result.summary
     assert "could not be reached" in result.summary and "(network)" in result.summary
 
 
