@@ -25,15 +25,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from doctor.claude_desktop.config import (
-    CONNECTOR_NAME,
-    SYNCED_KEYS,
-    ClaudeConfigError,
-    load_claude_config,
-    resolve_command,
-    started_after_config_change,
-    update_connector_env,
-)
+from doctor.claude_desktop.config import CONNECTOR_NAME, SYNCED_KEYS, ClaudeConfigError, load_claude_config
+from doctor.claude_desktop.paths import resolve_command
+from doctor.claude_desktop.processes import started_after_config_change
+from doctor.claude_desktop.update import update_connector_env
 from doctor.context import CLAUDE_CONFIG_ENV, Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation

@@ -1,5 +1,6 @@
-"""Claude Desktop as the connector meets it: where its config lives, reading and judging it,
-writing the connector's entry back, and whether Desktop is running.
+"""Claude Desktop as the connector meets it: `paths` (where its files live on each OS and which
+program a command names), `config` (reading and judging its config), `update` (writing the
+connector's entry back, with backups) and `processes` (is Desktop running, and since when).
 
 Imports only the standard library, its own modules, `doctor.values`, `doctor.redaction` and
 `doctor.store` (for the atomic replace and timestamps).
