@@ -105,7 +105,7 @@ def _update_existing(path: Path, updates: Mapping[str, str], create_entry: Mappi
         finally:
             if temp is not None:
                 remove_quietly(temp)
-        _prune_backups(path)
+        _prune_backups(path, backup)
         return UpdateResult(changed=changed, backup_path=backup, entry_name=entry_name)
     raise ClaudeConfigError(
         "changed_during_update",
@@ -287,6 +287,22 @@ def _backups(config_path: Path) -> list[tuple[tuple[str, int], Path]]:
     return sorted(found)
 
 
-def _prune_backups(config_path: Path) -> None:
-    for _, old in _backups(config_path)[:-BACKUPS_KEPT]:
+def _prune_backups(config_path: Path, just_written: Path) -> None:
+    """Keep the BACKUPS_KEPT newest backups: the one just written, and the others newest-modified first.
+
+    The date in a backup's name comes from the clock at the time; a clock that was once ahead
+    names an old backup "later" than today's, so ordering by name would delete the backup just
+    written while the user is told it exists. The name only breaks ties between equal times.
+    """
+    others = []
+    for key, backup in _backups(config_path):
+        if backup == just_written:
+            continue
+        try:
+            modified = os.lstat(backup).st_mtime_ns
+        except OSError:  # removed meanwhile
+            continue
+        others.append(((modified, key), backup))
+    others.sort()
+    for _, old in others[: max(len(others) - (BACKUPS_KEPT - 1), 0)]:
         remove_quietly(old)

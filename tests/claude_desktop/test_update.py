@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,8 @@ from tests.claude_desktop.samples import (
     typical_config,
     write_json,
 )
+from tests.support.homes import cli_env, run_cli, write_env
+from tests.support.local_support import fresh_values, rich_config, synced_env, write_claude_config
 
 
 def test_update_keeps_a_real_windows_corpus_config_intact(tmp_path: Path) -> None:
@@ -163,7 +167,10 @@ def test_backups_get_a_counter_and_only_five_are_kept(tmp_path: Path) -> None:
     path = write_json(tmp_path / "claude_desktop_config.json", typical_config())
     prefix = "claude_desktop_config.json.sidequest-backup-"
     for day in range(1, 7):
-        (tmp_path / f"{prefix}202001{day:02d}T000000Z").write_text("old")
+        old = tmp_path / f"{prefix}202001{day:02d}T000000Z"
+        old.write_text("old")
+        stamp = calendar.timegm((2020, 1, day, 0, 0, 0))
+        os.utime(old, (stamp, stamp))
     unrelated = tmp_path / f"{prefix}notes.txt"
     unrelated.write_text("mine")
     results = [update_connector_env(path, {"QB_REALM_ID": str(n)}) for n in range(3)]
@@ -178,6 +185,63 @@ def test_backups_get_a_counter_and_only_five_are_kept(tmp_path: Path) -> None:
         json.loads(r.backup_path.read_text())["mcpServers"][CONNECTOR_NAME]["env"]["QB_REALM_ID"] for r in results
     ]
     assert previous_values == ["9130350000000000", "0", "1"]
+
+
+BACKUP_PREFIX = "claude_desktop_config.json.sidequest-backup-"
+
+
+def dated_backups(folder: Path, stamps: list[str], modified: list[float]) -> list[Path]:
+    """Backups named by `stamps` whose files were last modified at `modified` (epoch seconds)."""
+    made = []
+    for stamp, when in zip(stamps, modified):
+        backup = folder / f"{BACKUP_PREFIX}{stamp}"
+        backup.write_text(f"backup {stamp}")
+        os.utime(backup, (when, when))
+        made.append(backup)
+    return made
+
+
+def test_a_clock_once_ahead_never_prunes_the_backup_just_written(tmp_path: Path) -> None:
+    # Five backups written while the computer's clock said 2099: named and modified "in the future".
+    path = write_json(tmp_path / "claude_desktop_config.json", typical_config())
+    future = calendar.timegm((2099, 1, 1, 0, 0, 0))
+    ahead = dated_backups(tmp_path, [f"209901{d:02d}T000000Z" for d in range(1, 6)], [future + d for d in range(5)])
+    result = update_connector_env(path, {"QB_REALM_ID": "5"})
+    assert result.backup_path.exists()  # the file the user is told about is there
+    assert json.loads(result.backup_path.read_text())["mcpServers"][CONNECTOR_NAME]["env"]["QB_REALM_ID"] == (
+        "9130350000000000"
+    )
+    remaining = sorted(tmp_path.glob(BACKUP_PREFIX + "*"))
+    assert len(remaining) == 5
+    assert not ahead[0].exists() and all(backup.exists() for backup in ahead[1:])
+
+
+def test_backups_are_pruned_least_recently_modified_first(tmp_path: Path) -> None:
+    # Names and modification times disagree (the clock was set back and forth): the times win.
+    path = write_json(tmp_path / "claude_desktop_config.json", typical_config())
+    now = time.time()
+    stamps = [f"202001{d:02d}T000000Z" for d in range(1, 7)]
+    backups = dated_backups(tmp_path, stamps, [now - 3600 * (10 - d) for d in (6, 5, 4, 3, 2, 1)])
+    result = update_connector_env(path, {"QB_REALM_ID": "6"})
+    assert result.backup_path.exists()
+    # Modified longest ago: the two with the latest names.
+    assert [backup.exists() for backup in backups] == [True, True, True, True, False, False]
+
+
+def test_fix_names_a_backup_that_exists_after_the_clock_ran_ahead(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    values = fresh_values()
+    write_env(home, values)
+    config = tmp_path / "Claude" / "claude_desktop_config.json"
+    write_claude_config(config, rich_config(synced_env(values) | {"QB_REALM_ID": "4620816365000000000"}))
+    future = calendar.timegm((2099, 1, 1, 0, 0, 0))
+    dated_backups(config.parent, [f"209901{d:02d}T000000Z" for d in range(1, 6)], [future + d for d in range(5)])
+    result = run_cli("doctor", "--offline", "--fix", "--yes", env=cli_env(home, config))
+    assert result.returncode == 0, result.stderr
+    named = [word.rstrip(".,;") for word in result.stderr.split() if BACKUP_PREFIX in word]
+    assert named, result.stderr
+    assert Path(named[0]).exists()
+    assert len(list(config.parent.glob(BACKUP_PREFIX + "*"))) == 5
 
 
 def test_no_connector_without_create_entry(tmp_path: Path) -> None:
