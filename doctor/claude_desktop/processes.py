@@ -1,176 +1,175 @@
-"""Is Claude Desktop running, and did it start before its config last changed?
+"""Is Claude Desktop running, since when, and how many copies of the connector run?
 
 Claude Desktop reads its config only at launch, so after SideQuest (or the user) changes the
 connector's entry, Desktop keeps running the old values until it is fully quit and reopened.
-This module answers that question for the doctor's advice; it never raises.
+The doctor says "quit and reopen" only when Desktop started before the config last changed.
+Several connector processes at once are normal (chat, Cowork and Code each start one) and worth
+a line in the facts, since they all refresh the same token chain.
+
+The process table is read with psutil (macOS, Windows and Linux alike), imported on first use:
+the offline doctor's start-up does not pay for it unless this check runs. Nothing here raises.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
-from pathlib import Path
+from typing import Iterable, Sequence
 
-# Process start times come from clocks with one-second (ps lstart, /proc btime) resolution,
-# so a config change this close to the start cannot be ordered honestly.
+from doctor.values import Value
+
+# psutil's start times rest on the kernel's boot time, which Linux gives in whole seconds, so a
+# config change this close to Desktop's start cannot be ordered honestly.
 _START_TIME_TOLERANCE_S = 1.5
+# Windows and macOS launchers name programs with these endings; argv[0] may carry them or not.
+# npm's `npx` runs as `node …/npx-cli.js`.
+_PROGRAM_SUFFIXES = (".exe", ".cmd", ".bat", ".com", "-cli.js", ".js")
+
+
+class RunningProcess(Value):
+    """One process as the checks here need it. `name` and `started` are read only for processes
+    whose command line mentions Claude (a desktop has hundreds of processes); else None."""
+
+    __slots__ = ("pid", "cmdline", "name", "started")
+
+    def __init__(self, pid: int, cmdline: tuple[str, ...], name: str | None = None, started: float | None = None):
+        self.pid = pid
+        self.cmdline = cmdline  # may hold secrets passed as arguments: never shown, only matched
+        self.name = name
+        self.started = started
+
+    def __repr__(self) -> str:
+        return f"RunningProcess(pid={self.pid!r}, name={self.name!r}, args={len(self.cmdline)})"
+
+
+def running_processes() -> list[RunningProcess]:
+    """One look at the process table (this user's processes whose command line can be read)."""
+    import psutil
+
+    own = os.getpid()
+    found = []
+    for process in psutil.process_iter():
+        if process.pid == own:
+            continue
+        try:
+            cmdline = tuple(process.cmdline())
+            if not cmdline:
+                continue  # a kernel thread, a zombie
+            name = started = None
+            if "claude" in " ".join(cmdline).lower():
+                name, started = process.name(), process.create_time()
+        except (psutil.Error, OSError):
+            continue  # ended meanwhile, or not ours to read
+        found.append(RunningProcess(process.pid, cmdline, name, started))
+    return found
+
+
+def desktop_processes(
+    processes: Iterable[RunningProcess] | None = None, platform: str | None = None
+) -> list[RunningProcess]:
+    """Claude Desktop's main processes among `processes` (default: the running ones)."""
+    platform = sys.platform if platform is None else platform
+    processes = running_processes() if processes is None else processes
+    return [p for p in processes if p.name is not None and is_desktop_main(platform, p.name, p.cmdline)]
 
 
 def started_after_config_change(
     config_mtime: float,
     platform: str | None = None,
     *,
-    proc_root: Path | None = None,
+    processes: Iterable[RunningProcess] | None = None,
 ) -> bool | None:
     """Does a running Claude Desktop predate the config's last change, so it needs a restart?
 
     True: Claude Desktop started BEFORE the config changed (it still runs the old values;
     restart needed). False: it started after (it has loaded them). None: it is not running,
-    or the start time cannot be told (Windows, no /proc, ps missing, too close to call).
-    Never raises; bounded to one second of subprocess time.
+    or the order cannot be told (too close to call, the process table unreadable).
     """
     try:
-        platform = sys.platform if platform is None else platform
-        if platform == "darwin":
-            started = _claude_start_from_ps(_ps_output())
-        elif platform.startswith("linux") or proc_root is not None:
-            started = _claude_start_from_proc(proc_root or Path("/proc"))
-        else:
-            return None
-        if started is None:
-            return None
-        if abs(started - config_mtime) < _START_TIME_TOLERANCE_S:
-            return None
-        return started < config_mtime
+        starts = [p.started for p in desktop_processes(processes, platform) if p.started is not None]
     except Exception:  # a diagnostic aid must never take the caller down
         return None
-
-
-def _claude_start_from_proc(proc_root: Path) -> float | None:
-    """Earliest start (epoch seconds) of a Claude Desktop main process in a /proc tree."""
-    boot_time = _boot_time(proc_root)
-    if boot_time is None:
+    if not starts:
         return None
-    ticks_per_second = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    own_pid = os.getpid()
-    earliest: float | None = None
-    try:
-        entries = os.listdir(proc_root)
-    except OSError:
+    started = min(starts)  # the main process that has run longest holds the oldest settings
+    if abs(started - config_mtime) < _START_TIME_TOLERANCE_S:
         return None
-    root = os.fspath(proc_root)
-    for name in entries:
-        if not name.isdigit() or int(name) == own_pid:
-            continue
-        # A desktop has hundreds of processes: read each one's cmdline with plain os calls, and
-        # the rest only for those that mention Claude (every rule below needs the word there).
-        cmdline = _read_proc_file(f"{root}/{name}/cmdline")
-        if cmdline is None or b"claude" not in cmdline.lower():
-            continue  # not Claude, or the process ended, or it is not ours to read
-        comm = _read_proc_file(f"{root}/{name}/comm")
-        if comm is None or not _is_claude_desktop_main(comm.strip(), cmdline.split(b"\0")):
-            continue
-        ticks = _start_ticks(proc_root / name)
-        if ticks is None:
-            continue
-        started = boot_time + ticks / ticks_per_second
-        earliest = started if earliest is None else min(earliest, started)
-    return earliest
+    return started < config_mtime
 
 
-def _read_proc_file(path: str, limit: int = 65536) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+def count_connector_processes(
+    command: str | None,
+    args: Sequence[str] = (),
+    *,
+    processes: Iterable[RunningProcess] | None = None,
+) -> int | None:
+    """How many processes run the connector's `command args…` as Desktop starts it; None if unknown."""
+    if not command or not command.strip():
         return None
     try:
-        chunks = []
-        size = 0
-        while size < limit:
-            chunk = os.read(fd, 8192)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _boot_time(proc_root: Path) -> float | None:
-    try:
-        for line in (proc_root / "stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _start_ticks(folder: Path) -> int | None:
-    try:
-        text = (folder / "stat").read_text()
-        # comm (field 2) may hold spaces and parentheses; fields after its last ')' are safe.
-        fields = text[text.rindex(")") + 2 :].split()
-        return int(fields[19])  # field 22 overall: starttime, in clock ticks since boot
-    except (OSError, ValueError, IndexError):
+        processes = running_processes() if processes is None else processes
+        return sum(1 for p in processes if launched_as(p.cmdline, command, args))
+    except Exception:
         return None
 
 
-def _is_claude_desktop_main(comm: bytes, argv: list[bytes]) -> bool:
-    """The Electron main process of a Linux community build, not a helper or another tool.
+def launched_as(cmdline: Sequence[str], command: str, args: Sequence[str]) -> bool:
+    """Is this command line `command args…`, run directly or through an interpreter?
 
-    Electron helpers carry `--type=...`; the Claude Code CLI is called `claude` and is not
-    Claude Desktop; sidequest itself may have "claude" in its arguments.
+    Desktop passes `args` exactly, so they end the command line. Before them stands the program:
+    `command` itself (argv[0] as Desktop spawned it), or, for a script, the script's path after
+    the interpreter its shebang names (so the kernel writes the full path where Desktop wrote a
+    bare name).
     """
-    args = [arg.decode("utf-8", "replace") for arg in argv if arg]
-    if not args or any(arg.startswith("--type=") for arg in args):
+    wanted = 1 + len(args)
+    if len(cmdline) < wanted or tuple(cmdline[len(cmdline) - len(args) :]) != tuple(args):
         return False
-    if any("sidequest" in arg for arg in args):
+    return _same_program(cmdline[len(cmdline) - wanted], command)
+
+
+def _same_program(seen: str, command: str) -> bool:
+    if seen == command:
+        return True
+    return _program_name(seen) == _program_name(command)
+
+
+def _program_name(path: str) -> str:
+    name = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    for suffix in _PROGRAM_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def is_desktop_main(platform: str, name: str, cmdline: Sequence[str]) -> bool:
+    """Is this Claude Desktop's main process, not an Electron helper or another Claude tool?
+
+    Electron helpers carry `--type=...`; the Claude Code CLI (`claude`, which Desktop also
+    bundles) is not Claude Desktop; sidequest itself may have "claude" in its arguments.
+    """
+    if not cmdline or any(arg.startswith("--type=") for arg in cmdline):
         return False
-    program = args[0]
-    program_name = program.replace("\\", "/").rsplit("/", 1)[-1]
-    comm_name = comm.decode("utf-8", "replace")
-    if comm_name == "claude-desktop" or program_name in ("claude-desktop", "Claude"):
+    if any("sidequest" in arg for arg in cmdline):
+        return False
+    program = cmdline[0].replace("\\", "/")
+    if platform == "darwin":
+        return program.endswith("Claude.app/Contents/MacOS/Claude") or (name == "Claude" and "/Claude.app/" in program)
+    if platform == "win32":
+        # Desktop is `Claude.exe` (Squirrel: %LOCALAPPDATA%\AnthropicClaude\app-*; MSIX: WindowsApps\Claude_*);
+        # Claude Code's native binary is a lowercase `claude.exe`.
+        return name == "Claude.exe" or program.rsplit("/", 1)[-1] == "Claude.exe"
+    return _is_linux_main(name, cmdline)
+
+
+def _is_linux_main(name: str, cmdline: Sequence[str]) -> bool:
+    """The Electron main process of a Linux community build (there is no official one)."""
+    program = cmdline[0]
+    program_name = program.rsplit("/", 1)[-1]
+    if name == "claude-desktop" or program_name in ("claude-desktop", "Claude"):
         return True
     if "claude-desktop" in program or "/Claude/" in program or program.endswith("/Claude"):
         return True
     # Packaged as `electron /usr/lib/claude-desktop/app.asar`.
     if program_name.startswith("electron"):
-        return any("claude-desktop" in arg or "/Claude" in arg for arg in args[1:])
+        return any("claude-desktop" in arg or "/Claude" in arg for arg in cmdline[1:])
     return False
-
-
-def _ps_output() -> str:
-    import subprocess
-
-    completed = subprocess.run(
-        ["ps", "-axo", "lstart=,comm="],
-        capture_output=True,
-        timeout=1,
-        check=False,
-        # lstart is printed in the locale's words; the C locale makes it parseable.
-        env={**os.environ, "LC_ALL": "C", "LANG": "C"},
-    )
-    return completed.stdout.decode("utf-8", "replace")
-
-
-def _claude_start_from_ps(output: str) -> float | None:
-    """Earliest start (epoch seconds) of Claude.app's main process in `ps -axo lstart=,comm=`."""
-    earliest: float | None = None
-    for line in output.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 6:
-            continue
-        command = parts[5].strip()
-        if not command.endswith("Claude.app/Contents/MacOS/Claude"):
-            continue
-        try:
-            started = time.mktime(time.strptime(" ".join(parts[:5]), "%a %b %d %H:%M:%S %Y"))
-        except (ValueError, OverflowError):
-            continue
-        earliest = started if earliest is None else min(earliest, started)
-    return earliest
