@@ -16,6 +16,8 @@ from typing import Mapping
 
 CONFIG_FILE_NAME = "claude_desktop_config.json"
 CLAUDE_CONFIG_ENV = "SIDEQUEST_CLAUDE_CONFIG"
+# Folders holding Claude Desktop's logs, separated by os.pathsep; replaces every known location.
+CLAUDE_LOGS_ENV = "SIDEQUEST_CLAUDE_LOGS"
 # The Microsoft Store (MSIX) build virtualises %APPDATA% into its package folder.
 MSIX_PACKAGE = "Claude_pzs8sxrjxfjjc"
 
@@ -70,6 +72,47 @@ def msix_user_data_folder(environ: Mapping[str, str], home: Path) -> Path:
     """The Microsoft Store build's `<userData>`, inside its package's LocalCache (may not exist)."""
     local = environ.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
     return Path(local) / "Packages" / MSIX_PACKAGE / "LocalCache" / "Roaming" / "Claude"
+
+
+def log_folders(
+    environ: Mapping[str, str] | None = None,
+    platform: str | None = None,
+    home: Path | None = None,
+    config_path: Path | None = None,
+) -> list[Path]:
+    """Every folder Claude Desktop may write its logs in, the documented one first (CLAUDE-DESKTOP.md Q2).
+
+    macOS `~/Library/Logs/Claude`; Windows `%APPDATA%\\Claude\\logs`, the MSIX LocalCache copy and
+    `%LOCALAPPDATA%\\Claude\\Logs` (builds since 1.34493 write there and leave the first one stale);
+    Linux community builds `<config folder>/logs`. The folder beside the config in use comes last,
+    for a config kept elsewhere. $SIDEQUEST_CLAUDE_LOGS replaces the whole list. Existence is
+    not checked here.
+    """
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    home = Path.home() if home is None else home
+    override = environ.get(CLAUDE_LOGS_ENV, "").strip()
+    if override:
+        return [Path(part.strip()).expanduser() for part in override.split(os.pathsep) if part.strip()]
+    if platform == "darwin":
+        candidates = [home / "Library" / "Logs" / "Claude"]
+    elif platform == "win32":
+        roaming = environ.get("APPDATA") or str(home / "AppData" / "Roaming")
+        local = environ.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
+        candidates = [
+            Path(roaming) / "Claude" / "logs",
+            msix_user_data_folder(environ, home) / "logs",
+            Path(local) / "Claude" / "Logs",
+        ]
+    else:
+        candidates = [user_data_folder(environ, platform, home) / "logs"]
+    if config_path is not None:
+        candidates.append(Path(config_path).parent / "logs")
+    unique: list[Path] = []
+    for folder in candidates:
+        if folder not in unique:
+            unique.append(folder)
+    return unique
 
 
 def resolve_command(command: str, environ: Mapping[str, str] | None = None) -> str | None:
