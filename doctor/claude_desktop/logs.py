@@ -9,16 +9,15 @@ The same logs hold the user's accounting data: every `Message from server: …` 
 tool result. So nothing here returns a log line or any part of one except the few fields
 parsed out of Desktop's own messages (a time, a kind of event, the command, the PATH folders,
 the program that was not found). Only the tail of each file is read (TAIL_BYTES), so a log of
-any size costs the same. Standard library only; regexes are compiled on first use.
+any size costs the same. Standard library only; regexes are compiled on first use, and nothing
+heavier than the doctor already loads is imported when no log exists.
 """
 
 from __future__ import annotations
 
-import calendar
 import os
 import re
 import stat
-import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -196,18 +195,33 @@ def records(text: str) -> Iterator[tuple[float, str, str, str]]:
     current: list = []
     for line in text.splitlines():
         match = re.match(_RECORD, line)
-        if match is None:
+        at = None
+        if match is not None:
+            try:
+                at = _epoch(match.group(1)) + float(match.group(2) or 0)
+            except ValueError:  # no such date: not a line Desktop wrote
+                pass
+        if at is None:
             if current:
                 current[3].append(line)
             continue
         if current:
             yield current[0], current[1], current[2], "\n".join(current[3])
-        stamp, fraction, first, second, message = match.groups()
+        _, _, first, second, message = match.groups()
         name, level = (second, first) if first.lower() in _LEVELS else (first, second)
-        at = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S")) + float(fraction or 0)
         current = [at, name, level, [message]]
     if current:
         yield current[0], current[1], current[2], "\n".join(current[3])
+
+
+def _epoch(stamp: str) -> float:
+    """`YYYY-MM-DDTHH:MM:SS` (UTC) as epoch seconds (ValueError if no such time); by hand, because
+    strptime imports locale and calendar."""
+    from datetime import datetime, timezone
+
+    year, month, day = int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10])
+    hour, minute, second = int(stamp[11:13]), int(stamp[14:16]), int(stamp[17:19])
+    return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc).timestamp()
 
 
 def _mcp_events(

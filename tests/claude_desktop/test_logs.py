@@ -163,3 +163,10 @@ def test_unreadable_and_special_files_are_skipped(tmp_path: Path) -> None:
     (logs_dir / "main.log").mkdir()
     logs = read_connector_logs([logs_dir], NAMES)
     assert logs.folders == (logs_dir,) and logs.files == ()
+
+
+def test_a_line_with_an_impossible_date_is_not_a_record() -> None:
+    text = line("2026-13-40T99:00:00.000Z", "qb-distributor", "error", "spawn npx ENOENT") + healthy_session()
+    parsed = list(records(text))
+    assert all(at > 1_700_000_000 for at, _, _, _ in parsed)
+    assert "ENOENT" not in "".join(message for _, _, _, message in parsed)
