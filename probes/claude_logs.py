@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from doctor.claude_desktop.config import CONNECTOR_NAME
+from doctor.claude_desktop.extensions import ExtensionsError, find_connector, load_extensions
 from doctor.claude_desktop.logs import (
     FAILED_AT_START,
     TAIL_BYTES,
@@ -60,15 +61,22 @@ def check(ctx: Context) -> Finding:
 
 
 def connector_names(ctx: Context) -> list[str]:
-    """The names Desktop logs the connector under: its entry's name, and the usual one."""
+    """The names Desktop logs the connector under: its entry's name, the usual one, and, when it is
+    installed as an extension, the extension's names (its logs use the display name)."""
     names = []
     config = ctx.claude_config
     entry = config.connector() if config is not None else None
     if entry is not None:
         names.append(entry.name)
-    if CONNECTOR_NAME not in names:
-        names.append(CONNECTOR_NAME)
-    return names
+    names.append(CONNECTOR_NAME)
+    if ctx.claude_config_path is not None:
+        try:
+            extension = find_connector(load_extensions(ctx.claude_config_path.parent), names)
+        except ExtensionsError:
+            extension = None
+        if extension is not None:
+            names.extend(name for name in (extension.display_name, extension.name) if name)
+    return list(dict.fromkeys(names))
 
 
 def _facts(ctx: Context, searched: list[Path], logs: ConnectorLogs) -> dict[str, Any]:

@@ -149,3 +149,23 @@ def test_tool_results_in_the_logs_never_reach_any_output(home: Path, tmp_path: P
         assert probe["status"] == "fail" and probe["facts"]["outcome"] == "exited_at_start"
     else:
         assert "claude-logs" in result.stdout or "Claude Desktop's logs" in result.stdout
+
+
+def test_an_extension_is_followed_under_its_display_name(home: Path, tmp_path: Path) -> None:
+    # Desktop names an extension's log after its display name.
+    user_data = tmp_path / "Claude"
+    manifest = {
+        "name": "qb-distributor",
+        "display_name": "SideQuest QuickBooks",
+        "version": "0.16.0",
+        "server": {"mcp_config": {"command": "python3", "env": {"QB_REALM_ID": "${user_config.realm}"}}},
+    }
+    user_data.mkdir()
+    (user_data / "extensions-installations.json").write_text(
+        json.dumps({"extensions": {"local.mcpb.sidequest.qb": {"id": "local.mcpb.sidequest.qb", "manifest": manifest}}})
+    )
+    config = write_claude_config(user_data / "claude_desktop_config.json", {"mcpServers": {}})
+    logs = tmp_path / "logs"
+    write_log(logs, "mcp-server-SideQuest QuickBooks.log", enoent_session(server="SideQuest QuickBooks"))
+    finding = check(make_ctx(home, logs, config))
+    assert finding.status == "fail" and finding.facts["missing_program"] == "npx"
