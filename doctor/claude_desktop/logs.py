@@ -164,6 +164,18 @@ def read_connector_logs(folders: Iterable[Path], names: Sequence[str], tail_byte
     )
 
 
+def desktop_search_path(logs: ConnectorLogs) -> str | None:
+    """The PATH Desktop used on the connector's last logged start, as a PATH value (None if not logged).
+
+    For resolving a bare `command` as Desktop does (its PATH is not the terminal's):
+    `resolve_command(command, {"PATH": desktop_search_path(logs)})`.
+    """
+    if not logs.paths:
+        return None
+    separator = ";" if any(":\\" in folder or folder[1:3] == ":/" for folder in logs.paths) else os.pathsep
+    return separator.join(logs.paths)
+
+
 def _log_files(folder: Path, names: Sequence[str]) -> list[Path]:
     wanted = [MCP_LOG, *(f"mcp-server-{name}.log" for name in names), MAIN_LOG]
     return [folder / name for name in dict.fromkeys(wanted)]

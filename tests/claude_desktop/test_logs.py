@@ -170,3 +170,21 @@ def test_a_line_with_an_impossible_date_is_not_a_record() -> None:
     parsed = list(records(text))
     assert all(at > 1_700_000_000 for at, _, _, _ in parsed)
     assert "ENOENT" not in "".join(message for _, _, _, message in parsed)
+
+
+def test_the_logged_path_resolves_a_bare_command_as_desktop_would(tmp_path: Path) -> None:
+    from doctor.claude_desktop.logs import desktop_search_path
+    from doctor.claude_desktop.paths import resolve_command
+
+    tool_dir = tmp_path / "opt" / "bin"
+    tool_dir.mkdir(parents=True)
+    (tool_dir / "uvx").write_text("#!/bin/sh\n")
+    (tool_dir / "uvx").chmod(0o755)
+    logs_dir = tmp_path / "logs"
+    write_log(logs_dir, "mcp.log", healthy_session().replace("'/usr/local/bin'", f"'{tool_dir}'"))
+    logs = read_connector_logs([logs_dir], NAMES)
+    path = desktop_search_path(logs)
+    assert path is not None and path.split(":")[0] == str(tool_dir)
+    assert resolve_command("uvx", {"PATH": path}) == str(tool_dir / "uvx")
+    windows = read_connector_logs([write_log(tmp_path / "w", "mcp.log", enoent_session()).parent], NAMES)
+    assert desktop_search_path(windows) == "C:\\Program Files\\nodejs;C:\\Users\\o\\AppData\\Roaming\\npm;C:\\WINDOWS"
