@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from doctor.claude_desktop.paths import resolve_claude_config  # noqa: F401 - re-exported
 from doctor.store.home import DEFAULT_HOME_NAME, HOME_ENV, resolve_home  # noqa: F401 - re-exported
 from doctor.values import Value
 
@@ -46,14 +47,6 @@ class _NoNetwork:
 
     def __getattr__(self, name: str) -> Any:
         raise RuntimeError("offline run: no network access allowed")
-
-
-def resolve_claude_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
-    if path:
-        return Path(path).expanduser()
-    from doctor.claude_desktop.config import default_config_path
-
-    return default_config_path(environ)
 
 
 def utc_now() -> datetime:

@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from doctor import __version__
-from doctor.context import Context, resolve_claude_config, resolve_home
+from doctor.claude_desktop.paths import resolve_claude_config
+from doctor.context import Context, resolve_home
 from doctor.diagnosis import diagnose, exit_code_for
 from doctor.model import ProbeResult, Remediation, Report
 from doctor.plugins import PluginProblem, PluginSet, RegisteredProbe, build_plugins, secrets_from_plugins

@@ -25,15 +25,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from doctor.claude_desktop.config import (
-    CONNECTOR_NAME,
-    SYNCED_KEYS,
-    ClaudeConfigError,
-    load_claude_config,
-    resolve_command,
-    started_after_config_change,
-    update_connector_env,
-)
+from doctor.claude_desktop.config import CONNECTOR_NAME, SYNCED_KEYS, ClaudeConfigError, load_claude_config
+from doctor.claude_desktop.paths import resolve_command
+from doctor.claude_desktop.processes import count_connector_processes, started_after_config_change
+from doctor.claude_desktop.update import update_connector_env
 from doctor.context import CLAUDE_CONFIG_ENV, Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
@@ -230,6 +225,7 @@ def check(ctx: Context) -> Finding:
 
     restart = started_after_config_change(config.mtime)
     facts["claude_restart_needed"] = restart
+    facts["connector_processes"] = count_connector_processes(entry.command, entry.args)
     if restart:
         warnings.append("Claude Desktop was started before its settings last changed")
         details.append(QUIT_AND_REOPEN)

@@ -1,51 +1,34 @@
-"""Claude Desktop's `claude_desktop_config.json`: find it, read it, judge it, update it safely.
+"""Claude Desktop's `claude_desktop_config.json`: read it and judge it.
 
 Claude Desktop launches the SideQuest connector with the `env` block of one entry in this file,
 so a stale refresh token there, or one malformed line anywhere in it, is a common reason the
-connector stops working. The same file belongs to the user and to Claude Desktop (which writes
-its own preferences into it), and it holds a refresh token. Hence the rules kept here:
-reading never puts file content into a message, the schema check mirrors what makes Claude
-Desktop refuse the whole file, and an update (DESIGN.md §6, CONTRACT) changes only the
-connector's three synced values, keeps a backup, writes atomically and never overwrites a
-file it could not parse.
+connector stops working. The file holds a refresh token, so reading never puts file content
+into a message, and the schema check mirrors what makes Claude Desktop refuse the whole file.
+Where the file lives is `paths.py`'s job; writing the connector's entry back is `update.py`'s.
 
-Standard library only, and the heavier parts of it (subprocess, tempfile, shutil) imported
-where used: this module sits on the doctor's lean start-up path.
+Standard library only: this module sits on the doctor's lean start-up path.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import stat
-import sys
-import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from doctor.store.atomic_file import fsync_folder, remove_quietly, write_temp
 from doctor.values import Value
 
 CONNECTOR_NAME = "qb-distributor"
 SYNCED_KEYS: tuple[str, ...] = ("QB_REFRESH_TOKEN", "QB_REALM_ID", "QB_ENVIRONMENT")
-CONFIG_FILE_NAME = "claude_desktop_config.json"
 MAX_CONFIG_BYTES = 5 * 1024 * 1024
-BACKUPS_KEPT = 5
 
 # The env keys that identify the connector's entry when the user gave it another name.
-_IDENTIFYING_ENV_KEYS = ("QB_REALM_ID", "QB_REFRESH_TOKEN")
-# The Microsoft Store (MSIX) build virtualises %APPDATA% into its package folder.
-_MSIX_PACKAGE = "Claude_pzs8sxrjxfjjc"
+IDENTIFYING_ENV_KEYS = ("QB_REALM_ID", "QB_REFRESH_TOKEN")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_BACKUP_MARKER = ".sidequest-backup-"
-_BACKUP_NAME = r"^(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<counter>\d+))?$"  # compiled on first use, by re
 _JSON_WHITESPACE = " \t\r\n"
 _REMOTE_TYPES = frozenset({"http", "sse", "streamable-http", "streamableHttp"})
-# Process start times come from clocks with one-second (ps lstart, /proc btime) resolution,
-# so a config change this close to the start cannot be ordered honestly.
-_START_TIME_TOLERANCE_S = 1.5
 
 REASONS: tuple[str, ...] = (
     "missing",
@@ -157,7 +140,7 @@ class ClaudeConfig(Value):
             if not isinstance(entry, dict):
                 continue
             env = entry.get("env")
-            if isinstance(env, dict) and any(key in env for key in _IDENTIFYING_ENV_KEYS):
+            if isinstance(env, dict) and any(key in env for key in IDENTIFYING_ENV_KEYS):
                 return _connector_entry(name, entry, "env")
         return None
 
@@ -263,66 +246,6 @@ def _json_path(parent: str, key: str) -> str:
     return f"{parent}[{json.dumps(key, ensure_ascii=False)}]"
 
 
-# --------------------------------------------------------------------------- locating
-
-
-def default_config_path(
-    environ: Mapping[str, str] | None = None,
-    platform: str | None = None,
-    home: Path | None = None,
-) -> Path:
-    """Where Claude Desktop reads its config on this platform (DESIGN.md §8).
-
-    $SIDEQUEST_CLAUDE_CONFIG wins; callers apply the CLI's --claude-config themselves. Reads
-    nothing but its arguments and, on Windows, whether the MSIX package folder exists, so
-    every platform's answer can be tested anywhere.
-    """
-    environ = os.environ if environ is None else environ
-    platform = sys.platform if platform is None else platform
-    home = Path.home() if home is None else home
-
-    override = environ.get("SIDEQUEST_CLAUDE_CONFIG", "").strip()
-    if override:
-        if override == "~" or override.startswith(("~/", "~\\")):
-            return home / override[2:] if len(override) > 1 else home
-        return Path(override)
-
-    if platform == "darwin":
-        return home / "Library" / "Application Support" / "Claude" / CONFIG_FILE_NAME
-    if platform == "win32":
-        local = environ.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
-        msix = Path(local) / "Packages" / _MSIX_PACKAGE / "LocalCache" / "Roaming" / "Claude"
-        if msix.is_dir():
-            return msix / CONFIG_FILE_NAME
-        roaming = environ.get("APPDATA") or str(home / "AppData" / "Roaming")
-        return Path(roaming) / "Claude" / CONFIG_FILE_NAME
-    xdg = environ.get("XDG_CONFIG_HOME", "")
-    # The XDG spec says a relative value is invalid and must be ignored.
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else home / ".config"
-    return base / "Claude" / CONFIG_FILE_NAME
-
-
-def resolve_command(command: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The program Claude Desktop would start for `command`, or None if it would not find one.
-
-    A relative path with a folder in it resolves to None: Claude Desktop's working
-    directory is undefined (`/` on macOS), so such a command is not reliably found.
-    """
-    if not command or not command.strip():
-        return None
-    if os.path.isabs(command):
-        candidate = Path(command)
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-        return None
-    if os.sep in command or (os.altsep and os.altsep in command):
-        return None
-    import shutil
-
-    search_path = (os.environ if environ is None else environ).get("PATH") or os.defpath
-    return shutil.which(command, path=search_path)
-
-
 # --------------------------------------------------------------------------- reading
 
 
@@ -386,6 +309,24 @@ def _too_large(path: Path, size: int) -> ClaudeConfigError:
 
 
 def _parse(path: Path, body: bytes) -> tuple[dict[str, Any], tuple[tuple[str, int], ...]]:
+    text = _decode(path, body)
+    repeated: list[tuple[dict[str, Any], str, int]] = []
+
+    def build_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            counts: dict[str, int] = {}
+            for key, _ in pairs:
+                counts[key] = counts.get(key, 0) + 1
+            repeated.extend((obj, key, n) for key, n in counts.items() if n > 1)
+        return obj
+
+    data = _json_object(path, text, build_object)
+    return data, _locate_duplicates(data, repeated)
+
+
+def _decode(path: Path, body: bytes) -> str:
+    """The file's text, or the error Claude Desktop's reader would also fail with."""
     if body.startswith(_UTF16_BOMS):
         raise ClaudeConfigError(
             "not_utf8",
@@ -405,20 +346,12 @@ def _parse(path: Path, body: bytes) -> tuple[dict[str, Any], tuple[tuple[str, in
         ) from None
     if not text.strip(_JSON_WHITESPACE):
         raise ClaudeConfigError("empty", "Claude Desktop's config file is empty.", path=path)
+    return text
 
-    repeated: list[tuple[dict[str, Any], str, int]] = []
 
-    def build_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj = dict(pairs)
-        if len(obj) != len(pairs):
-            counts: dict[str, int] = {}
-            for key, _ in pairs:
-                counts[key] = counts.get(key, 0) + 1
-            repeated.extend((obj, key, n) for key, n in counts.items() if n > 1)
-        return obj
-
+def _json_object(path: Path, text: str, object_hook: Any) -> dict[str, Any]:
     try:
-        data = json.loads(text, object_pairs_hook=build_object, parse_constant=_reject_constant)
+        data = json.loads(text, object_pairs_hook=object_hook, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         # exc.msg is the parser's description alone ("Expecting ',' delimiter"); str(exc)
         # would be too, but msg keeps us independent of how the position is phrased.
@@ -445,7 +378,7 @@ def _parse(path: Path, body: bytes) -> tuple[dict[str, Any], tuple[tuple[str, in
             f"Claude Desktop's config must be a JSON object ({{ ... }}), but the file holds {_json_type(data)}.",
             path=path,
         )
-    return data, _locate_duplicates(data, repeated)
+    return data
 
 
 def _locate_duplicates(
@@ -468,421 +401,3 @@ def _locate_duplicates(
         if id(obj) in paths:
             found.append((_json_path(paths[id(obj)], key), count))
     return tuple(found)
-
-
-# --------------------------------------------------------------------------- updating
-
-
-class UpdateResult(Value):
-    """What `update_connector_env` changed. `changed` maps key -> (old, new), unredacted."""
-
-    __slots__ = ("changed", "backup_path", "entry_name")
-
-    def __init__(self, changed: dict[str, tuple[str | None, str]], backup_path: Path | None, entry_name: str) -> None:
-        self.changed = changed
-        self.backup_path = backup_path
-        self.entry_name = entry_name
-
-    def __repr__(self) -> str:
-        return (
-            f"UpdateResult(changed_keys={sorted(self.changed)!r}, "
-            f"backup_path={str(self.backup_path) if self.backup_path else None!r}, "
-            f"entry_name={self.entry_name!r})"
-        )
-
-
-def update_connector_env(
-    path: Path,
-    updates: Mapping[str, str],
-    *,
-    create_entry: Mapping[str, Any] | None = None,
-) -> UpdateResult:
-    """Set the connector entry's synced env values, keeping the rest of the file (DESIGN.md §6).
-
-    Raises ValueError for keys outside SYNCED_KEYS or non-string values, and
-    ClaudeConfigError when the file cannot be parsed (then it is left byte-identical), when
-    there is no connector entry and `create_entry` is not given (reason "no_connector"), or
-    when the file kept changing under us (reason "changed_during_update"), or when the
-    operating system refused the write (reason "unwritable"; the file is then unchanged).
-    """
-    path = Path(path)
-    _check_updates(updates)
-    if create_entry is not None and not isinstance(create_entry, Mapping):
-        raise ValueError("create_entry must be a mapping (the new mcpServers entry).")
-
-    try:
-        if not os.path.lexists(path) and create_entry is not None:
-            return _create_config_file(path, updates, create_entry)
-        return _update_existing(path, updates, create_entry)
-    except OSError as exc:
-        # Callers handle one exception type; the OS reason is enough and holds no content.
-        why = exc.strerror or type(exc).__name__
-        raise ClaudeConfigError(
-            "unwritable", f"SideQuest could not write Claude Desktop's config: {why}.", path=path
-        ) from None
-
-
-def _update_existing(path: Path, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None) -> UpdateResult:
-    # Claude Desktop writes this file too; if it does so while we work, start over rather
-    # than replace its write with our older view.
-    for _ in range(3):
-        config = load_claude_config(path)
-        new_bytes, changed, entry_name = _plan_update(config, updates, create_entry)
-        if new_bytes is None:
-            return UpdateResult(changed={}, backup_path=None, entry_name=entry_name)
-        target = Path(os.path.realpath(path))
-        temp = write_temp(
-            target, new_bytes, stat.S_IMODE(os.stat(target).st_mode), prefix=f".{target.name}.", suffix=".sidequest-tmp"
-        )
-        try:
-            if _current_bytes(target) != config.raw:
-                continue
-            backup = _write_backup(path, config.raw, stat.S_IMODE(os.stat(target).st_mode))
-            os.replace(temp, target)
-            temp = None
-            fsync_folder(target.parent)
-        finally:
-            if temp is not None:
-                remove_quietly(temp)
-        _prune_backups(path)
-        return UpdateResult(changed=changed, backup_path=backup, entry_name=entry_name)
-    raise ClaudeConfigError(
-        "changed_during_update",
-        "Claude Desktop's config kept changing while SideQuest tried to update it; "
-        "quit Claude Desktop completely and try again.",
-        path=path,
-    )
-
-
-def _check_updates(updates: Mapping[str, str]) -> None:
-    unknown = sorted(str(key) for key in updates if key not in SYNCED_KEYS)
-    if unknown:
-        raise ValueError(
-            f"Only {', '.join(SYNCED_KEYS)} are synced into Claude Desktop's config; refusing {', '.join(unknown)}."
-        )
-    not_text = sorted(key for key, value in updates.items() if not isinstance(value, str))
-    if not_text:
-        raise ValueError(f"Values for {', '.join(not_text)} must be strings.")
-
-
-def _plan_update(
-    config: ClaudeConfig, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None
-) -> tuple[bytes | None, dict[str, tuple[str | None, str]], str]:
-    """The new file bytes (None when nothing would change), what changed, the entry's name."""
-    data = config.data
-    entry = config.connector()
-    changed: dict[str, tuple[str | None, str]] = {}
-    if entry is None:
-        if create_entry is None:
-            raise ClaudeConfigError(
-                "no_connector",
-                f"Claude Desktop's config has no SideQuest connector entry "
-                f'(mcpServers "{CONNECTOR_NAME}", or one whose env holds '
-                f"{' or '.join(_IDENTIFYING_ENV_KEYS)}).",
-                path=config.path,
-            )
-        servers = data.setdefault("mcpServers", {})
-        if not isinstance(servers, dict):
-            raise ClaudeConfigError(
-                "not_object",
-                "Claude Desktop's config has an mcpServers value that is not an object, "
-                "so the connector cannot be added; fix mcpServers first.",
-                path=config.path,
-            )
-        if CONNECTOR_NAME in servers:
-            raise ClaudeConfigError(
-                "not_object",
-                f'Claude Desktop\'s config has an mcpServers "{CONNECTOR_NAME}" value that is '
-                "not an object; SideQuest will not replace it. Fix or remove it first.",
-                path=config.path,
-            )
-        servers[CONNECTOR_NAME] = _new_entry(create_entry, updates)
-        changed = {key: (None, value) for key, value in updates.items()}
-        return _serialise(data, config.raw), changed, CONNECTOR_NAME
-
-    live = data["mcpServers"][entry.name]
-    if "env" not in live:
-        live["env"] = {}
-    env = live["env"]
-    if not isinstance(env, dict):
-        raise ClaudeConfigError(
-            "not_object",
-            f'In Claude Desktop\'s config, mcpServers "{entry.name}" has an env that is not '
-            "an object; SideQuest will not replace it. Fix it first.",
-            path=config.path,
-        )
-    for key, new in updates.items():
-        old = env.get(key)
-        if old != new:
-            changed[key] = (_as_text(old), new)
-            env[key] = new
-    if not changed:
-        return None, changed, entry.name
-    return _serialise(data, config.raw), changed, entry.name
-
-
-def _new_entry(create_entry: Mapping[str, Any], updates: Mapping[str, str]) -> dict[str, Any]:
-    # A deep, JSON-shaped copy: the caller's mapping stays untouched and must be serialisable.
-    entry = json.loads(json.dumps(dict(create_entry)))
-    env = entry.get("env")
-    entry["env"] = {**(env if isinstance(env, dict) else {}), **updates}
-    return entry
-
-
-def _as_text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _serialise(data: dict[str, Any], previous: bytes) -> bytes:
-    try:
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        encoded = text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate (a "\ud800" escape in the file) has no UTF-8 form; escaping
-        # everything keeps the value exactly.
-        encoded = (json.dumps(data, indent=2, ensure_ascii=True) + "\n").encode("ascii")
-    newlines = previous.count(b"\n")
-    if newlines and previous.count(b"\r\n") == newlines:
-        # Keep a Windows user's line endings; Claude Desktop reads either.
-        encoded = encoded.replace(b"\n", b"\r\n")
-    return encoded
-
-
-def _create_config_file(path: Path, updates: Mapping[str, str], create_entry: Mapping[str, Any]) -> UpdateResult:
-    data = {"mcpServers": {CONNECTOR_NAME: _new_entry(create_entry, updates)}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The file will hold a refresh token: readable by the owner only.
-    temp = write_temp(path, _serialise(data, b""), 0o600, prefix=f".{path.name}.", suffix=".sidequest-tmp")
-    try:
-        if os.path.lexists(path):  # someone created it meanwhile: do not clobber it
-            raise ClaudeConfigError(
-                "changed_during_update",
-                "Claude Desktop's config appeared while SideQuest was creating it; try again.",
-                path=path,
-            )
-        os.replace(temp, path)
-        temp = None
-        fsync_folder(path.parent)
-    finally:
-        if temp is not None:
-            remove_quietly(temp)
-    return UpdateResult(
-        changed={key: (None, value) for key, value in updates.items()},
-        backup_path=None,
-        entry_name=CONNECTOR_NAME,
-    )
-
-
-def _current_bytes(target: Path) -> bytes | None:
-    try:
-        return target.read_bytes()
-    except OSError:
-        return None
-
-
-def _write_backup(config_path: Path, content: bytes, mode: int) -> Path:
-    """Write the previous file beside the config (where the user looks), never overwriting."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    base = f"{config_path.name}{_BACKUP_MARKER}{stamp}"
-    for counter in range(0, 1000):
-        candidate = config_path.parent / (base if counter == 0 else f"{base}-{counter}")
-        try:
-            descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        except FileExistsError:
-            continue
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            remove_quietly(candidate)
-            raise
-        return candidate
-    raise ClaudeConfigError("unreadable", "Could not find a free name for the config backup.", path=config_path)
-
-
-def _backups(config_path: Path) -> list[tuple[tuple[str, int], Path]]:
-    prefix = f"{config_path.name}{_BACKUP_MARKER}"
-    found = []
-    try:
-        names = os.listdir(config_path.parent)
-    except OSError:
-        return []
-    for name in names:
-        if not name.startswith(prefix):
-            continue
-        match = re.match(_BACKUP_NAME, name[len(prefix) :])
-        if match:
-            key = (match["stamp"], int(match["counter"] or 0))
-            found.append((key, config_path.parent / name))
-    return sorted(found)
-
-
-def _prune_backups(config_path: Path) -> None:
-    for _, old in _backups(config_path)[:-BACKUPS_KEPT]:
-        remove_quietly(old)
-
-
-# --------------------------------------------------------------------------- restart check
-
-
-def started_after_config_change(
-    config_mtime: float,
-    platform: str | None = None,
-    *,
-    proc_root: Path | None = None,
-) -> bool | None:
-    """Does a running Claude Desktop predate the config's last change, so it needs a restart?
-
-    True: Claude Desktop started BEFORE the config changed (it still runs the old values;
-    restart needed). False: it started after (it has loaded them). None: it is not running,
-    or the start time cannot be told (Windows, no /proc, ps missing, too close to call).
-    Never raises; bounded to one second of subprocess time.
-    """
-    try:
-        platform = sys.platform if platform is None else platform
-        if platform == "darwin":
-            started = _claude_start_from_ps(_ps_output())
-        elif platform.startswith("linux") or proc_root is not None:
-            started = _claude_start_from_proc(proc_root or Path("/proc"))
-        else:
-            return None
-        if started is None:
-            return None
-        if abs(started - config_mtime) < _START_TIME_TOLERANCE_S:
-            return None
-        return started < config_mtime
-    except Exception:  # a diagnostic aid must never take the caller down
-        return None
-
-
-def _claude_start_from_proc(proc_root: Path) -> float | None:
-    """Earliest start (epoch seconds) of a Claude Desktop main process in a /proc tree."""
-    boot_time = _boot_time(proc_root)
-    if boot_time is None:
-        return None
-    ticks_per_second = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    own_pid = os.getpid()
-    earliest: float | None = None
-    try:
-        entries = os.listdir(proc_root)
-    except OSError:
-        return None
-    root = os.fspath(proc_root)
-    for name in entries:
-        if not name.isdigit() or int(name) == own_pid:
-            continue
-        # A desktop has hundreds of processes: read each one's cmdline with plain os calls, and
-        # the rest only for those that mention Claude (every rule below needs the word there).
-        cmdline = _read_proc_file(f"{root}/{name}/cmdline")
-        if cmdline is None or b"claude" not in cmdline.lower():
-            continue  # not Claude, or the process ended, or it is not ours to read
-        comm = _read_proc_file(f"{root}/{name}/comm")
-        if comm is None or not _is_claude_desktop_main(comm.strip(), cmdline.split(b"\0")):
-            continue
-        ticks = _start_ticks(proc_root / name)
-        if ticks is None:
-            continue
-        started = boot_time + ticks / ticks_per_second
-        earliest = started if earliest is None else min(earliest, started)
-    return earliest
-
-
-def _read_proc_file(path: str, limit: int = 65536) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        chunks = []
-        size = 0
-        while size < limit:
-            chunk = os.read(fd, 8192)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _boot_time(proc_root: Path) -> float | None:
-    try:
-        for line in (proc_root / "stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _start_ticks(folder: Path) -> int | None:
-    try:
-        text = (folder / "stat").read_text()
-        # comm (field 2) may hold spaces and parentheses; fields after its last ')' are safe.
-        fields = text[text.rindex(")") + 2 :].split()
-        return int(fields[19])  # field 22 overall: starttime, in clock ticks since boot
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _is_claude_desktop_main(comm: bytes, argv: list[bytes]) -> bool:
-    """The Electron main process of a Linux community build, not a helper or another tool.
-
-    Electron helpers carry `--type=...`; the Claude Code CLI is called `claude` and is not
-    Claude Desktop; sidequest itself may have "claude" in its arguments.
-    """
-    args = [arg.decode("utf-8", "replace") for arg in argv if arg]
-    if not args or any(arg.startswith("--type=") for arg in args):
-        return False
-    if any("sidequest" in arg for arg in args):
-        return False
-    program = args[0]
-    program_name = program.replace("\\", "/").rsplit("/", 1)[-1]
-    comm_name = comm.decode("utf-8", "replace")
-    if comm_name == "claude-desktop" or program_name in ("claude-desktop", "Claude"):
-        return True
-    if "claude-desktop" in program or "/Claude/" in program or program.endswith("/Claude"):
-        return True
-    # Packaged as `electron /usr/lib/claude-desktop/app.asar`.
-    if program_name.startswith("electron"):
-        return any("claude-desktop" in arg or "/Claude" in arg for arg in args[1:])
-    return False
-
-
-def _ps_output() -> str:
-    import subprocess
-
-    completed = subprocess.run(
-        ["ps", "-axo", "lstart=,comm="],
-        capture_output=True,
-        timeout=1,
-        check=False,
-        # lstart is printed in the locale's words; the C locale makes it parseable.
-        env={**os.environ, "LC_ALL": "C", "LANG": "C"},
-    )
-    return completed.stdout.decode("utf-8", "replace")
-
-
-def _claude_start_from_ps(output: str) -> float | None:
-    """Earliest start (epoch seconds) of Claude.app's main process in `ps -axo lstart=,comm=`."""
-    earliest: float | None = None
-    for line in output.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 6:
-            continue
-        command = parts[5].strip()
-        if not command.endswith("Claude.app/Contents/MacOS/Claude"):
-            continue
-        try:
-            started = time.mktime(time.strptime(" ".join(parts[:5]), "%a %b %d %H:%M:%S %Y"))
-        except (ValueError, OverflowError):
-            continue
-        earliest = started if earliest is None else min(earliest, started)
-    return earliest

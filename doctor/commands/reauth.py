@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from doctor.context import resolve_claude_config
+from doctor.claude_desktop.paths import resolve_claude_config
 from doctor.store.home import resolve_home
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -555,7 +555,8 @@ def _update_claude(
     out: _Output, claude_path: Path, env_path: Path, refresh_token: str, realm_id: str, environment: str
 ) -> bool:
     """Push the three synced values into Claude Desktop's entry; explain what to do when it cannot."""
-    from doctor.claude_desktop.config import CONNECTOR_NAME, ClaudeConfigError, update_connector_env
+    from doctor.claude_desktop.config import CONNECTOR_NAME, ClaudeConfigError
+    from doctor.claude_desktop.update import update_connector_env
 
     updates = {"QB_REFRESH_TOKEN": refresh_token, "QB_REALM_ID": realm_id, "QB_ENVIRONMENT": environment}
     values = _paste_instructions(env_path, refresh_token, realm_id, environment)

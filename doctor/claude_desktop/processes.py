@@ -1,0 +1,175 @@
+"""Is Claude Desktop running, since when, and how many copies of the connector run?
+
+Claude Desktop reads its config only at launch, so after SideQuest (or the user) changes the
+connector's entry, Desktop keeps running the old values until it is fully quit and reopened.
+The doctor says "quit and reopen" only when Desktop started before the config last changed.
+Several connector processes at once are normal (chat, Cowork and Code each start one) and worth
+a line in the facts, since they all refresh the same token chain.
+
+The process table is read with psutil (macOS, Windows and Linux alike), imported on first use:
+the offline doctor's start-up does not pay for it unless this check runs. Nothing here raises.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterable, Sequence
+
+from doctor.values import Value
+
+# psutil's start times rest on the kernel's boot time, which Linux gives in whole seconds, so a
+# config change this close to Desktop's start cannot be ordered honestly.
+_START_TIME_TOLERANCE_S = 1.5
+# Windows and macOS launchers name programs with these endings; argv[0] may carry them or not.
+# npm's `npx` runs as `node …/npx-cli.js`.
+_PROGRAM_SUFFIXES = (".exe", ".cmd", ".bat", ".com", "-cli.js", ".js")
+
+
+class RunningProcess(Value):
+    """One process as the checks here need it. `name` and `started` are read only for processes
+    whose command line mentions Claude (a desktop has hundreds of processes); else None."""
+
+    __slots__ = ("pid", "cmdline", "name", "started")
+
+    def __init__(self, pid: int, cmdline: tuple[str, ...], name: str | None = None, started: float | None = None):
+        self.pid = pid
+        self.cmdline = cmdline  # may hold secrets passed as arguments: never shown, only matched
+        self.name = name
+        self.started = started
+
+    def __repr__(self) -> str:
+        return f"RunningProcess(pid={self.pid!r}, name={self.name!r}, args={len(self.cmdline)})"
+
+
+def running_processes() -> list[RunningProcess]:
+    """One look at the process table (this user's processes whose command line can be read)."""
+    import psutil
+
+    own = os.getpid()
+    found = []
+    for process in psutil.process_iter():
+        if process.pid == own:
+            continue
+        try:
+            cmdline = tuple(process.cmdline())
+            if not cmdline:
+                continue  # a kernel thread, a zombie
+            name = started = None
+            if "claude" in " ".join(cmdline).lower():
+                name, started = process.name(), process.create_time()
+        except (psutil.Error, OSError):
+            continue  # ended meanwhile, or not ours to read
+        found.append(RunningProcess(process.pid, cmdline, name, started))
+    return found
+
+
+def desktop_processes(
+    processes: Iterable[RunningProcess] | None = None, platform: str | None = None
+) -> list[RunningProcess]:
+    """Claude Desktop's main processes among `processes` (default: the running ones)."""
+    platform = sys.platform if platform is None else platform
+    processes = running_processes() if processes is None else processes
+    return [p for p in processes if p.name is not None and is_desktop_main(platform, p.name, p.cmdline)]
+
+
+def started_after_config_change(
+    config_mtime: float,
+    platform: str | None = None,
+    *,
+    processes: Iterable[RunningProcess] | None = None,
+) -> bool | None:
+    """Does a running Claude Desktop predate the config's last change, so it needs a restart?
+
+    True: Claude Desktop started BEFORE the config changed (it still runs the old values;
+    restart needed). False: it started after (it has loaded them). None: it is not running,
+    or the order cannot be told (too close to call, the process table unreadable).
+    """
+    try:
+        starts = [p.started for p in desktop_processes(processes, platform) if p.started is not None]
+    except Exception:  # a diagnostic aid must never take the caller down
+        return None
+    if not starts:
+        return None
+    started = min(starts)  # the main process that has run longest holds the oldest settings
+    if abs(started - config_mtime) < _START_TIME_TOLERANCE_S:
+        return None
+    return started < config_mtime
+
+
+def count_connector_processes(
+    command: str | None,
+    args: Sequence[str] = (),
+    *,
+    processes: Iterable[RunningProcess] | None = None,
+) -> int | None:
+    """How many processes run the connector's `command args…` as Desktop starts it; None if unknown."""
+    if not command or not command.strip():
+        return None
+    try:
+        processes = running_processes() if processes is None else processes
+        return sum(1 for p in processes if launched_as(p.cmdline, command, args))
+    except Exception:
+        return None
+
+
+def launched_as(cmdline: Sequence[str], command: str, args: Sequence[str]) -> bool:
+    """Is this command line `command args…`, run directly or through an interpreter?
+
+    Desktop passes `args` exactly, so they end the command line. Before them stands the program:
+    `command` itself (argv[0] as Desktop spawned it), or, for a script, the script's path after
+    the interpreter its shebang names (so the kernel writes the full path where Desktop wrote a
+    bare name).
+    """
+    wanted = 1 + len(args)
+    if len(cmdline) < wanted or tuple(cmdline[len(cmdline) - len(args) :]) != tuple(args):
+        return False
+    return _same_program(cmdline[len(cmdline) - wanted], command)
+
+
+def _same_program(seen: str, command: str) -> bool:
+    if seen == command:
+        return True
+    return _program_name(seen) == _program_name(command)
+
+
+def _program_name(path: str) -> str:
+    name = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    for suffix in _PROGRAM_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def is_desktop_main(platform: str, name: str, cmdline: Sequence[str]) -> bool:
+    """Is this Claude Desktop's main process, not an Electron helper or another Claude tool?
+
+    Electron helpers carry `--type=...`; the Claude Code CLI (`claude`, which Desktop also
+    bundles) is not Claude Desktop; sidequest itself may have "claude" in its arguments.
+    """
+    if not cmdline or any(arg.startswith("--type=") for arg in cmdline):
+        return False
+    if any("sidequest" in arg for arg in cmdline):
+        return False
+    program = cmdline[0].replace("\\", "/")
+    if platform == "darwin":
+        return program.endswith("Claude.app/Contents/MacOS/Claude") or (name == "Claude" and "/Claude.app/" in program)
+    if platform == "win32":
+        # Desktop is `Claude.exe` (Squirrel: %LOCALAPPDATA%\AnthropicClaude\app-*; MSIX: WindowsApps\Claude_*);
+        # Claude Code's native binary is a lowercase `claude.exe`.
+        return name == "Claude.exe" or program.rsplit("/", 1)[-1] == "Claude.exe"
+    return _is_linux_main(name, cmdline)
+
+
+def _is_linux_main(name: str, cmdline: Sequence[str]) -> bool:
+    """The Electron main process of a Linux community build (there is no official one)."""
+    program = cmdline[0]
+    program_name = program.rsplit("/", 1)[-1]
+    if name == "claude-desktop" or program_name in ("claude-desktop", "Claude"):
+        return True
+    if "claude-desktop" in program or "/Claude/" in program or program.endswith("/Claude"):
+        return True
+    # Packaged as `electron /usr/lib/claude-desktop/app.asar`.
+    if program_name.startswith("electron"):
+        return any("claude-desktop" in arg or "/Claude" in arg for arg in cmdline[1:])
+    return False

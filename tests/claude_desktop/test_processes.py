@@ -1,0 +1,177 @@
+"""Tests for doctor.claude_desktop.processes: is Claude Desktop running, since when, and the connector's copies.
+
+Real processes where this machine can run them (a child whose argv is Claude Desktop's, connector
+scripts started the way Desktop starts them); the macOS and Windows process shapes as data.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from doctor.claude_desktop.processes import (
+    RunningProcess,
+    count_connector_processes,
+    desktop_processes,
+    is_desktop_main,
+    launched_as,
+    running_processes,
+    started_after_config_change,
+)
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the children are POSIX shell and scripts")
+
+FAKE_DESKTOP = "/usr/lib/claude-desktop/claude-desktop"
+
+
+@pytest.fixture
+def children() -> Iterator[list[subprocess.Popen]]:
+    started: list[subprocess.Popen] = []
+    yield started
+    for child in started:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # the child and the sleep it waits on
+        except ProcessLookupError:
+            child.kill()
+        child.wait(timeout=10)
+
+
+def spawn_as(children: list[subprocess.Popen], argv0: str, *args: str) -> subprocess.Popen:
+    """A child whose argv starts `argv0` and ends `args…` (bash's `exec -a`), waiting until killed."""
+    script = 'exec -a "$0" /bin/sh -c "sleep 120; :" sh "$@"'
+    child = subprocess.Popen(["bash", "-c", script, argv0, *args], start_new_session=True)
+    children.append(child)
+    return child
+
+
+def wait_until_seen(pid: int, argv0: str) -> RunningProcess:
+    """The child as the process table shows it, once bash has exec'd into its final argv."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for process in running_processes():
+            if process.pid == pid and process.cmdline[0] == argv0:
+                return process
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} never showed argv[0] {argv0}")
+
+
+def test_a_running_desktop_and_its_start_time_are_found(children) -> None:
+    desktop = spawn_as(children, FAKE_DESKTOP)
+    seen = wait_until_seen(desktop.pid, FAKE_DESKTOP)
+    assert seen.name == "sh" and seen.started == pytest.approx(time.time(), abs=30)
+    found = desktop_processes(platform="linux")
+    assert desktop.pid in [p.pid for p in found]
+
+    alone = [p for p in running_processes() if p.pid == desktop.pid]
+    assert started_after_config_change(seen.started + 60, "linux", processes=alone) is True
+    assert started_after_config_change(seen.started - 60, "linux", processes=alone) is False
+    assert started_after_config_change(seen.started + 0.5, "linux", processes=alone) is None
+
+
+def test_helpers_and_other_claude_tools_are_not_desktop(children) -> None:
+    helper = spawn_as(children, FAKE_DESKTOP, "--type=renderer")
+    code = spawn_as(children, "claude", "--resume")
+    mine = spawn_as(children, "/usr/bin/python3", "-m", "sidequest", "--claude-config", "/h/Claude/c.json")
+    for child, argv0 in ((helper, FAKE_DESKTOP), (code, "claude"), (mine, "/usr/bin/python3")):
+        wait_until_seen(child.pid, argv0)
+    ours = {helper.pid, code.pid, mine.pid}
+    snapshot = [p for p in running_processes() if p.pid in ours]
+    assert len(snapshot) == 3
+    assert desktop_processes(snapshot, "linux") == []
+    assert started_after_config_change(time.time(), "linux", processes=snapshot) is None
+
+
+def test_no_desktop_means_no_answer() -> None:
+    assert started_after_config_change(time.time(), "linux", processes=[]) is None
+    assert started_after_config_change(time.time()) in (None, True, False)  # the real table: never raises
+
+
+def test_the_connector_copies_are_counted(tmp_path: Path, children) -> None:
+    # A connector program as users install it: a script whose shebang names the interpreter.
+    name = f"qb-connector-{uuid.uuid4().hex[:8]}"  # no other process on this machine has it
+    script = tmp_path / "bin" / name
+    script.parent.mkdir()
+    script.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(120)\n")
+    script.chmod(0o755)
+    for args in (["--stdio"], ["--stdio"], ["--other"]):
+        children.append(subprocess.Popen([str(script), *args], start_new_session=True))
+    deadline = time.monotonic() + 10
+    count = None
+    while time.monotonic() < deadline:
+        count = count_connector_processes(name, ["--stdio"])  # bare, as Desktop may hold it
+        if count == 2:
+            break
+        time.sleep(0.05)
+    assert count == 2
+    assert count_connector_processes(str(script), ["--stdio"]) == 2
+    assert count_connector_processes(str(script), ["--elsewhere"]) == 0
+    assert count_connector_processes(None) is None
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "command", "args", "expected"),
+    [
+        (("uvx", "qb-distributor-mcp"), "uvx", ("qb-distributor-mcp",), True),
+        (("/usr/bin/python3", "-u", "/home/u/.local/bin/qb-mcp"), "qb-mcp", (), True),
+        (("C:\\Program Files\\nodejs\\node.exe", "C:\\npm\\npx-cli.js", "-y", "qb-mcp"), "npx", ("-y", "qb-mcp"), True),
+        (("C:\\Python312\\python.exe", "-m", "qb_mcp"), "python", ("-m", "qb_mcp"), True),
+        (("uvx", "qb-distributor-mcp", "--extra"), "uvx", ("qb-distributor-mcp",), False),
+        (("uvx", "other-server"), "uvx", ("qb-distributor-mcp",), False),
+        (("qb-distributor-mcp",), "uvx", ("qb-distributor-mcp",), False),
+    ],
+)
+def test_launched_as(cmdline: tuple[str, ...], command: str, args: tuple[str, ...], expected: bool) -> None:
+    assert launched_as(cmdline, command, args) is expected
+
+
+@pytest.mark.parametrize(
+    ("platform", "name", "cmdline", "expected"),
+    [
+        ("darwin", "Claude", ["/Applications/Claude.app/Contents/MacOS/Claude"], True),
+        (
+            "darwin",
+            "Claude Helper (Renderer)",
+            [
+                "/Applications/Claude.app/Contents/Frameworks/Claude Helper (Renderer).app/Contents/MacOS/"
+                "Claude Helper (Renderer)",
+                "--type=renderer",
+            ],
+            False,
+        ),
+        ("darwin", "claude", ["/Users/u/.local/bin/claude"], False),  # Claude Code
+        ("win32", "Claude.exe", ["C:\\Users\\u\\AppData\\Local\\AnthropicClaude\\app-1.0.0\\Claude.exe"], True),
+        (
+            "win32",
+            "Claude.exe",
+            ["C:\\Program Files\\WindowsApps\\Claude_1.0.0.0_x64__pzs8sxrjxfjjc\\app\\Claude.exe"],
+            True,
+        ),
+        ("win32", "Claude.exe", ["C:\\…\\Claude.exe", "--type=gpu-process"], False),
+        ("win32", "claude.exe", ["C:\\Users\\u\\.local\\bin\\claude.exe"], False),  # Claude Code
+        ("linux", "electron", ["/usr/lib/electron/electron", "/usr/lib/claude-desktop/app.asar"], True),
+        ("linux", "claude", ["claude", "--resume"], False),
+    ],
+)
+def test_desktop_main_process_on_each_platform(platform: str, name: str, cmdline: list[str], expected: bool) -> None:
+    assert is_desktop_main(platform, name, cmdline) is expected
+    process = RunningProcess(1, tuple(cmdline), name, 1000.0)
+    assert started_after_config_change(2000.0, platform, processes=[process]) is (True if expected else None)
+
+
+def test_psutil_is_imported_only_when_the_process_table_is_read() -> None:
+    check = (
+        "import sys, probes.claude_config_sync, doctor.claude_desktop.processes as p\n"
+        "before = 'psutil' in sys.modules\n"
+        "p.started_after_config_change(0.0)\n"
+        "print(before, 'psutil' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"], done.stderr
