@@ -34,7 +34,7 @@ def _day(moment: datetime | None) -> str:
 def refresh_once(settings) -> int:
     """Run one locked refresh; print the outcome; return the exit code."""
     from doctor.commands.cli import checked, emit
-    from doctor.intuit.client import IntuitError
+    from doctor.intuit.errors import IntuitError
     from doctor.redaction import redacted_form
     from doctor.store.env_file import EnvFileError
     from doctor.store.token_store import LockTimeout, StoreError, TokenStore

@@ -44,7 +44,8 @@ from doctor.store.lock_records import (  # noqa: F401 - re-exported: part of thi
 from doctor.values import Value
 
 if TYPE_CHECKING:  # pragma: no cover
-    from doctor.intuit.client import IntuitClient, TokenResponse
+    from doctor.intuit.client import IntuitClient
+    from doctor.intuit.responses import TokenResponse
 
 
 DEFAULT_REDIRECT_URI = "https://sidequestautomation.com/qb/callback"
@@ -421,7 +422,7 @@ class TokenStore:
         Raises LockTimeout, StoreError (not configured, unreadable, write failed) or the
         IntuitError of the refresh call (then `.env` is untouched).
         """
-        from doctor.intuit.client import IntuitError
+        from doctor.intuit.errors import IntuitError
 
         with self.locked(wait):
             credentials = self.credentials()

@@ -1,4 +1,4 @@
-"""Tests for doctor/intuit/client.py: the pure parsers against every real Intuit capture in the corpus,
+"""Tests for doctor/intuit: the pure parsers against every real Intuit capture in the corpus,
 and the client end to end against FakeIntuit on 127.0.0.1 for every path the doctor diagnoses.
 
 Every IntuitError a test produces goes through `expect_error`, which also proves that no secret
@@ -19,21 +19,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from doctor.intuit.client import (
-    ACCOUNTING_SCOPE,
-    KINDS,
-    MAX_BODY_BYTES,
+from doctor.intuit.client import IntuitClient
+from doctor.intuit.endpoints import ACCOUNTING_SCOPE, Endpoints, check_url_allowed
+from doctor.intuit.errors import KINDS, IntuitError, classify_error_response
+from doctor.intuit.responses import (
     CompanyInfo,
-    Endpoints,
-    IntuitClient,
-    IntuitError,
     TokenResponse,
-    check_url_allowed,
-    classify_error_response,
     parse_company_info,
     parse_server_date,
     parse_token_response,
 )
+from doctor.intuit.wire import MAX_BODY_BYTES
 from doctor.store.token_store import DEFAULT_REDIRECT_URI
 from tests.support.fake_intuit import FakeIntuit
 
