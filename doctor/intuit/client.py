@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Iterable, Literal, Mapping
@@ -29,6 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
 HARD_EXPIRY_HEADER = "x-include-refresh-token-hard-expires-in"
+# httpcore's trace events that hand over a connection's stream: TCP connected, TLS started
+# (directly, through a proxy's CONNECT tunnel or a SOCKS proxy).
+_STREAM_EVENTS = (".connect_tcp.complete", ".start_tls.complete")
+# Fired before a finished HTTP/1.1 exchange closes its connection: the sockets stop being ours.
+_CLOSING_EVENT = "http11.response_closed.started"
 
 # Loading the CA bundle is most of the cost of building a client (tens of ms); every client in
 # the process verifies against the same roots, so the context is built once and shared.
@@ -54,10 +60,92 @@ def _ssl_context() -> ssl.SSLContext:
         return context
 
 
+class _Watchdog:
+    """Ends one exchange at its absolute deadline, even while a read is blocked.
+
+    httpx's timeouts are per operation: a server that sends a byte a second resets the read
+    timeout forever, so the wall clock must be enforced from outside the blocked call. The
+    watchdog learns the exchange's sockets from httpcore's `trace` extension (a public httpx
+    request extension) and, when the deadline passes, shuts them down: the blocked recv()
+    returns at once, httpx raises, and the exchange is reported as a timeout. Every exchange
+    opens its own connection (no keep-alive), so the sockets it learns are its own alone.
+    After the exchange ends (`finish`, or httpcore announcing the response is closing) the
+    sockets are never touched again, so a shut-down can never reach a reused descriptor.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.finish()
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done = True
+            self._sockets.clear()
+        self._timer.cancel()
+
+    def trace(self, event: str, info: Mapping[str, object]) -> None:
+        """httpcore's trace callback: note each new stream's socket; stop when the response closes."""
+        if event == _CLOSING_EVENT:
+            with self._lock:
+                self._done = True
+                self._sockets.clear()
+            return
+        if not event.endswith(_STREAM_EVENTS):
+            return
+        stream = info.get("return_value")
+        get_extra_info = getattr(stream, "get_extra_info", None)
+        sock = get_extra_info("socket") if get_extra_info is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            if self._done:
+                return
+            self._sockets.append(sock)
+            if self.fired:
+                # The deadline passed while connecting: end it before the first read blocks.
+                _shut_down(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            for sock in self._sockets:
+                _shut_down(sock)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    """Wake every thread blocked on `sock`; the owner closes it as usual afterwards.
+
+    socket.socket.shutdown, not SSLSocket.shutdown: the latter also drops the TLS object
+    while another thread may still be inside it. A socket already closed (or detached when
+    TLS took it over) raises OSError, which means there is nothing left to wake.
+    """
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class IntuitClient:
     """Synchronous Intuit client: one call, one answer, one IntuitError on any failure.
 
     Holds one httpx.Client, created on first use. Use as a context manager or call close().
+    Every exchange (connect, headers, body) ends by an absolute wall-clock deadline: the
+    client's own (connect_timeout + 2 x timeout), or the caller's `deadline` (a
+    time.monotonic() value) when that comes first.
     """
 
     def __init__(
@@ -107,17 +195,23 @@ class IntuitClient:
         separator = "&" if urlsplit(self.endpoints.authorize).query else "?"
         return f"{self.endpoints.authorize}{separator}{query}"
 
-    def exchange_code(self, client_id: str, client_secret: str, code: str, redirect_uri: str) -> TokenResponse:
+    def exchange_code(
+        self, client_id: str, client_secret: str, code: str, redirect_uri: str, *, deadline: float | None = None
+    ) -> TokenResponse:
         """Trade a consent's authorization code for the first tokens of a new chain."""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-        return self._token_call(client_id, client_secret, form, (client_secret, code), "authorization_code")
+        secrets = (client_secret, code)
+        return self._token_call(client_id, client_secret, form, secrets, "authorization_code", deadline)
 
-    def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> TokenResponse:
+    def refresh(
+        self, client_id: str, client_secret: str, refresh_token: str, *, deadline: float | None = None
+    ) -> TokenResponse:
         """One refresh-token grant; the caller must persist the refresh token that comes back."""
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        return self._token_call(client_id, client_secret, form, (client_secret, refresh_token), "refresh_token")
+        secrets = (client_secret, refresh_token)
+        return self._token_call(client_id, client_secret, form, secrets, "refresh_token", deadline)
 
-    def revoke(self, client_id: str, client_secret: str, token: str) -> None:
+    def revoke(self, client_id: str, client_secret: str, token: str, *, deadline: float | None = None) -> None:
         """Revoke a refresh or access token (Intuit then drops the whole chain)."""
         url = self.endpoints.revoke
         headers = {
@@ -127,18 +221,20 @@ class IntuitClient:
         }
         secrets = (client_secret, token)
         content = json.dumps({"token": token}).encode()
-        status, body, response_headers = self._send("POST", url, headers, secrets, content=content)
+        status, body, response_headers = self._send("POST", url, headers, secrets, content=content, deadline=deadline)
         if status != 200:
             raise classify_error_response(status, body, response_headers, api="token", secrets=secrets)
 
-    def company_info(self, access_token: str, realm_id: str, environment: str) -> CompanyInfo:
+    def company_info(
+        self, access_token: str, realm_id: str, environment: str, *, deadline: float | None = None
+    ) -> CompanyInfo:
         """Read CompanyInfo: proves the access token, the realm and the environment fit together."""
         realm = quote(str(realm_id).strip(), safe="")
         base = self.endpoints.qbo_base(environment)
         url = f"{base}/v3/company/{realm}/companyinfo/{realm}?minorversion={MINOR_VERSION}"
         headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
         secrets = (access_token,)
-        status, body, response_headers = self._send("GET", url, headers, secrets)
+        status, body, response_headers = self._send("GET", url, headers, secrets, deadline=deadline)
         if status != 200:
             raise classify_error_response(status, body, response_headers, api="qbo", secrets=secrets)
         return parse_company_info(body, response_headers, str(realm_id).strip())
@@ -152,6 +248,7 @@ class IntuitClient:
         form: dict[str, str],
         secrets: tuple[str, ...],
         grant: Literal["refresh_token", "authorization_code"],
+        deadline: float | None,
     ) -> TokenResponse:
         headers = {
             "Authorization": _basic_auth(client_id, client_secret),
@@ -161,7 +258,7 @@ class IntuitClient:
             HARD_EXPIRY_HEADER: "true",
         }
         status, body, response_headers = self._send(
-            "POST", self.endpoints.token, headers, secrets, content=urlencode(form).encode()
+            "POST", self.endpoints.token, headers, secrets, content=urlencode(form).encode(), deadline=deadline
         )
         if status != 200:
             raise classify_error_response(status, body, response_headers, api="token", secrets=secrets, grant=grant)
@@ -174,6 +271,9 @@ class IntuitClient:
             if self._http is not None:
                 return self._http
             context = _ssl_context()
+            # No keep-alive: the watchdog must see each exchange's connection open (one Intuit
+            # request per host per run, so nothing is lost).
+            no_keepalive = httpx.Limits(max_keepalive_connections=0)
             self._http = httpx.Client(
                 timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
                 follow_redirects=False,
@@ -181,7 +281,8 @@ class IntuitClient:
                 # Plain http is only ever allowed to loopback; an HTTP_PROXY from the
                 # environment must not carry those credentials off the machine. The same
                 # context is handed over so no second CA bundle is loaded.
-                mounts={"http://": httpx.HTTPTransport(verify=context)},
+                mounts={"http://": httpx.HTTPTransport(verify=context, limits=no_keepalive)},
+                limits=no_keepalive,
                 headers={"User-Agent": _user_agent()},
             )
             return self._http
@@ -194,26 +295,62 @@ class IntuitClient:
         secrets: Iterable[str],
         *,
         content: bytes | None = None,
+        deadline: float | None = None,
     ) -> tuple[int, bytes, Mapping[str, str]]:
         check_url_allowed(url)
         import httpx
 
         host = urlsplit(url).hostname or "Intuit"
-        # A server trickling bytes could defeat the per-read timeout; bound the whole answer too.
-        deadline = time.monotonic() + self.connect_timeout + self.timeout * 2
+        started = time.monotonic()
+        # A server trickling bytes defeats per-read timeouts; the whole exchange has a wall-clock bound.
+        own_deadline = started + self.connect_timeout + self.timeout * 2
+        deadline = own_deadline if deadline is None else min(deadline, own_deadline)
+        remaining = deadline - started
+        if remaining <= 0:
+            raise IntuitError("timeout", f"No time left to ask {host} (the time budget was used up)")
+        timeout = httpx.Timeout(min(self.timeout, remaining), connect=min(self.connect_timeout, remaining))
+        client = self._client()
         try:
-            with self._client().stream(method, url, headers=headers, content=content) as response:
-                body = _read_body(response, deadline)
-                return response.status_code, body, response.headers
+            with _Watchdog(deadline) as watchdog:
+                try:
+                    request = client.build_request(
+                        method,
+                        url,
+                        headers=headers,
+                        content=content,
+                        timeout=timeout,
+                        extensions={"trace": watchdog.trace},
+                    )
+                    response = client.send(request, stream=True)
+                    try:
+                        body = _read_body(response, deadline)
+                    finally:
+                        watchdog.finish()
+                        response.close()
+                    return response.status_code, body, response.headers
+                except httpx.HTTPError:
+                    if watchdog.fired:
+                        raise _too_slow(host, deadline - started) from None
+                    raise
         except IntuitError:
             raise
         except httpx.TimeoutException as exc:
-            phase = "connect to" if isinstance(exc, httpx.ConnectTimeout) else "get an answer from"
-            limit = self.connect_timeout if isinstance(exc, httpx.ConnectTimeout) else self.timeout
-            raise IntuitError("timeout", f"Could not {phase} {host} within {limit:g} s (timeout)") from None
+            raise _timed_out(host, exc, timeout) from None
         except httpx.HTTPError as exc:
             reason = clean_text(f"{type(exc).__name__}: {exc}", secrets) or type(exc).__name__
             raise IntuitError("network", f"Could not reach {host}: {reason}", detail=reason) from None
+
+
+def _too_slow(host: str, limit: float) -> IntuitError:
+    return IntuitError("timeout", f"{host} did not finish answering in time; gave up after {limit:.1f} s (timeout)")
+
+
+def _timed_out(host: str, exc: Exception, timeout: httpx.Timeout) -> IntuitError:
+    import httpx
+
+    if isinstance(exc, httpx.ConnectTimeout):
+        return IntuitError("timeout", f"Could not connect to {host} within {timeout.connect:.3g} s (timeout)")
+    return IntuitError("timeout", f"Could not get an answer from {host} within {timeout.read:.3g} s (timeout)")
 
 
 def _read_body(response: httpx.Response, deadline: float) -> bytes:

@@ -86,7 +86,9 @@ class StandInIntuit:
         self.delay = delay
         self.calls: list[tuple[str, str, str]] = []
 
-    def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> TokenResponse:
+    def refresh(
+        self, client_id: str, client_secret: str, refresh_token: str, *, deadline: float | None = None
+    ) -> TokenResponse:
         self.calls.append((client_id, client_secret, refresh_token))
         if self.delay:
             time.sleep(self.delay)

@@ -52,7 +52,10 @@ PATH_REVOKE = "/v2/oauth2/tokens/revoke"
 PATH_DISCOVERY = "/.well-known/openid_configuration"
 QBO_PREFIXES = {"/prod": "production", "/sandbox": "sandbox"}
 
-FailMode = Literal[None, "503", "html_502", "slow", "hang", "truncated", "reset"]
+# "drip_headers": the status line, then the headers one byte every drip_seconds, forever;
+# "drip_body": complete headers, then the body one byte every drip_seconds (issue 9 §1:
+# each byte resets a per-read timeout, so only a wall-clock deadline ends the exchange).
+FailMode = Literal[None, "503", "html_502", "slow", "hang", "truncated", "reset", "drip_headers", "drip_body"]
 Rotation = Literal["every_call", "daily", "never"]
 
 
@@ -194,7 +197,7 @@ class FakeIntuit:
     """Intuit's OAuth endpoints and the QBO companyinfo read, in-process, on 127.0.0.1.
 
     Configure with add_app / add_company / mint_chain, steer with the public attributes
-    (rotation, grace_seconds, now, fail_mode, slow_seconds, consent_realm, consent_deny),
+    (rotation, grace_seconds, now, fail_mode, slow_seconds, drip_seconds, consent_realm, consent_deny),
     observe with requests / refresh_count / current_refresh_token.
     """
 
@@ -204,6 +207,7 @@ class FakeIntuit:
         self.now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self.fail_mode: FailMode = None
         self.slow_seconds: float = 2.0
+        self.drip_seconds: float = 0.2
         self.consent_realm: str | None = None
         self.consent_deny: bool = False
         self.requests: list[RecordedRequest] = []
@@ -609,6 +613,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             return
+        if mode in ("drip_headers", "drip_body"):
+            self._record(method, parts.path, query, body_keys, 0)
+            self._drip(headers_too=mode == "drip_headers")
+            return
         if mode == "503":
             self._answer(
                 method, parts.path, query, body_keys, 503, {"Content-Type": "text/plain"}, b"Service Unavailable"
@@ -627,6 +635,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(method, parts.path, query, body_keys, status, headers, body[: len(body) // 2], close=True)
             return
         self._answer(method, parts.path, query, body_keys, status, headers, body)
+
+    def _drip(self, *, headers_too: bool) -> None:
+        """An answer that never ends: one byte every drip_seconds until the client goes away."""
+        fake = self.owner
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\n"
+        if not headers_too:
+            head += b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+        try:
+            self.wfile.write(head)
+            self.wfile.flush()
+            while not fake._stopping.wait(fake.drip_seconds):
+                # A header line that never ends, or a body that never completes.
+                self.wfile.write(b"x" if headers_too else b" ")
+                self.wfile.flush()
+        except OSError:
+            return  # the client hung up: what a client with a deadline does
 
     def _route(
         self, method: str, path: str, query: dict[str, str], form: dict[str, str], raw: bytes
