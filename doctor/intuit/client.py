@@ -200,7 +200,7 @@ class IntuitClient:
     ) -> TokenResponse:
         """Trade a consent's authorization code for the first tokens of a new chain."""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-        secrets = (client_secret, code)
+        secrets = (client_secret, code, _basic_credentials(client_id, client_secret))
         return self._token_call(client_id, client_secret, form, secrets, "authorization_code", deadline)
 
     def refresh(
@@ -208,7 +208,7 @@ class IntuitClient:
     ) -> TokenResponse:
         """One refresh-token grant; the caller must persist the refresh token that comes back."""
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        secrets = (client_secret, refresh_token)
+        secrets = (client_secret, refresh_token, _basic_credentials(client_id, client_secret))
         return self._token_call(client_id, client_secret, form, secrets, "refresh_token", deadline)
 
     def revoke(self, client_id: str, client_secret: str, token: str, *, deadline: float | None = None) -> None:
@@ -219,7 +219,7 @@ class IntuitClient:
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
-        secrets = (client_secret, token)
+        secrets = (client_secret, token, _basic_credentials(client_id, client_secret))
         content = json.dumps({"token": token}).encode()
         status, body, response_headers = self._send("POST", url, headers, secrets, content=content, deadline=deadline)
         if status != 200:
@@ -237,7 +237,7 @@ class IntuitClient:
         status, body, response_headers = self._send("GET", url, headers, secrets, deadline=deadline)
         if status != 200:
             raise classify_error_response(status, body, response_headers, api="qbo", secrets=secrets)
-        return parse_company_info(body, response_headers, str(realm_id).strip())
+        return parse_company_info(body, response_headers, str(realm_id).strip(), secrets)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -262,7 +262,7 @@ class IntuitClient:
         )
         if status != 200:
             raise classify_error_response(status, body, response_headers, api="token", secrets=secrets, grant=grant)
-        return parse_token_response(body, response_headers)
+        return parse_token_response(body, response_headers, secrets)
 
     def _client(self) -> httpx.Client:
         import httpx
@@ -323,7 +323,7 @@ class IntuitClient:
                     )
                     response = client.send(request, stream=True)
                     try:
-                        body = _read_body(response, deadline)
+                        body = _read_body(response, deadline, secrets)
                     finally:
                         watchdog.finish()
                         response.close()
@@ -353,7 +353,7 @@ def _timed_out(host: str, exc: Exception, timeout: httpx.Timeout) -> IntuitError
     return IntuitError("timeout", f"Could not get an answer from {host} within {timeout.read:.3g} s (timeout)")
 
 
-def _read_body(response: httpx.Response, deadline: float) -> bytes:
+def _read_body(response: httpx.Response, deadline: float, secrets: Iterable[str]) -> bytes:
     """The whole body, at most MAX_BODY_BYTES, arriving before `deadline`."""
     import httpx
 
@@ -367,16 +367,20 @@ def _read_body(response: httpx.Response, deadline: float) -> bytes:
                 "bad_response",
                 status=response.status_code,
                 detail=f"answer larger than {MAX_BODY_BYTES // 1_000_000} MB",
-                intuit_tid=intuit_tid(response.headers),
+                intuit_tid=intuit_tid(response.headers, secrets),
             )
         if time.monotonic() > deadline:
             raise httpx.ReadTimeout("answer arrived too slowly")
     return b"".join(chunks)
 
 
+def _basic_credentials(client_id: str, client_secret: str) -> str:
+    """The base64 `id:secret` of the Basic header: a secret of its own, should a server echo it."""
+    return base64.b64encode(f"{client_id}:{client_secret}".encode("utf-8")).decode("ascii")
+
+
 def _basic_auth(client_id: str, client_secret: str) -> str:
-    pair = f"{client_id}:{client_secret}".encode("utf-8")
-    return "Basic " + base64.b64encode(pair).decode("ascii")
+    return "Basic " + _basic_credentials(client_id, client_secret)
 
 
 def _user_agent() -> str:

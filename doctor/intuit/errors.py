@@ -164,7 +164,7 @@ class _Answer:
         self.status = status
         self.secrets = secrets
         self.grant = grant
-        self.tid = intuit_tid(headers)
+        self.tid = intuit_tid(headers, secrets)
         self.server_date = parse_server_date(header_lookup(headers, "Date"))
 
     def error(

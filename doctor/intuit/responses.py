@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from doctor.intuit.errors import IntuitError, local_name, parse_xml
 from doctor.intuit.wire import decode_body, header_lookup, intuit_tid, parse_server_date
@@ -64,8 +64,8 @@ class CompanyInfo:
 class _Reply:
     """The facts of one 200 answer, and the bad_response error it turns into when unusable."""
 
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        self.tid = intuit_tid(headers)
+    def __init__(self, headers: Mapping[str, str], secrets: Iterable[str]) -> None:
+        self.tid = intuit_tid(headers, secrets)
         self.server_date = parse_server_date(header_lookup(headers, "Date"))
 
     def bad(self, what: str) -> IntuitError:
@@ -85,9 +85,12 @@ def _as_seconds(value: Any) -> int | None:
     return None
 
 
-def parse_token_response(body: bytes, headers: Mapping[str, str]) -> TokenResponse:
-    """A 200 answer of the token endpoint; IntuitError(bad_response) when it is not one."""
-    reply = _Reply(headers)
+def parse_token_response(body: bytes, headers: Mapping[str, str], secrets: Iterable[str] = ()) -> TokenResponse:
+    """A 200 answer of the token endpoint; IntuitError(bad_response) when it is not one.
+
+    `secrets` (the values sent) keep an intuit_tid that echoes one of them out of the answer.
+    """
+    reply = _Reply(headers, secrets)
     raw = decode_body(body)
     if not raw:
         raise reply.bad("empty body where the tokens were expected")
@@ -117,9 +120,11 @@ def parse_token_response(body: bytes, headers: Mapping[str, str]) -> TokenRespon
     )
 
 
-def parse_company_info(body: bytes, headers: Mapping[str, str], realm_id: str) -> CompanyInfo:
+def parse_company_info(
+    body: bytes, headers: Mapping[str, str], realm_id: str, secrets: Iterable[str] = ()
+) -> CompanyInfo:
     """A 200 companyinfo answer (JSON, or XML when Accept was ignored); bad_response otherwise."""
-    reply = _Reply(headers)
+    reply = _Reply(headers, secrets)
     raw = decode_body(body)
     if not raw:
         raise reply.bad("empty body where the company was expected")

@@ -8,18 +8,27 @@ the one-line masked text that may be shown from a body.
 
 from __future__ import annotations
 
+import binascii
+import json
 import re
 from datetime import datetime, timezone
 from typing import Iterable, Mapping
+from urllib.parse import quote, quote_plus
 
 # Intuit's answers are a few hundred bytes; anything near this is not an Intuit answer.
 MAX_BODY_BYTES = 1_000_000
 # A detail is one short line for a person, not a dump.
 MAX_DETAIL_CHARS = 200
+# Intuit's transaction ids are about 40 characters ("1-6904c7a6-4f2a5d1b..."); more is not an id.
+MAX_TID_CHARS = 64
+# A tid sharing a run this long with a secret we sent is an echo of that secret, not an id.
+TID_ECHO_RUN = 8
+# Shorter values would match ordinary words.
+MIN_SECRET_CHARS = 4
 # Long runs of token alphabet with both letters and digits are ids Intuit echoes back
 # ("Token expired: <id>", "Refresh token not found: AB115x..."): never show them whole.
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9._~+/=\-]{24,}")
-_NOT_PRINTABLE = re.compile(r"[^\x21-\x7e]")
+_NOT_TID = re.compile(r"[^A-Za-z0-9-]")
 
 
 def header_lookup(headers: Mapping[str, str], name: str) -> str | None:
@@ -54,13 +63,49 @@ def parse_server_date(value: str | None) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
-def intuit_tid(headers: Mapping[str, str]) -> str | None:
-    """The `intuit_tid` header: only an id, but echoed to people, so one short printable line."""
+def intuit_tid(headers: Mapping[str, str], secrets: Iterable[str] = ()) -> str | None:
+    """The `intuit_tid` header as the opaque id it is: only [A-Za-z0-9-], at most MAX_TID_CHARS.
+
+    It is shown to people and carried by the exceptions the connector API raises, so a broken
+    or hostile server must not be able to put control bytes, a token or the client secret
+    there: a value that shares a run of TID_ECHO_RUN characters with any form of a secret sent
+    with the request (`secrets`: plain, encoded, base64) is dropped, not shortened.
+    """
     tid = header_lookup(headers, "intuit_tid")
     if tid is None:
         return None
-    tid = _NOT_PRINTABLE.sub("", tid)[:80]
-    return tid or None
+    tid = _NOT_TID.sub("", tid)[:MAX_TID_CHARS]
+    if not tid or _echoes_a_secret(tid, secrets):
+        return None
+    return tid
+
+
+def _echoes_a_secret(tid: str, secrets: Iterable[str]) -> bool:
+    forms = [_NOT_TID.sub("", form) for form in secret_forms(secrets)]
+    forms = [form for form in forms if len(form) >= TID_ECHO_RUN]
+    if not forms:
+        return False
+    runs = {tid[i : i + TID_ECHO_RUN] for i in range(len(tid) - TID_ECHO_RUN + 1)}
+    return any(run in form for form in forms for run in runs)
+
+
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Every way a secret we sent can come back in an answer, longest first.
+
+    Plain, URL-encoded (as sent, and with every byte percent-encoded, upper and lower case),
+    JSON-escaped and base64; the caller adds the Basic header's base64 as a secret of its own.
+    """
+    forms: set[str] = set()
+    for secret in secrets:
+        if not secret or len(secret) < MIN_SECRET_CHARS:
+            continue
+        raw = secret.encode("utf-8")
+        every_byte = "".join(f"%{byte:02X}" for byte in raw)
+        forms.update((secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]))
+        forms.update((every_byte, every_byte.lower()))
+        encoded = binascii.b2a_base64(raw, newline=False).decode("ascii")
+        forms.update((encoded, encoded.rstrip("=")))
+    return sorted((form for form in forms if form), key=len, reverse=True)
 
 
 def decode_body(body: bytes) -> bytes:
@@ -76,9 +121,8 @@ def clean_text(text: str | None, secrets: Iterable[str] = ()) -> str | None:
     if text is None:
         return None
     text = str(text)
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "…")
+    for form in secret_forms(secrets):
+        text = text.replace(form, "…")
     text = " ".join(text.split())
     text = _TOKEN_LIKE.sub(_mask_token_like, text)
     if len(text) > MAX_DETAIL_CHARS:

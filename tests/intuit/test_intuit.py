@@ -390,7 +390,7 @@ def test_headers_are_read_case_insensitively_and_dates_parsed() -> None:
         {"INTUIT_TID": "1-aa\r\nInjected: yes", "date": "Tue, 01 Dec 2026 10:00:00 GMT"},
         api="token",
     )
-    assert err.intuit_tid == "1-aaInjected:yes" and "\n" not in str(err)
+    assert err.intuit_tid == "1-aaInjectedyes" and "\n" not in str(err)  # only [A-Za-z0-9-] is kept
     assert err.server_date == datetime(2026, 12, 1, 10, tzinfo=timezone.utc)
     assert parse_server_date("not a date") is None and parse_server_date(None) is None
     assert parse_server_date("Tue, 01 Dec 2026 12:00:00 +0200") == datetime(2026, 12, 1, 10, tzinfo=timezone.utc)

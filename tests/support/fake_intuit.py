@@ -57,6 +57,10 @@ QBO_PREFIXES = {"/prod": "production", "/sandbox": "sandbox"}
 # each byte resets a per-read timeout, so only a wall-clock deadline ends the exchange).
 FailMode = Literal[None, "503", "html_502", "slow", "hang", "truncated", "reset", "drip_headers", "drip_body"]
 Rotation = Literal["every_call", "daily", "never"]
+# A hostile or broken Intuit that echoes what it was sent (issue 9 §5): every answer then is a
+# 400 invalid_grant whose intuit_tid header and error_description hold that secret (plain and
+# fully percent-encoded in upper and lower case). "basic" is the Authorization header's base64.
+EchoSecret = Literal[None, "basic", "refresh_token", "client_secret", "access_token"]
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,8 @@ class FakeIntuit:
     """Intuit's OAuth endpoints and the QBO companyinfo read, in-process, on 127.0.0.1.
 
     Configure with add_app / add_company / mint_chain, steer with the public attributes
-    (rotation, grace_seconds, now, fail_mode, slow_seconds, drip_seconds, consent_realm, consent_deny),
+    (rotation, grace_seconds, now, fail_mode, slow_seconds, drip_seconds, echo_secret, consent_realm,
+    consent_deny),
     observe with requests / refresh_count / current_refresh_token.
     """
 
@@ -208,6 +213,7 @@ class FakeIntuit:
         self.fail_mode: FailMode = None
         self.slow_seconds: float = 2.0
         self.drip_seconds: float = 0.2
+        self.echo_secret: EchoSecret = None
         self.consent_realm: str | None = None
         self.consent_deny: bool = False
         self.requests: list[RecordedRequest] = []
@@ -617,6 +623,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(method, parts.path, query, body_keys, 0)
             self._drip(headers_too=mode == "drip_headers")
             return
+        if fake.echo_secret is not None:
+            echoed = self._echoed_secret(fake.echo_secret, form)
+            every_byte = "".join(f"%{b:02X}" for b in echoed.encode())
+            description = f"token {echoed} is bad; sent {every_byte} ({every_byte.lower()})"
+            body = json.dumps({"error": "invalid_grant", "error_description": description}).encode()
+            headers = {"Content-Type": "application/json"}
+            self._answer(method, parts.path, query, body_keys, 400, headers, body, tid=f"1-{echoed}")
+            return
         if mode == "503":
             self._answer(
                 method, parts.path, query, body_keys, 503, {"Content-Type": "text/plain"}, b"Service Unavailable"
@@ -635,6 +649,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(method, parts.path, query, body_keys, status, headers, body[: len(body) // 2], close=True)
             return
         self._answer(method, parts.path, query, body_keys, status, headers, body)
+
+    def _echoed_secret(self, which: str, form: dict[str, str]) -> str:
+        authorization = self.headers.get("Authorization") or ""
+        if which == "basic":
+            return authorization.removeprefix("Basic ").strip()
+        if which == "access_token":
+            return authorization.removeprefix("Bearer ").strip()
+        if which == "client_secret":
+            try:
+                pair = base64.b64decode(authorization.removeprefix("Basic ").strip()).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                return ""
+            return pair.partition(":")[2]
+        return form.get("refresh_token", "")
 
     def _drip(self, *, headers_too: bool) -> None:
         """An answer that never ends: one byte every drip_seconds until the client goes away."""
@@ -689,10 +717,11 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         *,
         close: bool = False,
+        tid: str | None = None,
     ) -> None:
         self._record(method, path, query, body_keys, status)
         self.send_response(status)
-        self.send_header("intuit_tid", _intuit_tid())
+        self.send_header("intuit_tid", tid or _intuit_tid())
         for name, value in headers.items():
             self.send_header(name, value)
         if close:
