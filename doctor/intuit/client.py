@@ -43,21 +43,47 @@ _ssl_lock = threading.Lock()
 
 
 def _ssl_context() -> ssl.SSLContext:
-    """The verifying SSL context for every request: SSL_CERT_FILE / SSL_CERT_DIR, else certifi's roots."""
+    """The verifying SSL context for every request: SSL_CERT_FILE / SSL_CERT_DIR, else certifi's roots.
+
+    A setting that names a missing or unreadable file is the user's to fix, so it becomes an
+    IntuitError of kind `certificate` that says which setting and what is wrong with it.
+    """
     cafile = os.environ.get("SSL_CERT_FILE") or None
     capath = None if cafile else (os.environ.get("SSL_CERT_DIR") or None)
     key = (cafile, capath)
     with _ssl_lock:
         context = _ssl_contexts.get(key)
         if context is None:
-            import ssl
-
-            if cafile is None and capath is None:
-                import certifi
-
-                cafile = certifi.where()
-            context = _ssl_contexts[key] = ssl.create_default_context(cafile=cafile, capath=capath)
+            context = _ssl_contexts[key] = _load_ssl_context(cafile, capath)
         return context
+
+
+def _load_ssl_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    import ssl
+
+    if cafile is None and capath is None:
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    setting, path = ("SSL_CERT_FILE", cafile) if cafile else ("SSL_CERT_DIR", capath)
+    assert path is not None
+    exists = os.path.isfile(path) if cafile else os.path.isdir(path)
+    problem = (
+        None
+        if exists
+        else ("does not exist" if not os.path.exists(path) else "is not a " + ("file" if cafile else "folder"))
+    )
+    if problem is None:
+        try:
+            return ssl.create_default_context(cafile=cafile, capath=capath)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            problem = f"cannot be used as trusted certificates ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+    raise IntuitError(
+        "certificate",
+        f"{setting} names {path}, which {problem}: point it at the PEM file (or folder) of certificates to "
+        f"trust, or remove the {setting} setting to use the built-in ones",
+        retryable=False,
+    )
 
 
 class _Watchdog:
@@ -337,8 +363,26 @@ class IntuitClient:
         except httpx.TimeoutException as exc:
             raise _timed_out(host, exc, timeout) from None
         except httpx.HTTPError as exc:
+            untrusted = _certificate_failure(exc)
+            if untrusted is not None:
+                raise untrusted from None
             reason = clean_text(f"{type(exc).__name__}: {exc}", secrets) or type(exc).__name__
             raise IntuitError("network", f"Could not reach {host}: {reason}", detail=reason) from None
+
+
+def _certificate_failure(exc: BaseException) -> IntuitError | None:
+    """An IntuitError(certificate) when TLS verification refused the server's certificate, else None."""
+    import ssl
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = clean_text(cause.verify_message or cause.reason or "verification failed") or "verification failed"
+            return IntuitError("certificate", detail=reason, retryable=False)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _too_slow(host: str, limit: float) -> IntuitError:

@@ -36,6 +36,7 @@ KINDS: tuple[str, ...] = (
     "bad_response",
     "network",
     "timeout",
+    "certificate",
     "insecure_url",
 )
 
@@ -56,6 +57,8 @@ HEADLINES: dict[str, str] = {
     "bad_response": "Intuit's answer could not be understood",
     "network": "Could not reach Intuit",
     "timeout": "Intuit did not answer in time",
+    "certificate": "Could not verify the secure connection to Intuit: this is a certificate problem, not the "
+    "internet connection (often a company proxy or antivirus that inspects secure traffic)",
     "insecure_url": "Refusing an insecure Intuit URL",
 }
 # invalid_grant says which grant was refused when the caller knows it.

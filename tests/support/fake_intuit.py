@@ -26,15 +26,20 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import shutil
 import socket
+import ssl
 import string
 import struct
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -195,6 +200,78 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     # The default backlog of 5 drops SYNs when several probes or subprocesses connect at once.
     request_queue_size = 128
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.tls is not None:
+            # The handshake runs in the handler's thread, on its first read: a client that refuses
+            # the certificate (or never speaks) cannot stall the accepting loop.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client refusing the test certificate is what the TLS tests want; anything else is shown.
+        if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+            super().handle_error(request, client_address)
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path] | None:
+    """A certificate for 127.0.0.1 and localhost signed by itself, and its key: (cert.pem, key.pem).
+
+    Made with the `cryptography` package when installed, else the `openssl` command; None when
+    neither is available (the caller skips).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "fake-intuit-cert.pem", folder / "fake-intuit-key.pem"
+    try:
+        _certificate_with_cryptography(cert, key)
+        return cert, key
+    except ImportError:
+        pass
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Fake Intuit Test Root"]
+        + ["-keyout", str(key), "-out", str(cert), "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def _certificate_with_cryptography(cert_path: Path, key_path: Path) -> None:
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Intuit Test Root")])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
 
 class FakeIntuit:
@@ -206,7 +283,9 @@ class FakeIntuit:
     observe with requests / refresh_count / current_refresh_token.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
+        # (cert.pem, key.pem): serve https instead of http (see self_signed_certificate).
+        self.tls = tls
         self.rotation: Rotation = "daily"
         self.grace_seconds: float = 0.0
         self.now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
@@ -242,7 +321,13 @@ class FakeIntuit:
             owner = fake
 
         self._server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "http"
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
+            self._server.tls = context
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-intuit", daemon=True
         )
