@@ -186,7 +186,8 @@ def test_intuit_error_rejects_unknown_kind_and_sets_retryable() -> None:
     assert IntuitError("server_error", status=503).retryable
     assert IntuitError("http_error", status=429).retryable
     assert not IntuitError("invalid_grant", status=400).retryable
-    assert set(KINDS) >= {"invalid_grant", "wrong_realm", "insecure_url"} and len(KINDS) == 14
+    assert not IntuitError("certificate").retryable  # the same certificate fails the same way again
+    assert set(KINDS) >= {"invalid_grant", "wrong_realm", "insecure_url", "certificate"} and len(KINDS) == 15
 
 
 # ---------------------------------------------------------------------------------------------
