@@ -31,6 +31,9 @@ KINDS: tuple[str, ...] = (
     "access_lost",
     "wrong_cluster",
     "wrong_environment",
+    "subscription_lapsed",
+    "rate_limited",
+    "monthly_limit",
     "http_error",
     "server_error",
     "bad_response",
@@ -52,6 +55,11 @@ HEADLINES: dict[str, str] = {
     "(a production token on sandbox, or the reverse)",
     "wrong_environment": "QuickBooks refused the token for this environment "
     "(sandbox vs production) or for missing scope",
+    "subscription_lapsed": "QuickBooks says this company's subscription has ended, was cancelled, "
+    "or has a billing problem",
+    "rate_limited": "Intuit is rate-limiting requests (too many in a short time)",
+    "monthly_limit": "Intuit has blocked this app's QuickBooks requests until next month "
+    "(the app's monthly request allowance is used up)",
     "http_error": "Intuit answered with an error",
     "server_error": "Intuit had a server-side problem",
     "bad_response": "Intuit's answer could not be understood",
@@ -66,7 +74,8 @@ _GRANT_HEADLINES = {
     "refresh_token": "Intuit refused the refresh token",
     "authorization_code": "Intuit refused the authorization code",
 }
-_RATE_LIMITED_HEADLINE = "Intuit is rate-limiting requests"
+# A Retry-After longer than this is not advice anyone can act on; it is dropped.
+MAX_RETRY_AFTER_SECONDS = 31 * 24 * 3600
 
 Grant = Literal["refresh_token", "authorization_code"]
 
@@ -90,6 +99,7 @@ class IntuitError(Exception):
         intuit_tid: str | None = None,
         server_date: datetime | None = None,
         retryable: bool | None = None,
+        retry_after: float | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown IntuitError kind {kind!r}")
@@ -99,10 +109,13 @@ class IntuitError(Exception):
         self.detail = detail
         self.intuit_tid = intuit_tid
         self.server_date = server_date
+        # Seconds Intuit asked us to wait (its Retry-After header), when it said.
+        self.retry_after = retry_after
         if retryable is None:
-            retryable = kind in ("network", "timeout", "server_error") or status == 429
+            # A monthly allowance that is used up does not come back by trying again.
+            retryable = kind in ("network", "timeout", "server_error") or (status == 429 and kind != "monthly_limit")
         self.retryable = retryable
-        self.message = message or compose_message(kind, status, code, detail, intuit_tid)
+        self.message = message or compose_message(kind, status, code, detail, intuit_tid, retry_after=retry_after)
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -116,8 +129,10 @@ def compose_message(
     detail: str | None,
     intuit_tid: str | None,
     headline: str | None = None,
+    *,
+    retry_after: float | None = None,
 ) -> str:
-    """The one line str(IntuitError) shows: headline, then (HTTP status, code: detail), then the tid."""
+    """The one line str(IntuitError) shows: headline, then (HTTP status, code: detail, wait), then the tid."""
     headline = headline or HEADLINES.get(kind, "Intuit call failed")
     facts: list[str] = []
     if status is not None:
@@ -126,6 +141,8 @@ def compose_message(
         facts.append(f"{code}: {detail}")
     elif code or detail:
         facts.append(code or detail or "")
+    if retry_after is not None:
+        facts.append(f"Intuit asks to wait {retry_after:.0f} s before trying again")
     text = headline + (f" ({', '.join(facts)})" if facts else "")
     if intuit_tid:
         text += f" [intuit_tid {intuit_tid}]"
@@ -149,7 +166,12 @@ _FAULT_CODE_KINDS = {
     "100": "wrong_realm",
     "120": "access_lost",
     "130": "wrong_cluster",
+    "6190": "subscription_lapsed",
+    # ThrottleExceeded: the app's monthly allowance (INTUIT.md §10.1), whatever status it comes with.
+    "3001": "monthly_limit",
 }
+# The monthly cap's 429 names itself; a per-minute throttle does not (INTUIT.md §10.1).
+_MONTHLY_CAP = re.compile(rb"ThrottleExceeded|errorCode=0*3001\b|[\"']code[\"']\s*[:=]\s*[\"']0*3001[\"']")
 _ERROR_CODE_IN_MESSAGE = re.compile(r"errorCode=0*(\d+)")
 _MESSAGE_NAME = re.compile(r"message=([A-Za-z]+)")
 _XML_ERROR_CODE = re.compile(rb"<(?:\w+:)?Error\s+code=[\"'](\d+)[\"']")
@@ -169,6 +191,7 @@ class _Answer:
         self.grant = grant
         self.tid = intuit_tid(headers, secrets)
         self.server_date = parse_server_date(header_lookup(headers, "Date"))
+        self.retry_after = parse_retry_after(header_lookup(headers, "Retry-After"), self.server_date)
 
     def error(
         self, kind: str, code: str | None = None, detail: str | None = None, headline: str | None = None
@@ -177,7 +200,9 @@ class _Answer:
         code = clean_text(code, self.secrets)
         if kind == "invalid_grant" and headline is None:
             headline = _GRANT_HEADLINES.get(self.grant or "")
-        message = compose_message(kind, self.status, code, detail, self.tid, headline) if headline else None
+        message = None
+        if headline:
+            message = compose_message(kind, self.status, code, detail, self.tid, headline, retry_after=self.retry_after)
         return IntuitError(
             kind,
             message,
@@ -186,14 +211,13 @@ class _Answer:
             detail=detail,
             intuit_tid=self.tid,
             server_date=self.server_date,
+            retry_after=self.retry_after,
         )
 
     def unreadable(self, what: str) -> IntuitError:
         """A body that says nothing usable: the status alone decides."""
         if self.status >= 500:
             return self.error("server_error", detail=what)
-        if self.status == 429:
-            return self.error("http_error", detail=what, headline=_RATE_LIMITED_HEADLINE)
         return self.error("bad_response", detail=what)
 
     def fault(self, fault: Fault) -> IntuitError:
@@ -222,6 +246,8 @@ def classify_error_response(
     secrets = tuple(s for s in secrets if s)
     answer = _Answer(status, headers, secrets, grant)
     raw = decode_body(body)
+    if status == 429:
+        return _classify_rate_limit(answer, raw)
     if not raw:
         return answer.unreadable("empty body")
     try:
@@ -235,6 +261,48 @@ def classify_error_response(
     if status >= 500:
         return answer.error("server_error", detail="plain-text body")
     return answer.unreadable("a body that is neither JSON nor XML")
+
+
+def _classify_rate_limit(answer: _Answer, raw: bytes) -> IntuitError:
+    """HTTP 429, from the API or the token endpoint: the monthly cap when the body says so, else a throttle."""
+    code = "3001" if _MONTHLY_CAP.search(raw) else None
+    if code is not None:
+        return answer.error("monthly_limit", code, "ThrottleExceeded")
+    return answer.error("rate_limited")
+
+
+def parse_retry_after(value: str | None, server_date: datetime | None = None) -> float | None:
+    """Retry-After as seconds to wait: delta-seconds, or an HTTP date (measured from the answer's Date).
+
+    None when absent, unreadable or absurd (negative waits count as 0).
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        moment = parse_server_date(value)
+        if moment is None:
+            return None
+        start = server_date or datetime.now(moment.tzinfo)
+        seconds = max(0.0, (moment - start).total_seconds())
+    return seconds if seconds <= MAX_RETRY_AFTER_SECONDS else None
+
+
+def carries_fault(body: bytes) -> bool:
+    """Whether a success answer's body is really a Fault or an OAuth error (Intuit sends those with 200 too)."""
+    raw = decode_body(body)
+    if raw[:1] == b"<":
+        try:
+            return _fault_from_xml(raw) is not None
+        except ValueError:
+            return _XML_ERROR_CODE.search(raw) is not None
+    try:
+        data = json.loads(raw.decode("utf-8", errors="replace"))
+    except ValueError:
+        return False
+    return _fault_from_json(data) is not None or (isinstance(data, dict) and isinstance(data.get("error"), str))
 
 
 def _classify_json_text(answer: _Answer, text: str, headers: Mapping[str, str], api: str) -> IntuitError:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from doctor.intuit.errors import IntuitError, local_name, parse_xml
+from doctor.intuit.errors import IntuitError, carries_fault, classify_error_response, local_name, parse_xml
 from doctor.intuit.wire import decode_body, header_lookup, intuit_tid, parse_server_date
 from doctor.redaction import redacted_form
 
@@ -65,11 +65,19 @@ class _Reply:
     """The facts of one 200 answer, and the bad_response error it turns into when unusable."""
 
     def __init__(self, headers: Mapping[str, str], secrets: Iterable[str]) -> None:
-        self.tid = intuit_tid(headers, secrets)
+        self.headers = headers
+        self.secrets = tuple(secrets)
+        self.tid = intuit_tid(headers, self.secrets)
         self.server_date = parse_server_date(header_lookup(headers, "Date"))
 
     def bad(self, what: str) -> IntuitError:
         return IntuitError("bad_response", status=200, detail=what, intuit_tid=self.tid, server_date=self.server_date)
+
+    def refusal(self, raw: bytes, api: str) -> IntuitError | None:
+        """The error a 200 answer really carries (a Fault, an OAuth error), classified as if its status said so."""
+        if not carries_fault(raw):
+            return None
+        return classify_error_response(200, raw, self.headers, api=api, secrets=self.secrets)  # type: ignore[arg-type]
 
 
 def _as_seconds(value: Any) -> int | None:
@@ -100,6 +108,8 @@ def parse_token_response(body: bytes, headers: Mapping[str, str], secrets: Itera
         raise reply.bad("token answer is not valid JSON (truncated or an HTML page)") from None
     if not isinstance(data, dict):
         raise reply.bad("token answer is not a JSON object")
+    if "access_token" not in data:
+        raise reply.refusal(raw, "token") or reply.bad("token answer has no access_token")
     access_token = data.get("access_token")
     refresh_token = data.get("refresh_token")
     expires_in = _as_seconds(data.get("expires_in"))
@@ -145,7 +155,7 @@ def _company_from_xml(reply: _Reply, raw: bytes) -> tuple[str | None, str | None
         raise reply.bad("company answer is malformed XML") from None
     info = next((e for e in root.iter() if local_name(e.tag) == "CompanyInfo"), None)
     if info is None:
-        raise reply.bad("XML answer without CompanyInfo")
+        raise reply.refusal(raw, "qbo") or reply.bad("XML answer without CompanyInfo")
     name = country = None
     for child in info:
         if local_name(child.tag) == "CompanyName":
@@ -167,7 +177,7 @@ def _company_from_json(reply: _Reply, raw: bytes) -> tuple[str | None, str | Non
         rows = query.get("CompanyInfo") if isinstance(query, dict) else None
         info = rows[0] if isinstance(rows, list) and rows else None
     if not isinstance(info, dict):
-        raise reply.bad("JSON answer without CompanyInfo")
+        raise reply.refusal(raw, "qbo") or reply.bad("JSON answer without CompanyInfo")
     name = info.get("CompanyName")
     country = info.get("Country")
     return (

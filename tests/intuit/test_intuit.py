@@ -187,7 +187,10 @@ def test_intuit_error_rejects_unknown_kind_and_sets_retryable() -> None:
     assert IntuitError("http_error", status=429).retryable
     assert not IntuitError("invalid_grant", status=400).retryable
     assert not IntuitError("certificate").retryable  # the same certificate fails the same way again
-    assert set(KINDS) >= {"invalid_grant", "wrong_realm", "insecure_url", "certificate"} and len(KINDS) == 15
+    assert (
+        set(KINDS) >= {"invalid_grant", "wrong_realm", "insecure_url", "certificate", "rate_limited"}
+        and len(KINDS) == 18
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +315,7 @@ def test_corpus_details_keep_meaning_and_mask_token_ids() -> None:
         (400, b'{"error":"unsupported_grant_type"}', "invalid_request"),
         (400, b'{"error":"something_new"}', "http_error"),
         (500, b'{"error":"invalid_grant"}', "server_error"),
-        (429, b"Too many requests", "http_error"),
+        (429, b"Too many requests", "rate_limited"),
         (
             401,
             b'<?xml version="1.0"?><IntuitResponse><Fault type="AuthenticationFault"><Error code="100">',

@@ -66,6 +66,14 @@ Rotation = Literal["every_call", "daily", "never"]
 # 400 invalid_grant whose intuit_tid header and error_description hold that secret (plain and
 # fully percent-encoded in upper and lower case). "basic" is the Authorization header's base64.
 EchoSecret = Literal[None, "basic", "refresh_token", "client_secret", "access_token"]
+# Refusals of companyinfo for a valid token (INTUIT.md §3.2, §10.1), opt in with `qbo_fault`:
+# "120" the user lost access (XML, as captured), "120_json" the same in the capitalised JSON
+# envelope, "6190" the subscription ended, "130" wrong cluster (XML, as captured).
+# `qbo_fault_status` overrides the HTTP status (200: a Fault inside a success answer).
+QboFault = Literal[None, "120", "120_json", "6190", "130"]
+# `throttle`: every request answers 429. "per_minute" is a bare 429 (with `Retry-After` when
+# `retry_after` is set), "monthly_cap" the ThrottleExceeded / 003001 fault of the app's monthly cap.
+Throttle = Literal[None, "per_minute", "monthly_cap"]
 
 
 @dataclass(frozen=True)
@@ -170,6 +178,56 @@ def _lowercase_fault(code: str, message: str, status: int, fault_type: str, deta
         "cdcresponse": [],
     }
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _xml_fault(now: datetime, fault_type: str, code: str, message: str, detail: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="{now.isoformat()}">'
+        f'<Fault type="{fault_type}"><Error code="{code}"><Message>{message}</Message>'
+        f"<Detail>{detail}</Detail></Error></Fault></IntuitResponse>"
+    ).encode()
+
+
+def _capitalised_fault(now: datetime, fault_type: str, code: str, message: str, detail: str) -> bytes:
+    """The service's capitalised JSON envelope (INTUIT.md §3.2b)."""
+    error = {"Message": message, "Detail": detail, "code": code, "element": ""}
+    return json.dumps({"Fault": {"Error": [error], "type": fault_type}, "time": now.isoformat()}).encode()
+
+
+_ACCESS_DETAIL = "AuthorizationFailure: --11014-You do not have access to use QuickBooks Online., statusCode: 401"
+_SUBSCRIPTION_DETAIL = (
+    "Subscription period has ended or canceled or there was a billing problem : You can't add data to "
+    "QuickBooks Online Plus because your trial or subscription period ended, you canceled your subscription, "
+    "or there was a billing problem."
+)
+_CLUSTER_DETAIL = (
+    "WrongClusterError: -11017-You have accessed the wrong server.  You will now be redirected. , statusCode: 401"
+)
+
+
+def _qbo_fault(which: str, now: datetime) -> tuple[int, str, bytes]:
+    """(usual HTTP status, content type, body) of one of the QboFault refusals."""
+    if which == "120":
+        # Intuit's own misspelling of the fault type, as captured.
+        return (
+            401,
+            "application/xml",
+            _xml_fault(now, "AuthorizatonFault", "120", "Authorization Failure", _ACCESS_DETAIL),
+        )
+    if which == "120_json":
+        body = _capitalised_fault(now, "AuthorizationFault", "120", "Authorization Failure", _ACCESS_DETAIL)
+        return 401, "application/json", body
+    if which == "6190":
+        body = _capitalised_fault(now, "ValidationFault", "6190", "Invalid Company Status", _SUBSCRIPTION_DETAIL)
+        return 400, "application/json", body
+    if which == "130":
+        return (
+            401,
+            "application/xml",
+            _xml_fault(now, "AuthenticationFault", "130", "Accessing Wrong Cluster", _CLUSTER_DETAIL),
+        )
+    raise ValueError(f"unknown qbo_fault {which!r}")
 
 
 def _xml_auth_fault_100(now: datetime) -> bytes:
@@ -278,8 +336,8 @@ class FakeIntuit:
     """Intuit's OAuth endpoints and the QBO companyinfo read, in-process, on 127.0.0.1.
 
     Configure with add_app / add_company / mint_chain, steer with the public attributes
-    (rotation, grace_seconds, now, fail_mode, slow_seconds, drip_seconds, echo_secret, consent_realm,
-    consent_deny),
+    (rotation, grace_seconds, now, fail_mode, slow_seconds, drip_seconds, echo_secret, qbo_fault,
+    qbo_fault_status, throttle, retry_after, consent_realm, consent_deny),
     observe with requests / refresh_count / current_refresh_token.
     """
 
@@ -293,6 +351,10 @@ class FakeIntuit:
         self.slow_seconds: float = 2.0
         self.drip_seconds: float = 0.2
         self.echo_secret: EchoSecret = None
+        self.qbo_fault: QboFault = None
+        self.qbo_fault_status: int | None = None
+        self.throttle: Throttle = None
+        self.retry_after: str | None = None
         self.consent_realm: str | None = None
         self.consent_deny: bool = False
         self.requests: list[RecordedRequest] = []
@@ -578,6 +640,9 @@ class FakeIntuit:
                     "application/json",
                     _lowercase_fault("3200", "AuthenticationFailed", 401, "AUTHENTICATION", detail),
                 )
+            if self.qbo_fault is not None:
+                status, content_type, body = _qbo_fault(self.qbo_fault, now)
+                return self.qbo_fault_status or status, content_type, body
             if record.chain.environment != environment:
                 return (
                     403,
@@ -645,6 +710,15 @@ class FakeIntuit:
             return back({"code": code, "state": state, "realmId": realm})
 
 
+def _throttled(throttle: str, retry_after: str | None) -> tuple[dict[str, str], bytes]:
+    """Headers and body of a 429: a bare per-minute throttle, or the monthly cap's ThrottleExceeded fault."""
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    if throttle == "per_minute":
+        return {**headers, "Content-Type": "text/plain"}, b"Too Many Requests"
+    body = _lowercase_fault("3001", "ThrottleExceeded", 429, "SERVICE", "The request limit for this month was reached")
+    return {**headers, "Content-Type": "application/json"}, body
+
+
 def _check_environment(environment: str) -> None:
     if environment not in ("sandbox", "production"):
         raise ValueError(f"environment must be 'sandbox' or 'production', not {environment!r}")
@@ -707,6 +781,9 @@ class _Handler(BaseHTTPRequestHandler):
         if mode in ("drip_headers", "drip_body"):
             self._record(method, parts.path, query, body_keys, 0)
             self._drip(headers_too=mode == "drip_headers")
+            return
+        if fake.throttle is not None:
+            self._answer(method, parts.path, query, body_keys, 429, *_throttled(fake.throttle, fake.retry_after))
             return
         if fake.echo_secret is not None:
             echoed = self._echoed_secret(fake.echo_secret, form)
