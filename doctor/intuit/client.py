@@ -198,6 +198,15 @@ class IntuitClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def prepare(self) -> IntuitClient:
+        """Build the HTTP client now (imports httpx, loads the CA roots once per process).
+
+        For callers that must not pay for it later, e.g. the token store before it takes the
+        `.env` lock, where every millisecond is one another process waits.
+        """
+        self._client()
+        return self
+
     def close(self) -> None:
         with self._http_lock:
             if self._http is not None:

@@ -12,7 +12,6 @@ import os
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from doctor.intuit.errors import IntuitError
 from doctor.values import Value
 
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
@@ -88,6 +87,10 @@ def check_url_allowed(url: str) -> None:
     Credentials travel in every Intuit request, so plain http is only acceptable when the
     bytes never leave the loopback interface (the tests' fake Intuit, a local proxy).
     """
+    # Imported here: the offline doctor reads ENVIRONMENTS from this module and must not pay
+    # for the error classifier's imports and patterns (about 6 M instructions of start-up).
+    from doctor.intuit.errors import IntuitError
+
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""

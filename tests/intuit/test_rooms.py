@@ -62,3 +62,12 @@ def test_building_clients_loads_the_ca_roots_once(monkeypatch: pytest.MonkeyPatc
         first.close()
         second.close()
     assert len(made) == 1
+
+
+def test_prepare_builds_the_http_client_once_and_sends_nothing() -> None:
+    with IntuitClient(environ={}) as client:
+        assert client.prepare() is client
+        built = client._http
+        assert built is not None
+        client.prepare()
+        assert client._http is built
