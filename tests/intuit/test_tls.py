@@ -90,3 +90,30 @@ def test_refresh_qb_explains_a_broken_ssl_cert_file(fake_intuit: FakeIntuit, tmp
     assert expected in result.stderr
     assert (home / ".env").read_bytes() == before
     assert fake_intuit.refresh_count == 0
+
+
+def test_the_deadline_also_ends_a_dripping_answer_over_tls(
+    https_fake: FakeIntuit, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over https the blocked read sits in the TLS socket that start_tls made; the watchdog must reach that one."""
+    import threading
+    import time
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    token = https_fake.mint_chain(CLIENT_ID, REALM_ID)
+    https_fake.fail_mode = "drip_headers"
+    https_fake.drip_seconds = 0.1
+    box: list[BaseException] = []
+    with IntuitClient(environ=https_fake.environ(), timeout=5.0, connect_timeout=5.0) as client:
+
+        def call() -> None:
+            try:
+                client.refresh(CLIENT_ID, CLIENT_SECRET, token, deadline=time.monotonic() + 1.0)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                box.append(exc)
+
+        worker = threading.Thread(target=call, daemon=True)
+        worker.start()
+        worker.join(20)
+        assert not worker.is_alive(), "the TLS read was not interrupted at the deadline"
+    assert isinstance(box[0], IntuitError) and box[0].kind == "timeout", box
