@@ -67,12 +67,7 @@ def _load_ssl_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=certifi.where())
     setting, path = ("SSL_CERT_FILE", cafile) if cafile else ("SSL_CERT_DIR", capath)
     assert path is not None
-    exists = os.path.isfile(path) if cafile else os.path.isdir(path)
-    problem = (
-        None
-        if exists
-        else ("does not exist" if not os.path.exists(path) else "is not a " + ("file" if cafile else "folder"))
-    )
+    problem = _missing(path, want_file=cafile is not None)
     if problem is None:
         try:
             return ssl.create_default_context(cafile=cafile, capath=capath)
@@ -84,6 +79,15 @@ def _load_ssl_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
         f"trust, or remove the {setting} setting to use the built-in ones",
         retryable=False,
     )
+
+
+def _missing(path: str, *, want_file: bool) -> str | None:
+    """What is wrong with a certificate setting's path before it is even read, or None."""
+    if os.path.isfile(path) if want_file else os.path.isdir(path):
+        return None
+    if not os.path.exists(path):
+        return "does not exist"
+    return "is not a file" if want_file else "is not a folder"
 
 
 class _Watchdog:
