@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
+from doctor.intuit.endpoints import ENVIRONMENTS
 from doctor.model import Finding, Probe, Remediation
 from probes.realm_match import ENV_KINDS, company_lookup, lookup_failure
 from probes.refresh_chain import fresh_access_token
 
-ENVIRONMENTS = ("sandbox", "production")
 REAUTH = "sidequest reauth-qb"
 KIND_OF_COMPANY = {"sandbox": "test (sandbox)", "production": "real (production)"}
 
@@ -86,7 +86,7 @@ def check(ctx: Context) -> Finding:
             facts=facts,
         )
 
-    from doctor.intuit.client import IntuitError
+    from doctor.intuit.errors import IntuitError
 
     here = company_lookup(ctx, access_token, realm, configured)
     if not isinstance(here, IntuitError):

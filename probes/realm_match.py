@@ -20,7 +20,8 @@ from doctor.model import Finding, Probe, Remediation
 from probes.refresh_chain import fresh_access_token, record_server_date
 
 if TYPE_CHECKING:  # pragma: no cover
-    from doctor.intuit.client import CompanyInfo, IntuitError
+    from doctor.intuit.errors import IntuitError
+    from doctor.intuit.responses import CompanyInfo
 
     Lookup = Union[CompanyInfo, IntuitError]
 
@@ -32,7 +33,7 @@ _lookup_lock = threading.Lock()
 
 def company_lookup(ctx: Context, access_token: str, realm_id: str, environment: str) -> Lookup:
     """QuickBooks' CompanyInfo for (realm, environment), or the IntuitError it answered; asked once per run."""
-    from doctor.intuit.client import IntuitError
+    from doctor.intuit.errors import IntuitError
 
     key = (environment, realm_id)
     # Held across the call on purpose: a second asker for the same key waits for the answer
@@ -150,7 +151,7 @@ def check(ctx: Context) -> Finding:
         )
 
     outcome = company_lookup(ctx, access_token, realm, environment)
-    from doctor.intuit.client import IntuitError
+    from doctor.intuit.errors import IntuitError
 
     if not isinstance(outcome, IntuitError):
         facts["company_name"] = outcome.company_name

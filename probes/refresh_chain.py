@@ -28,7 +28,7 @@ from doctor.store.lock_records import format_timestamp, parse_timestamp
 from probes.token_age import LIMIT_HARD, describe_limit, expiry_status
 
 if TYPE_CHECKING:  # pragma: no cover
-    from doctor.intuit.client import IntuitError
+    from doctor.intuit.errors import IntuitError
     from doctor.store.token_store import RefreshResult
 
 REAUTH = "sidequest reauth-qb"
@@ -56,7 +56,7 @@ def record_server_date(ctx: Context, server_date: datetime | None, where: str) -
 
 
 def check(ctx: Context) -> Finding:
-    from doctor.intuit.client import IntuitError
+    from doctor.intuit.errors import IntuitError
     from doctor.store.token_store import LockTimeout, StoreError
 
     # Read before refreshing: the verdict on a refusal rests on the state that was refused.

@@ -96,7 +96,9 @@ class _Output:
 
 def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, timeout: float, yes: bool) -> int:
     """Run the whole recovery; return the exit code (0 connected, 1 diagnosed failure)."""
-    from doctor.intuit.client import IntuitClient, IntuitError, normalise_environment
+    from doctor.intuit.client import IntuitClient
+    from doctor.intuit.endpoints import normalise_environment
+    from doctor.intuit.errors import IntuitError
     from doctor.store.env_file import EnvFileError
     from doctor.store.token_store import StoreError, TokenStore
 
@@ -492,7 +494,8 @@ def _check_company(out: _Output, intuit, access_token: str, realm_id: str, envir
     the chosen environment is refused but the other one answers, recording the chosen one
     would leave the connector broken from its first call, so the one that works is saved.
     """
-    from doctor.intuit.client import ENVIRONMENTS, IntuitError
+    from doctor.intuit.endpoints import ENVIRONMENTS
+    from doctor.intuit.errors import IntuitError
 
     try:
         return intuit.company_info(access_token, realm_id, environment).company_name, environment

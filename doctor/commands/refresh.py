@@ -48,7 +48,7 @@ def refresh_once(settings) -> int:
 
 def _refresh(settings, home, outcome: list[str]) -> int:
     from doctor.commands.cli import checked, emit
-    from doctor.intuit.client import IntuitError
+    from doctor.intuit.errors import IntuitError
     from doctor.redaction import redacted_form
     from doctor.store.env_file import EnvFileError
     from doctor.store.token_store import LockTimeout, StoreError, TokenStore

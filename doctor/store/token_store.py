@@ -44,7 +44,8 @@ from doctor.store.lock_records import (  # noqa: F401 - re-exported: part of thi
 from doctor.values import Value
 
 if TYPE_CHECKING:  # pragma: no cover
-    from doctor.intuit.client import IntuitClient, TokenResponse
+    from doctor.intuit.client import IntuitClient
+    from doctor.intuit.responses import TokenResponse
 
 
 DEFAULT_REDIRECT_URI = "https://sidequestautomation.com/qb/callback"
@@ -58,11 +59,26 @@ RETRY_BACKOFF_SECONDS = 0.5
 # Errors that mean "this token or app is dead": retrying only burns the user's time.
 NEVER_RETRY = frozenset({"invalid_grant", "invalid_client"})
 LOCK_POLL_SECONDS = 0.01
+# A refresh ends within this many seconds, lock wait and Intuit's answer included, so a stalled
+# Intuit can never keep the .env lock for minutes (issue 9 §1). SIDEQUEST_REFRESH_BUDGET overrides it.
+REFRESH_BUDGET_SECONDS = 30.0
+REFRESH_BUDGET_ENV = "SIDEQUEST_REFRESH_BUDGET"
+# A retry is only worth starting with at least this much of the budget left after the pause.
+MIN_ATTEMPT_SECONDS = 1.0
 DIAGNOSE_COMMAND = "sidequest doctor --format prompt"
 
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def refresh_budget(environ: Mapping[str, str]) -> float:
+    """Seconds one refresh may take: $SIDEQUEST_REFRESH_BUDGET when a positive number, else 30."""
+    try:
+        value = float((environ.get(REFRESH_BUDGET_ENV) or "").strip())
+    except ValueError:
+        return REFRESH_BUDGET_SECONDS
+    return value if 0 < value < float("inf") else REFRESH_BUDGET_SECONDS
 
 
 # ---------------------------------------------------------------------------- lock owner
@@ -415,15 +431,19 @@ class TokenStore:
         self._remember("access_token", token.access_token)
         self._remember("refresh_token", token.refresh_token)
 
-    def refresh(self, *, wait: float = 10.0) -> RefreshResult:
+    def refresh(self, *, wait: float = 10.0, budget: float | None = None) -> RefreshResult:
         """One locked refresh of the chain; `.env` holds the new token before the lock is released.
 
-        Raises LockTimeout, StoreError (not configured, unreadable, write failed) or the
-        IntuitError of the refresh call (then `.env` is untouched).
+        The whole refresh (lock wait, Intuit's answer, a retry) ends within `budget` seconds
+        (default: refresh_budget() of the store's environment). Raises LockTimeout, StoreError
+        (not configured, unreadable, write failed) or the IntuitError of the refresh call
+        (then `.env` is untouched).
         """
-        from doctor.intuit.client import IntuitError
+        from doctor.intuit.errors import IntuitError
 
-        with self.locked(wait):
+        budget = refresh_budget(self._environ) if budget is None else budget
+        deadline = time.monotonic() + budget
+        with self.locked(min(wait, budget)):
             credentials = self.credentials()
             needed = [k for k in ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REFRESH_TOKEN") if k in credentials.missing()]
             if needed:
@@ -438,10 +458,13 @@ class TokenStore:
             while True:
                 attempts += 1
                 try:
-                    token = client.refresh(credentials.client_id, credentials.client_secret, credentials.refresh_token)
+                    token = client.refresh(
+                        credentials.client_id, credentials.client_secret, credentials.refresh_token, deadline=deadline
+                    )
                     break
                 except IntuitError as exc:
-                    if attempts == 1 and exc.retryable and exc.kind not in NEVER_RETRY:
+                    time_left = deadline - time.monotonic() > RETRY_BACKOFF_SECONDS + MIN_ATTEMPT_SECONDS
+                    if attempts == 1 and exc.retryable and exc.kind not in NEVER_RETRY and time_left:
                         time.sleep(RETRY_BACKOFF_SECONDS)
                         continue
                     raise

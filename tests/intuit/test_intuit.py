@@ -1,4 +1,4 @@
-"""Tests for doctor/intuit/client.py: the pure parsers against every real Intuit capture in the corpus,
+"""Tests for doctor/intuit: the pure parsers against every real Intuit capture in the corpus,
 and the client end to end against FakeIntuit on 127.0.0.1 for every path the doctor diagnoses.
 
 Every IntuitError a test produces goes through `expect_error`, which also proves that no secret
@@ -19,21 +19,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from doctor.intuit.client import (
-    ACCOUNTING_SCOPE,
-    KINDS,
-    MAX_BODY_BYTES,
+from doctor.intuit.client import IntuitClient
+from doctor.intuit.endpoints import ACCOUNTING_SCOPE, Endpoints, check_url_allowed
+from doctor.intuit.errors import KINDS, IntuitError, classify_error_response
+from doctor.intuit.responses import (
     CompanyInfo,
-    Endpoints,
-    IntuitClient,
-    IntuitError,
     TokenResponse,
-    check_url_allowed,
-    classify_error_response,
     parse_company_info,
     parse_server_date,
     parse_token_response,
 )
+from doctor.intuit.wire import MAX_BODY_BYTES
 from doctor.store.token_store import DEFAULT_REDIRECT_URI
 from tests.support.fake_intuit import FakeIntuit
 
@@ -190,7 +186,11 @@ def test_intuit_error_rejects_unknown_kind_and_sets_retryable() -> None:
     assert IntuitError("server_error", status=503).retryable
     assert IntuitError("http_error", status=429).retryable
     assert not IntuitError("invalid_grant", status=400).retryable
-    assert set(KINDS) >= {"invalid_grant", "wrong_realm", "insecure_url"} and len(KINDS) == 14
+    assert not IntuitError("certificate").retryable  # the same certificate fails the same way again
+    assert (
+        set(KINDS) >= {"invalid_grant", "wrong_realm", "insecure_url", "certificate", "rate_limited"}
+        and len(KINDS) == 18
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +315,7 @@ def test_corpus_details_keep_meaning_and_mask_token_ids() -> None:
         (400, b'{"error":"unsupported_grant_type"}', "invalid_request"),
         (400, b'{"error":"something_new"}', "http_error"),
         (500, b'{"error":"invalid_grant"}', "server_error"),
-        (429, b"Too many requests", "http_error"),
+        (429, b"Too many requests", "rate_limited"),
         (
             401,
             b'<?xml version="1.0"?><IntuitResponse><Fault type="AuthenticationFault"><Error code="100">',
@@ -394,7 +394,7 @@ def test_headers_are_read_case_insensitively_and_dates_parsed() -> None:
         {"INTUIT_TID": "1-aa\r\nInjected: yes", "date": "Tue, 01 Dec 2026 10:00:00 GMT"},
         api="token",
     )
-    assert err.intuit_tid == "1-aaInjected:yes" and "\n" not in str(err)
+    assert err.intuit_tid == "1-aaInjectedyes" and "\n" not in str(err)  # only [A-Za-z0-9-] is kept
     assert err.server_date == datetime(2026, 12, 1, 10, tzinfo=timezone.utc)
     assert parse_server_date("not a date") is None and parse_server_date(None) is None
     assert parse_server_date("Tue, 01 Dec 2026 12:00:00 +0200") == datetime(2026, 12, 1, 10, tzinfo=timezone.utc)

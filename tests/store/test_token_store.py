@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from doctor.intuit.client import IntuitError, TokenResponse
+from doctor.intuit.errors import IntuitError
+from doctor.intuit.responses import TokenResponse
 from doctor.store import token_store as token_store_module
 from doctor.store.env_file import leftover_temp_files, read_env_file, update_env_file
 from doctor.store.token_store import (
@@ -85,7 +86,9 @@ class StandInIntuit:
         self.delay = delay
         self.calls: list[tuple[str, str, str]] = []
 
-    def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> TokenResponse:
+    def refresh(
+        self, client_id: str, client_secret: str, refresh_token: str, *, deadline: float | None = None
+    ) -> TokenResponse:
         self.calls.append((client_id, client_secret, refresh_token))
         if self.delay:
             time.sleep(self.delay)

@@ -26,15 +26,20 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import shutil
 import socket
+import ssl
 import string
 import struct
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -52,8 +57,23 @@ PATH_REVOKE = "/v2/oauth2/tokens/revoke"
 PATH_DISCOVERY = "/.well-known/openid_configuration"
 QBO_PREFIXES = {"/prod": "production", "/sandbox": "sandbox"}
 
-FailMode = Literal[None, "503", "html_502", "slow", "hang", "truncated", "reset"]
+# "drip_headers": the status line, then the headers one byte every drip_seconds, forever;
+# "drip_body": complete headers, then the body one byte every drip_seconds (issue 9 §1:
+# each byte resets a per-read timeout, so only a wall-clock deadline ends the exchange).
+FailMode = Literal[None, "503", "html_502", "slow", "hang", "truncated", "reset", "drip_headers", "drip_body"]
 Rotation = Literal["every_call", "daily", "never"]
+# A hostile or broken Intuit that echoes what it was sent (issue 9 §5): every answer then is a
+# 400 invalid_grant whose intuit_tid header and error_description hold that secret (plain and
+# fully percent-encoded in upper and lower case). "basic" is the Authorization header's base64.
+EchoSecret = Literal[None, "basic", "refresh_token", "client_secret", "access_token"]
+# Refusals of companyinfo for a valid token (INTUIT.md §3.2, §10.1), opt in with `qbo_fault`:
+# "120" the user lost access (XML, as captured), "120_json" the same in the capitalised JSON
+# envelope, "6190" the subscription ended, "130" wrong cluster (XML, as captured).
+# `qbo_fault_status` overrides the HTTP status (200: a Fault inside a success answer).
+QboFault = Literal[None, "120", "120_json", "6190", "130"]
+# `throttle`: every request answers 429. "per_minute" is a bare 429 (with `Retry-After` when
+# `retry_after` is set), "monthly_cap" the ThrottleExceeded / 003001 fault of the app's monthly cap.
+Throttle = Literal[None, "per_minute", "monthly_cap"]
 
 
 @dataclass(frozen=True)
@@ -160,6 +180,56 @@ def _lowercase_fault(code: str, message: str, status: int, fault_type: str, deta
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def _xml_fault(now: datetime, fault_type: str, code: str, message: str, detail: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="{now.isoformat()}">'
+        f'<Fault type="{fault_type}"><Error code="{code}"><Message>{message}</Message>'
+        f"<Detail>{detail}</Detail></Error></Fault></IntuitResponse>"
+    ).encode()
+
+
+def _capitalised_fault(now: datetime, fault_type: str, code: str, message: str, detail: str) -> bytes:
+    """The service's capitalised JSON envelope (INTUIT.md §3.2b)."""
+    error = {"Message": message, "Detail": detail, "code": code, "element": ""}
+    return json.dumps({"Fault": {"Error": [error], "type": fault_type}, "time": now.isoformat()}).encode()
+
+
+_ACCESS_DETAIL = "AuthorizationFailure: --11014-You do not have access to use QuickBooks Online., statusCode: 401"
+_SUBSCRIPTION_DETAIL = (
+    "Subscription period has ended or canceled or there was a billing problem : You can't add data to "
+    "QuickBooks Online Plus because your trial or subscription period ended, you canceled your subscription, "
+    "or there was a billing problem."
+)
+_CLUSTER_DETAIL = (
+    "WrongClusterError: -11017-You have accessed the wrong server.  You will now be redirected. , statusCode: 401"
+)
+
+
+def _qbo_fault(which: str, now: datetime) -> tuple[int, str, bytes]:
+    """(usual HTTP status, content type, body) of one of the QboFault refusals."""
+    if which == "120":
+        # Intuit's own misspelling of the fault type, as captured.
+        return (
+            401,
+            "application/xml",
+            _xml_fault(now, "AuthorizatonFault", "120", "Authorization Failure", _ACCESS_DETAIL),
+        )
+    if which == "120_json":
+        body = _capitalised_fault(now, "AuthorizationFault", "120", "Authorization Failure", _ACCESS_DETAIL)
+        return 401, "application/json", body
+    if which == "6190":
+        body = _capitalised_fault(now, "ValidationFault", "6190", "Invalid Company Status", _SUBSCRIPTION_DETAIL)
+        return 400, "application/json", body
+    if which == "130":
+        return (
+            401,
+            "application/xml",
+            _xml_fault(now, "AuthenticationFault", "130", "Accessing Wrong Cluster", _CLUSTER_DETAIL),
+        )
+    raise ValueError(f"unknown qbo_fault {which!r}")
+
+
 def _xml_auth_fault_100(now: datetime) -> bytes:
     """What Intuit staff reproduced for a valid token used on the wrong realm (oauth-jsclient #91)."""
     return (
@@ -188,22 +258,103 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     # The default backlog of 5 drops SYNs when several probes or subprocesses connect at once.
     request_queue_size = 128
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.tls is not None:
+            # The handshake runs in the handler's thread, on its first read: a client that refuses
+            # the certificate (or never speaks) cannot stall the accepting loop.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client refusing the test certificate is what the TLS tests want; anything else is shown.
+        if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+            super().handle_error(request, client_address)
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path] | None:
+    """A certificate for 127.0.0.1 and localhost signed by itself, and its key: (cert.pem, key.pem).
+
+    Made with the `cryptography` package when installed, else the `openssl` command; None when
+    neither is available (the caller skips).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "fake-intuit-cert.pem", folder / "fake-intuit-key.pem"
+    try:
+        _certificate_with_cryptography(cert, key)
+        return cert, key
+    except ImportError:
+        pass
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Fake Intuit Test Root"]
+        + ["-keyout", str(key), "-out", str(cert), "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def _certificate_with_cryptography(cert_path: Path, key_path: Path) -> None:
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Intuit Test Root")])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
 
 class FakeIntuit:
     """Intuit's OAuth endpoints and the QBO companyinfo read, in-process, on 127.0.0.1.
 
     Configure with add_app / add_company / mint_chain, steer with the public attributes
-    (rotation, grace_seconds, now, fail_mode, slow_seconds, consent_realm, consent_deny),
+    (rotation, grace_seconds, now, fail_mode, slow_seconds, drip_seconds, echo_secret, qbo_fault,
+    qbo_fault_status, throttle, retry_after, consent_realm, consent_deny),
     observe with requests / refresh_count / current_refresh_token.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
+        # (cert.pem, key.pem): serve https instead of http (see self_signed_certificate).
+        self.tls = tls
         self.rotation: Rotation = "daily"
         self.grace_seconds: float = 0.0
         self.now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self.fail_mode: FailMode = None
         self.slow_seconds: float = 2.0
+        self.drip_seconds: float = 0.2
+        self.echo_secret: EchoSecret = None
+        self.qbo_fault: QboFault = None
+        self.qbo_fault_status: int | None = None
+        self.throttle: Throttle = None
+        self.retry_after: str | None = None
         self.consent_realm: str | None = None
         self.consent_deny: bool = False
         self.requests: list[RecordedRequest] = []
@@ -232,7 +383,13 @@ class FakeIntuit:
             owner = fake
 
         self._server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "http"
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
+            self._server.tls = context
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-intuit", daemon=True
         )
@@ -483,6 +640,9 @@ class FakeIntuit:
                     "application/json",
                     _lowercase_fault("3200", "AuthenticationFailed", 401, "AUTHENTICATION", detail),
                 )
+            if self.qbo_fault is not None:
+                status, content_type, body = _qbo_fault(self.qbo_fault, now)
+                return self.qbo_fault_status or status, content_type, body
             if record.chain.environment != environment:
                 return (
                     403,
@@ -550,6 +710,15 @@ class FakeIntuit:
             return back({"code": code, "state": state, "realmId": realm})
 
 
+def _throttled(throttle: str, retry_after: str | None) -> tuple[dict[str, str], bytes]:
+    """Headers and body of a 429: a bare per-minute throttle, or the monthly cap's ThrottleExceeded fault."""
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    if throttle == "per_minute":
+        return {**headers, "Content-Type": "text/plain"}, b"Too Many Requests"
+    body = _lowercase_fault("3001", "ThrottleExceeded", 429, "SERVICE", "The request limit for this month was reached")
+    return {**headers, "Content-Type": "application/json"}, body
+
+
 def _check_environment(environment: str) -> None:
     if environment not in ("sandbox", "production"):
         raise ValueError(f"environment must be 'sandbox' or 'production', not {environment!r}")
@@ -609,6 +778,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             return
+        if mode in ("drip_headers", "drip_body"):
+            self._record(method, parts.path, query, body_keys, 0)
+            self._drip(headers_too=mode == "drip_headers")
+            return
+        if fake.throttle is not None:
+            self._answer(method, parts.path, query, body_keys, 429, *_throttled(fake.throttle, fake.retry_after))
+            return
+        if fake.echo_secret is not None:
+            echoed = self._echoed_secret(fake.echo_secret, form)
+            every_byte = "".join(f"%{b:02X}" for b in echoed.encode())
+            description = f"token {echoed} is bad; sent {every_byte} ({every_byte.lower()})"
+            body = json.dumps({"error": "invalid_grant", "error_description": description}).encode()
+            headers = {"Content-Type": "application/json"}
+            self._answer(method, parts.path, query, body_keys, 400, headers, body, tid=f"1-{echoed}")
+            return
         if mode == "503":
             self._answer(
                 method, parts.path, query, body_keys, 503, {"Content-Type": "text/plain"}, b"Service Unavailable"
@@ -627,6 +811,37 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(method, parts.path, query, body_keys, status, headers, body[: len(body) // 2], close=True)
             return
         self._answer(method, parts.path, query, body_keys, status, headers, body)
+
+    def _echoed_secret(self, which: str, form: dict[str, str]) -> str:
+        authorization = self.headers.get("Authorization") or ""
+        if which == "basic":
+            return authorization.removeprefix("Basic ").strip()
+        if which == "access_token":
+            return authorization.removeprefix("Bearer ").strip()
+        if which == "client_secret":
+            try:
+                pair = base64.b64decode(authorization.removeprefix("Basic ").strip()).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                return ""
+            return pair.partition(":")[2]
+        return form.get("refresh_token", "")
+
+    def _drip(self, *, headers_too: bool) -> None:
+        """An answer that never ends: one byte every drip_seconds until the client goes away."""
+        fake = self.owner
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\n"
+        if not headers_too:
+            head += b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+        try:
+            self.wfile.write(head)
+            self.wfile.flush()
+            while not fake._stopping.wait(fake.drip_seconds):
+                # A header line that never ends, or a body that never completes.
+                self.wfile.write(b"x" if headers_too else b" ")
+                self.wfile.flush()
+        except OSError:
+            return  # the client hung up: what a client with a deadline does
 
     def _route(
         self, method: str, path: str, query: dict[str, str], form: dict[str, str], raw: bytes
@@ -664,10 +879,11 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         *,
         close: bool = False,
+        tid: str | None = None,
     ) -> None:
         self._record(method, path, query, body_keys, status)
         self.send_response(status)
-        self.send_header("intuit_tid", _intuit_tid())
+        self.send_header("intuit_tid", tid or _intuit_tid())
         for name, value in headers.items():
             self.send_header(name, value)
         if close:
