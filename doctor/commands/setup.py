@@ -149,7 +149,7 @@ def save_keys(home: Path, wanted: dict[str, str], may_replace: set[str]) -> tupl
 
 def find_connector(option: str | None) -> tuple[str | None, str | None]:
     """(the connector program's full path, or None and why not)."""
-    from doctor.claude_desktop.config import resolve_command
+    from doctor.claude_desktop.paths import resolve_command
 
     if option:
         found = resolve_command(option)
@@ -170,7 +170,8 @@ def find_connector(option: str | None) -> tuple[str | None, str | None]:
 
 def update_claude(claude_path: Path, home: Path, command: str) -> str:
     """Create or update the connector's entry; returns what was done. Raises ClaudeConfigError."""
-    from doctor.claude_desktop.config import SYNCED_KEYS, load_claude_config, update_connector_env
+    from doctor.claude_desktop.config import SYNCED_KEYS, load_claude_config
+    from doctor.claude_desktop.update import update_connector_env
 
     env_file = _read_env(home)
     values = {key: env_file.get(key) for key in ENTRY_ENV_KEYS} if env_file is not None else {}
@@ -271,7 +272,7 @@ def _run(
 ) -> int:
     import click
 
-    from doctor.intuit.client import IntuitError
+    from doctor.intuit.errors import IntuitError
     from doctor.store.env_file import EnvFileError
     from doctor.store.token_store import LockTimeout, StoreError
 
