@@ -13,8 +13,8 @@ import stat
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
+from doctor.store.keys import REQUIRED_KEYS
 
-REQUIRED_KEYS = ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REFRESH_TOKEN", "QB_REALM_ID", "QB_ENVIRONMENT")
 ENVIRONMENTS = ("sandbox", "production")
 FOREIGN_PREFIXES = ("QUICKBOOKS_", "QBO_")
 REAUTH = "sidequest reauth-qb"

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from doctor.store.atomic_file import fsync_folder, remove_quietly, write_temp
+from doctor.store.keys import SYNCED_KEYS
 from doctor.values import Value
 
 CONNECTOR_NAME = "qb-distributor"
-SYNCED_KEYS: tuple[str, ...] = ("QB_REFRESH_TOKEN", "QB_REALM_ID", "QB_ENVIRONMENT")
 CONFIG_FILE_NAME = "claude_desktop_config.json"
 MAX_CONFIG_BYTES = 5 * 1024 * 1024
 BACKUPS_KEPT = 5

@@ -11,6 +11,7 @@ import os
 from datetime import datetime
 
 from doctor.store.home import resolve_home
+from doctor.store.keys import APP_KEYS, CHAIN_KEYS
 
 LOCK_WAIT = 10.0
 
@@ -58,7 +59,7 @@ def refresh_once(settings) -> int:
     except (StoreError, EnvFileError) as exc:
         say(f"Cannot refresh: {exc}", err=True)
         return 1
-    missing = creds.missing()
+    missing = creds.missing(APP_KEYS + CHAIN_KEYS)
     if missing:
         say(
             f"Cannot refresh: {home / '.env'} is missing {', '.join(missing)}. "

@@ -27,16 +27,6 @@ from doctor.store.atomic_file import replace_atomically
 from doctor.values import Value
 
 MAX_ENV_BYTES = 1_000_000
-SIDEQUEST_KEYS = (
-    "QB_REFRESH_TOKEN",
-    "QB_REALM_ID",
-    "QB_ENVIRONMENT",
-    "QB_TOKEN_REFRESHED_AT",
-    "QB_REFRESH_TOKEN_EXPIRES_AT",
-    "QB_REFRESH_TOKEN_HARD_EXPIRES_AT",
-    "QB_TOKEN_ENVIRONMENT",
-    "QB_TOKEN_REALM_ID",
-)
 TEMP_PREFIX = ".env.tmp-"
 ENV_FILE_MODE = 0o600
 

@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from doctor.intuit.client import IntuitError, TokenResponse
+from doctor.store import rotation as rotation_module
 from doctor.store import token_store as token_store_module
 from doctor.store.env_file import leftover_temp_files, read_env_file, update_env_file
+from doctor.store.keys import REFRESH_KEYS
 from doctor.store.token_store import (
     LOCK_NAME,
     OWNER_NAME,
@@ -172,7 +174,8 @@ def test_env_file_wins_over_process_environment_per_key(home: Path) -> None:
 def test_environment_fallback_and_missing_keys(home: Path) -> None:
     creds = TokenStore(home, environ={"QB_REFRESH_TOKEN": " RTonly-in-env-7777 "}).credentials()
     assert creds.refresh_token == "RTonly-in-env-7777" and creds.refresh_token_source == "environment"
-    assert creds.missing() == ["QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REALM_ID"]
+    assert creds.missing() == ["QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REALM_ID", "QB_ENVIRONMENT"]
+    assert creds.missing(REFRESH_KEYS) == ["QB_CLIENT_ID", "QB_CLIENT_SECRET"]
     assert creds.redirect_uri == "https://sidequestautomation.com/qb/callback"
 
 
@@ -258,11 +261,11 @@ def test_retryable_error_is_retried_exactly_once(home: Path) -> None:
     started = time.monotonic()
     result = TokenStore(home, intuit=intuit).refresh()
     assert len(intuit.calls) == 2 and result.attempts == 2
-    assert time.monotonic() - started >= token_store_module.RETRY_BACKOFF_SECONDS * 0.9
+    assert time.monotonic() - started >= rotation_module.RETRY_BACKOFF_SECONDS * 0.9
 
 
 def test_retryable_error_twice_gives_up_after_two_calls(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(token_store_module, "RETRY_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(rotation_module, "RETRY_BACKOFF_SECONDS", 0.01)
     env = write_env(home, "RTflaky-token-00006")
     before = env.read_bytes()
     intuit = StandInIntuit([IntuitError("network"), IntuitError("timeout"), IntuitError("network")])
@@ -299,7 +302,7 @@ def test_write_failure_is_a_store_error_but_the_token_is_known(home: Path, monke
         # A full disk cannot be produced for real in a temp folder without root tricks.
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(token_store_module, "update_env_file", disk_full)
+    monkeypatch.setattr(rotation_module, "update_env_file", disk_full)
     with pytest.raises(StoreError) as info:
         store.refresh()
     assert info.value.reason == "write_failed" and "No space left" in str(info.value)
@@ -414,7 +417,7 @@ def test_invalid_grant_from_the_fake_is_not_retried(home: Path, fake: FakeIntuit
 
 
 def test_503_from_the_fake_is_retried_once(home: Path, fake: FakeIntuit, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(token_store_module, "RETRY_BACKOFF_SECONDS", 0.05)
+    monkeypatch.setattr(rotation_module, "RETRY_BACKOFF_SECONDS", 0.05)
     fake.mint_chain(CLIENT_ID, REALM)
     write_env(home, fake.current_refresh_token(CLIENT_ID, REALM))
     fake.fail_mode = "503"

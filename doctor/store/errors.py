@@ -1,0 +1,35 @@
+"""The two ways the token store says no: StoreError (cannot do its job) and LockTimeout (busy).
+
+Both messages are for a person and hold no secret: they name files, keys and processes, never values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from doctor.store.lock_records import OwnerRecord
+
+
+class LockTimeout(Exception):
+    """The `.env` lock stayed taken for the whole bounded wait."""
+
+    def __init__(self, holder: OwnerRecord | None, waited: float, now: datetime | None = None) -> None:
+        self.holder = holder
+        self.waited = waited
+        if holder is not None:
+            who = holder.describe(now or datetime.now(timezone.utc))
+        else:
+            who = "holder unknown (no owner record)"
+        super().__init__(f"the .env lock is held by another process — {who}; gave up after waiting {waited:.1f} s")
+
+
+class StoreError(Exception):
+    """The store cannot do its job; the message is for a person and holds no secret.
+
+    `reason`: not_configured, env_unreadable, lock_failed, write_failed.
+    """
+
+    def __init__(self, reason: str, message: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.missing = missing
