@@ -13,8 +13,6 @@ from datetime import datetime
 from doctor.store.home import resolve_home
 from doctor.store.keys import APP_KEYS, CHAIN_KEYS
 
-LOCK_WAIT = 10.0
-
 INTUIT_EXPLANATIONS = {
     "invalid_grant": "Intuit no longer accepts this connection (expired, disconnected in QuickBooks, or made "
     "with other app keys). Run `sidequest doctor` to see which, then `sidequest reauth-qb`.",
@@ -38,6 +36,7 @@ def refresh_once(settings) -> int:
     from doctor.intuit.client import IntuitError
     from doctor.redaction import redacted_form
     from doctor.store.env_file import EnvFileError
+    from doctor.store.env_lock import lock_wait_from
     from doctor.store.token_store import LockTimeout, StoreError, TokenStore
 
     home = resolve_home(settings.home, os.environ)
@@ -68,7 +67,7 @@ def refresh_once(settings) -> int:
         )
         return 1
     try:
-        result = store.refresh(wait=LOCK_WAIT)
+        result = store.refresh(wait=lock_wait_from(os.environ))
     except LockTimeout as exc:
         say(f"Cannot refresh: {exc}", err=True)
         return 1

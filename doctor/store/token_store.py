@@ -27,12 +27,25 @@ from typing import TYPE_CHECKING
 
 # Re-exported: these names were this module's API before it was split.
 from doctor.store.credentials import DEFAULT_REDIRECT_URI, Credentials, read_credentials  # noqa: F401
-from doctor.store.env_lock import LOCK_POLL_SECONDS, EnvLock  # noqa: F401
+from doctor.store.env_lock import (  # noqa: F401
+    DEFAULT_LOCK_WAIT,
+    LOCK_POLL_SECONDS,
+    LOCK_WAIT_ENV,
+    EnvLock,
+    lock_wait_from,
+)
 from doctor.store.errors import LockTimeout, StoreError
 from doctor.store.home import resolve_home
 from doctor.store.keys import REFRESH_KEYS, REQUIRED_KEYS  # noqa: F401
 from doctor.store.lock_records import LOCK_NAME, OWNER_NAME, OwnerRecord, this_host  # noqa: F401
-from doctor.store.rotation import NEVER_RETRY, RETRY_BACKOFF_SECONDS, RefreshResult, ask_intuit, metadata, save  # noqa: F401
+from doctor.store.rotation import (  # noqa: F401
+    NEVER_RETRY,
+    RETRY_BACKOFF_SECONDS,
+    RefreshResult,
+    ask_intuit,
+    metadata,
+    save,
+)
 from doctor.store.timestamps import format_timestamp, parse_timestamp  # noqa: F401
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,11 +124,20 @@ class TokenStore:
     # -- rotating ----------------------------------------------------------------------------
 
     def _client(self) -> IntuitClient:
+        """The Intuit client, its HTTP side already built, so none of that happens under the lock.
+
+        Importing httpx and loading the CA certificates takes about 240 ms: done inside the lock,
+        every other process waited for it (issue 14). IntuitClient builds its httpx client lazily
+        in `_client()`; a stand-in client passed in by a test has nothing to build.
+        """
         if self._intuit is None:
             from doctor.intuit.client import IntuitClient
 
             self._intuit = IntuitClient(environ=self._environ)
             self._owns_intuit = True
+        build = getattr(self._intuit, "_client", None)
+        if callable(build):
+            build()
         return self._intuit
 
     def _remember(self, kind: str, value: str) -> None:
@@ -147,9 +169,9 @@ class TokenStore:
         Raises LockTimeout, StoreError (not configured, unreadable, write failed) or the
         IntuitError of the refresh call (then `.env` is untouched).
         """
+        client = self._client()
         with self.locked(wait):
             credentials = self._configured()
-            client = self._client()
             token, attempts = ask_intuit(
                 client, credentials.client_id, credentials.client_secret, credentials.refresh_token
             )

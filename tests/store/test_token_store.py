@@ -661,3 +661,94 @@ def test_lock_and_owner_files_live_beside_env(home: Path) -> None:
     with store.locked(1):
         assert store.lock_path.exists() and store.owner().command == "sidequest"
     assert isinstance(store.credentials(), Credentials)
+
+
+# ------------------------------------------------------------------ lock hold time and fairness
+
+
+def lock_is_taken(home: Path) -> bool:
+    import fcntl
+
+    descriptor = os.open(home / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)  # closing lets go of a lock this probe took
+    return False
+
+
+def test_the_http_client_is_built_before_the_lock_is_taken(home: Path, fake: FakeIntuit) -> None:
+    """Importing httpx and loading CA certificates (~240 ms) must not happen while others wait for the lock."""
+    from doctor.intuit.client import IntuitClient
+
+    built_under_lock: list[bool] = []
+
+    class Recording(IntuitClient):
+        def _client(self):  # noqa: ANN202 - IntuitClient's own private builder
+            if self._http is None:
+                built_under_lock.append(lock_is_taken(home))
+            return super()._client()
+
+    write_env(home, fake.mint_chain(CLIENT_ID, REALM))
+    client = Recording(environ=fake.environ())
+    try:
+        TokenStore(home, intuit=client).refresh()
+    finally:
+        client.close()
+    assert built_under_lock == [False]
+    assert read_env_file(home / ".env").get("QB_REFRESH_TOKEN") == fake.current_refresh_token(CLIENT_ID, REALM)
+
+
+WAITER = """
+    import sys, time
+    from pathlib import Path
+    from doctor.store.token_store import TokenStore
+    store = TokenStore(Path(sys.argv[1]), command="waiter")
+    print("ready", flush=True)
+    with store.locked(30):
+        print("got", flush=True)
+"""
+
+
+def test_a_waiter_gets_the_lock_before_a_holder_that_takes_it_straight_back(home: Path) -> None:
+    """flock has no queue: the gate keeps a holder that lets go and re-takes at once from starving a waiter."""
+    store = TokenStore(home, command="greedy")
+    with store.locked(1):
+        waiter = start_child(WAITER, child_env(), str(home))
+        assert waiter.stdout.readline().strip() == "ready"
+        wait_for(lambda: bool(os.listdir(home)) and gate_is_taken(home))
+    # Let go and try to take it straight back, as a busy connector would: the waiter goes first.
+    try:
+        with store.locked(30):
+            got_first = waiter.poll() is not None or select_ready(waiter)
+    finally:
+        out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0, err
+    assert got_first and out.split() == ["got"]
+
+
+def gate_is_taken(home: Path) -> bool:
+    import fcntl
+
+    from doctor.store.env_lock import GATE_NAME
+
+    try:
+        descriptor = os.open(home / GATE_NAME, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
+
+
+def select_ready(process: subprocess.Popen) -> bool:
+    """Has the child printed its next line (it had the lock before us)?"""
+    import select
+
+    return bool(select.select([process.stdout], [], [], 0)[0])
