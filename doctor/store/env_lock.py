@@ -158,6 +158,7 @@ class EnvLock:
         record = OwnerRecord(os.getpid(), this_host(), self._clock(), self.command)
         self._held.depth = 1
         try:
+            self._remove_leftovers()
             self._write_owner(record)
             yield
         finally:
@@ -207,6 +208,16 @@ class EnvLock:
             os.replace(temp, self.owner_path)
         except OSError:
             _remove(Path(temp))
+
+    def _remove_leftovers(self) -> None:
+        """Owner-record temp files of holders killed mid-write: only a holder writes one, and we hold the lock."""
+        try:
+            names = os.listdir(self.home)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(OWNER_TEMP_PREFIX):
+                _remove(self.home / name)
 
     def _remove_owner(self, record: OwnerRecord) -> None:
         current = self.owner()

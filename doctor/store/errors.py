@@ -6,6 +6,7 @@ Both messages are for a person and hold no secret: they name files, keys and pro
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 from doctor.store.lock_records import OwnerRecord
 
@@ -26,10 +27,15 @@ class LockTimeout(Exception):
 class StoreError(Exception):
     """The store cannot do its job; the message is for a person and holds no secret.
 
-    `reason`: not_configured, env_unreadable, lock_failed, write_failed.
+    `reason`: not_configured, env_unreadable, lock_failed, write_failed. After a rotation that
+    could not be saved, `kept_in` is the recovery file holding the new token (None when even that
+    failed and the user must reconnect, or when no new token was at stake).
     """
 
-    def __init__(self, reason: str, message: str, missing: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, reason: str, message: str, missing: tuple[str, ...] = (), *, kept_in: Path | None = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.missing = missing
+        self.kept_in = kept_in

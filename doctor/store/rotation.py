@@ -8,14 +8,10 @@ the token store holds the lock around it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from doctor.redaction import redacted_form
-from doctor.store.env_file import EnvFileError, update_env_file
-from doctor.store.errors import StoreError
 from doctor.store.timestamps import format_timestamp
 from doctor.values import Value
 
@@ -27,6 +23,11 @@ if TYPE_CHECKING:  # pragma: no cover
 RETRY_BACKOFF_SECONDS = 0.5
 # Errors that mean "this token or app is dead": retrying only burns the user's time.
 NEVER_RETRY = frozenset({"invalid_grant", "invalid_client"})
+# Durations in a token answer are metadata: one outside these bounds (say 10^12 s, which would
+# overflow a date) is ignored rather than allowed to stop the new token from being saved.
+ACCESS_SECONDS = 3600  # Intuit's access tokens live an hour (INTUIT.md §2.2)
+MAX_ACCESS_SECONDS = 24 * 3600
+MAX_LIFETIME_SECONDS = 20 * 365 * 24 * 3600  # the hard cap is 5 years; 20 leaves room and stays far from overflow
 
 
 class RefreshResult(Value):
@@ -94,26 +95,38 @@ def ask_intuit(
             raise
 
 
+def _seconds(value: object, longest: int) -> int | None:
+    """A duration Intuit reported, when it is a sane one; None for a missing or absurd value."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= longest:
+        return None
+    return value
+
+
+def _after(now: datetime, seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    try:
+        return format_timestamp(now + timedelta(seconds=seconds))
+    except (OverflowError, ValueError):
+        return None
+
+
+def access_expiry(token: TokenResponse, now: datetime) -> datetime:
+    """When the access token dies; an absurd `expires_in` counts as Intuit's usual hour."""
+    seconds = _seconds(token.expires_in, MAX_ACCESS_SECONDS)
+    return now + timedelta(seconds=ACCESS_SECONDS if seconds is None else seconds)
+
+
 def metadata(token: TokenResponse, now: datetime, *, drop_missing_hard: bool) -> dict[str, str | None]:
-    """The metadata keys (§6) a token response sets."""
+    """The metadata keys (§6) a token response sets. Never raises: they are only metadata."""
     updates: dict[str, str | None] = {"QB_TOKEN_REFRESHED_AT": format_timestamp(now)}
-    if token.refresh_expires_in is not None:
-        updates["QB_REFRESH_TOKEN_EXPIRES_AT"] = format_timestamp(now + timedelta(seconds=token.refresh_expires_in))
-    if token.hard_expires_in is not None:
-        updates["QB_REFRESH_TOKEN_HARD_EXPIRES_AT"] = format_timestamp(now + timedelta(seconds=token.hard_expires_in))
+    expires = _after(now, _seconds(token.refresh_expires_in, MAX_LIFETIME_SECONDS))
+    if expires is not None:
+        updates["QB_REFRESH_TOKEN_EXPIRES_AT"] = expires
+    hard = _after(now, _seconds(token.hard_expires_in, MAX_LIFETIME_SECONDS))
+    if hard is not None:
+        updates["QB_REFRESH_TOKEN_HARD_EXPIRES_AT"] = hard
     elif drop_missing_hard:
         # A new consent starts a new chain: an old chain's hard cap no longer applies.
         updates["QB_REFRESH_TOKEN_HARD_EXPIRES_AT"] = None
     return updates
-
-
-def save(env_path: Path, updates: Mapping[str, str | None]) -> None:
-    """Write `updates` into `.env` (the caller holds the lock); StoreError(write_failed) when it cannot."""
-    try:
-        update_env_file(env_path, updates)
-    except EnvFileError as exc:
-        raise StoreError("write_failed", f"could not save the new token to .env: {exc}") from None
-    except OSError as exc:
-        raise StoreError(
-            "write_failed", f"could not save the new token to {env_path}: {exc.strerror or type(exc).__name__}"
-        ) from None

@@ -25,6 +25,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from doctor.store import recovery
+
 # Re-exported: these names were this module's API before it was split.
 from doctor.store.credentials import DEFAULT_REDIRECT_URI, Credentials, read_credentials  # noqa: F401
 from doctor.store.env_lock import (  # noqa: F401
@@ -42,10 +44,11 @@ from doctor.store.rotation import (  # noqa: F401
     NEVER_RETRY,
     RETRY_BACKOFF_SECONDS,
     RefreshResult,
+    access_expiry,
     ask_intuit,
     metadata,
-    save,
 )
+from doctor.store.saving import error_text, prove_writable, save, save_token_answer, unstorable
 from doctor.store.timestamps import format_timestamp, parse_timestamp  # noqa: F401
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -146,11 +149,11 @@ class TokenStore:
                 self._seen.append((kind, value))
 
     def _cache_access_token(self, token: TokenResponse, now: datetime) -> None:
-        with self._state:
-            self._access_token = token.access_token
-            self._access_expires_at = now + timedelta(seconds=max(0, int(token.expires_in)))
         self._remember("access_token", token.access_token)
         self._remember("refresh_token", token.refresh_token)
+        with self._state:
+            self._access_token = token.access_token
+            self._access_expires_at = access_expiry(token, now)
 
     def _configured(self) -> Credentials:
         credentials = self.credentials()
@@ -166,25 +169,36 @@ class TokenStore:
     def refresh(self, *, wait: float = 10.0) -> RefreshResult:
         """One locked refresh of the chain; `.env` holds the new token before the lock is released.
 
-        Raises LockTimeout, StoreError (not configured, unreadable, write failed) or the
-        IntuitError of the refresh call (then `.env` is untouched).
+        Raises LockTimeout, StoreError (not configured, unreadable, not writable, write failed) or
+        the IntuitError of the refresh call (then `.env` is untouched). Once Intuit has answered,
+        the only error is a StoreError saying where the new token is (`kept_in`) or that it is lost.
         """
         client = self._client()
         with self.locked(wait):
+            self._finish_recovery()
             credentials = self._configured()
+            # Found now, while nothing is at stake, rather than after Intuit has killed the old token.
+            prove_writable(self.env_path)
             token, attempts = ask_intuit(
                 client, credentials.client_id, credentials.client_secret, credentials.refresh_token
             )
-            now = self._clock()
-            # Remember before writing: if the write fails, the redactor must still know it.
-            self._cache_access_token(token, now)
-            rotated = token.refresh_token != credentials.refresh_token
-            updates: dict[str, str | None] = {}
-            if rotated or credentials.refresh_token_source != ".env":
-                # A token that only lived in the process environment moves into .env, the source of truth.
-                updates["QB_REFRESH_TOKEN"] = token.refresh_token
+            return self._keep(token, credentials, attempts)
+
+    def _keep(self, token: TokenResponse, credentials: Credentials, attempts: int) -> RefreshResult:
+        """Save a token answer. From here on nothing may drop the new refresh token silently."""
+        self._remember("refresh_token", token.refresh_token)  # first: every output must redact it
+        rotated = token.refresh_token != credentials.refresh_token
+        updates: dict[str, str | None] = {}
+        if rotated or credentials.refresh_token_source != ".env":
+            # A token that only lived in the process environment moves into .env, the source of truth.
+            updates["QB_REFRESH_TOKEN"] = token.refresh_token
+        now = self._clock()
+        try:
             updates.update(metadata(token, now, drop_missing_hard=False))
-            save(self.env_path, updates)
+            self._cache_access_token(token, now)
+            save_token_answer(self.env_path, updates)
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the new token must not be lost
+            raise self._kept_for_later(updates, credentials.refresh_token, exc) from None
         return RefreshResult(
             access_token=token.access_token,
             refresh_token=token.refresh_token,
@@ -197,13 +211,63 @@ class TokenStore:
             attempts=attempts,
         )
 
+    def _kept_for_later(self, updates: dict[str, str | None], replaces: str | None, exc: Exception) -> StoreError:
+        """The one-line StoreError after a failed save: where the new token is and what to run."""
+        why = error_text(exc)
+        if "QB_REFRESH_TOKEN" not in updates:
+            return StoreError(
+                "write_failed",
+                f"could not save the refresh's dates to {self.env_path} ({why}); "
+                "the saved connection did not change and still works",
+            )
+        if unstorable(updates["QB_REFRESH_TOKEN"] or "") is None:
+            try:
+                kept_in = recovery.keep(self.home, updates, replaces)
+            except OSError as second:
+                why = f"{why}; keeping it aside failed too: {error_text(second)}"
+            else:
+                return StoreError(
+                    "write_failed",
+                    f"Intuit issued a new refresh token but it could not be saved to {self.env_path} ({why}); "
+                    f"it is kept in {kept_in}: fix that, then run `sidequest refresh-qb` to finish saving it",
+                    kept_in=kept_in,
+                )
+        return StoreError(
+            "write_failed",
+            f"Intuit issued a new refresh token but it could not be saved ({why}), so the connection saved in "
+            f"{self.env_path} no longer works: run `sidequest reauth-qb` to reconnect",
+        )
+
+    def _finish_recovery(self) -> None:
+        """Save a rotation an earlier run could not (the caller holds the lock)."""
+        kept = recovery.load(self.home)
+        if kept is None or unstorable(kept.refresh_token) is not None:
+            return
+        current = self.credentials().refresh_token
+        if current == kept.refresh_token:
+            recovery.discard(self.home)  # saved meanwhile
+            return
+        if not kept.applies_to(current):
+            return  # .env changed since (a new consent): the kept token belongs to an older chain
+        self._remember("refresh_token", kept.refresh_token)
+        try:
+            save(self.env_path, kept.updates)
+        except StoreError as exc:
+            raise StoreError(
+                "write_failed", f"{exc}; the new token is still kept in {self.home / recovery.RECOVERY_NAME}"
+            ) from None
+        recovery.discard(self.home)
+
+    def prove_writable(self) -> None:
+        """StoreError unless a new `.env` can be written now: call it before asking Intuit for tokens."""
+        prove_writable(self.env_path)
+
     def save_consent(self, token: TokenResponse, *, realm_id: str, environment: str, wait: float = 10.0) -> None:
         """Store the first tokens of a new chain (after reauth-qb's code exchange)."""
         realm_id = str(realm_id).strip()
         environment = str(environment).strip()
         with self.locked(wait):
             now = self._clock()
-            self._cache_access_token(token, now)
             updates: dict[str, str | None] = {
                 "QB_REFRESH_TOKEN": token.refresh_token,
                 "QB_REALM_ID": realm_id,
@@ -211,8 +275,10 @@ class TokenStore:
                 "QB_TOKEN_ENVIRONMENT": environment,
                 "QB_TOKEN_REALM_ID": realm_id,
             }
+            self._cache_access_token(token, now)
             updates.update(metadata(token, now, drop_missing_hard=True))
             save(self.env_path, updates)
+            recovery.discard(self.home)  # a new chain: a token kept from the old one is dead
 
     def access_token(self, *, wait: float = 10.0) -> str:
         """A valid access token: the cached one until 5 minutes before it expires, else a refresh."""
@@ -252,6 +318,7 @@ def connector_hint(error: BaseException | None = None) -> str:
         what = {
             "not_configured": "QuickBooks is not set up yet",
             "env_unreadable": "QuickBooks settings file (.env) cannot be read",
+            "write_failed": "QuickBooks settings file (.env) could not be saved",
         }.get(error.reason, what)
     elif error is not None and getattr(error, "kind", None) is not None:
         what = {

@@ -22,6 +22,7 @@ import pytest
 
 from doctor.intuit.client import IntuitError, TokenResponse
 from doctor.store import rotation as rotation_module
+from doctor.store import saving as saving_module
 from doctor.store import token_store as token_store_module
 from doctor.store.env_file import leftover_temp_files, read_env_file, update_env_file
 from doctor.store.keys import REFRESH_KEYS
@@ -294,21 +295,38 @@ def test_not_configured_names_missing_keys_and_releases_the_lock(home: Path) -> 
         pass
 
 
-def test_write_failure_is_a_store_error_but_the_token_is_known(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_save_after_rotation_keeps_the_token_and_the_next_refresh_finishes_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_env(home, "RTbefore-write-0008")
-    store = TokenStore(home, intuit=StandInIntuit())
+    intuit = StandInIntuit()
+    store = TokenStore(home, intuit=intuit)
+    real_update = saving_module.update_env_file
 
     def disk_full(path: Path, updates: object, **kwargs: object) -> None:
-        # A full disk cannot be produced for real in a temp folder without root tricks.
+        # The home passed the write check, then the disk filled before the save (the subprocess
+        # tests below produce real failures; this one pins down the in-process contract).
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rotation_module, "update_env_file", disk_full)
+    monkeypatch.setattr(saving_module, "update_env_file", disk_full)
     with pytest.raises(StoreError) as info:
         store.refresh()
-    assert info.value.reason == "write_failed" and "No space left" in str(info.value)
-    assert "RTstandin" not in str(info.value)
+    message = str(info.value)
+    assert info.value.reason == "write_failed" and "No space left" in message
+    assert info.value.kept_in == home / ".env.recovery" and "sidequest refresh-qb" in message
+    assert "RTstandin" not in message and "\n" not in message
     assert ("refresh_token", "RTstandin-rotated-000001") in store.known_secrets()
+    assert stat.S_IMODE((home / ".env.recovery").stat().st_mode) == 0o600
+    assert read_env_file(home / ".env").get("QB_REFRESH_TOKEN") == "RTbefore-write-0008"
     assert not (home / OWNER_NAME).exists()
+    # The next run (a fresh process would do the same) saves the kept token under the lock and
+    # presents it, not the dead one still in .env.
+    monkeypatch.setattr(saving_module, "update_env_file", real_update)
+    result = TokenStore(home, intuit=intuit).refresh()
+    assert intuit.calls[1][2] == "RTstandin-rotated-000001"
+    assert result.previous_refresh_token == "RTstandin-rotated-000001"
+    assert read_env_file(home / ".env").get("QB_REFRESH_TOKEN") == "RTstandin-rotated-000002"
+    assert not (home / ".env.recovery").exists()
 
 
 def test_access_token_is_cached_until_five_minutes_before_expiry(home: Path) -> None:
