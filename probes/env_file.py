@@ -13,6 +13,7 @@ import stat
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
+from doctor.store.atomic_file import chmod_owned
 from doctor.store.keys import REQUIRED_KEYS
 
 ENVIRONMENTS = ("sandbox", "production")
@@ -171,7 +172,7 @@ def _describe_fix(ctx: Context) -> str | None:
 
 
 def _apply_fix(ctx: Context) -> str:
-    os.chmod(ctx.env_path, 0o600)
+    chmod_owned(ctx.env_path, 0o600)  # never a symlink's foreign target
     return f"{ctx.env_path} is now mode 0o600"
 
 

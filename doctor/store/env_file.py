@@ -23,7 +23,7 @@ from pathlib import Path
 
 from dotenv.parser import Binding, parse_stream
 
-from doctor.store.atomic_file import replace_atomically
+from doctor.store.atomic_file import ForeignTarget, replace_atomically, resolve_for_write
 from doctor.values import Value
 
 MAX_ENV_BYTES = 1_000_000
@@ -54,7 +54,7 @@ _NEWLINE_AT_END = r"(\r\n|\n|\r)\Z"
 class EnvFileError(Exception):
     """The `.env` file cannot be used; the message is for a person and holds no value.
 
-    `reason` is one of: missing, not_a_file, unreadable, too_large, binary, not_utf8.
+    `reason` is one of: missing, not_a_file, unreadable, too_large, binary, not_utf8, foreign_target.
     """
 
     def __init__(self, reason: str, message: str, path: Path | None = None) -> None:
@@ -373,8 +373,12 @@ def update_env_file(path: Path, updates: Mapping[str, str | None], *, encoding: 
     """
     path = Path(path)
     _validate_updates(updates)
-    # Rewrite the target of a symlinked .env (dotfile managers do this), not the link.
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    # Rewrite the target of a symlinked .env (dotfile managers do this), not the link; but never
+    # a target that belongs to someone else.
+    try:
+        target = resolve_for_write(path)
+    except ForeignTarget as exc:
+        raise EnvFileError("foreign_target", f"{exc}; nothing was changed", path) from None
     try:
         loaded = _load(target, encoding)
     except EnvFileError as exc:

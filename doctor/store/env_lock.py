@@ -97,6 +97,7 @@ def _flock_by(path: Path, deadline: float) -> int:
     """A descriptor of `path` holding its exclusive flock; TimeoutError once `deadline` passes."""
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
+        _give_to_home_owner(descriptor, path.parent)
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return descriptor
     except BlockingIOError:
@@ -107,6 +108,15 @@ def _flock_by(path: Path, deadline: float) -> int:
     if not _BlockedWait(descriptor).wait(deadline - time.monotonic()):
         raise TimeoutError
     return descriptor
+
+
+def _give_to_home_owner(descriptor: int, home: Path) -> None:
+    """A lock file root just created in a user's home goes to that user, who must open it too."""
+    if os.geteuid() != 0 or os.fstat(descriptor).st_uid != 0:
+        return
+    folder = os.stat(home)
+    if folder.st_uid != 0:
+        os.fchown(descriptor, folder.st_uid, folder.st_gid)
 
 
 def _unlock(descriptor: int) -> None:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from doctor.store.atomic_file import remove_quietly, write_temp
+from doctor.store.atomic_file import ForeignTarget, remove_quietly, resolve_for_write, write_temp
 from doctor.store.env_file import TEMP_PREFIX, EnvFileError, update_env_file
 from doctor.store.errors import StoreError
 
@@ -38,14 +38,12 @@ def error_text(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def write_target(env_path: Path) -> Path:
-    """The file a write of `.env` replaces: the target of a symlinked `.env`, else `.env` itself."""
-    return Path(os.path.realpath(env_path)) if env_path.is_symlink() else env_path
-
-
 def prove_writable(env_path: Path) -> None:
     """Write, fsync and remove a file of the new `.env`'s size beside it; StoreError when that fails."""
-    target = write_target(env_path)
+    try:
+        target = resolve_for_write(env_path)
+    except ForeignTarget as exc:
+        raise StoreError("write_failed", f"{exc}; nothing was sent to Intuit") from None
     try:
         size = os.stat(target).st_size
     except OSError:
