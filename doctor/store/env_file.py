@@ -26,7 +26,10 @@ from dotenv.parser import Binding, parse_stream
 from doctor.store.atomic_file import ForeignTarget, replace_atomically, resolve_for_write
 from doctor.values import Value
 
-MAX_ENV_BYTES = 1_000_000
+# A .env holds a handful of lines (this connector writes about 500 bytes). Parsing grows with the
+# number of lines (1 MB of bare words took 23 s, longer than the doctor's whole budget, with the lock
+# held), so anything past 64 KiB is refused before it is parsed.
+MAX_ENV_BYTES = 64 * 1024
 TEMP_PREFIX = ".env.tmp-"
 ENV_FILE_MODE = 0o600
 

@@ -5,6 +5,7 @@ Both messages are for a person and hold no secret: they name files, keys and pro
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +23,18 @@ class LockTimeout(Exception):
         else:
             who = "holder unknown (no owner record)"
         super().__init__(f"the .env lock is held by another process — {who}; gave up after waiting {waited:.1f} s")
+
+
+def scrub(error: Exception, secrets: Iterable[tuple[str, str]], client_id: str | None = None) -> None:
+    """Replace every known secret in `error`'s message with its redacted form, in place.
+
+    The messages are built from paths, file names, OS errors and the owner record beside the lock,
+    which another process wrote: none should hold a secret, and this makes sure none does.
+    """
+    from doctor.redaction import Redactor
+
+    redactor = Redactor(secrets, client_id)
+    error.args = tuple(redactor.redact_text(a) if isinstance(a, str) else a for a in error.args)
 
 
 class StoreError(Exception):

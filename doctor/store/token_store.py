@@ -17,6 +17,7 @@ No secret value ever appears in a message or repr produced here.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -36,7 +37,7 @@ from doctor.store.env_lock import (  # noqa: F401
     EnvLock,
     lock_wait_from,
 )
-from doctor.store.errors import LockTimeout, StoreError
+from doctor.store.errors import LockTimeout, StoreError, scrub
 from doctor.store.home import resolve_home
 from doctor.store.keys import REFRESH_KEYS, REQUIRED_KEYS  # noqa: F401
 from doctor.store.lock_records import LOCK_NAME, OWNER_NAME, OwnerRecord, this_host  # noqa: F401
@@ -63,6 +64,20 @@ DIAGNOSE_COMMAND = "sidequest doctor --format prompt"
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _scrubbed(method: Callable) -> Callable:
+    """A public method whose StoreError or LockTimeout never holds a secret the store knows (issue 9 §5)."""
+
+    @functools.wraps(method)
+    def wrapper(self: TokenStore, *args: object, **kwargs: object) -> object:
+        try:
+            return method(self, *args, **kwargs)
+        except (StoreError, LockTimeout) as exc:
+            self._scrub(exc)
+            raise
+
+    return wrapper
 
 
 class TokenStore:
@@ -92,6 +107,7 @@ class TokenStore:
         self._access_token: str | None = None
         self._access_expires_at: datetime | None = None
         self._seen: list[tuple[str, str]] = []
+        self._client_id: str | None = None
 
     def __repr__(self) -> str:
         return f"TokenStore(home={str(self.home)!r}, command={self.command!r})"
@@ -107,12 +123,31 @@ class TokenStore:
 
     # -- reading -----------------------------------------------------------------------------
 
+    @_scrubbed
     def credentials(self) -> Credentials:
         """A fresh read of `.env`, falling back to the process environment key by key."""
         credentials = read_credentials(self.env_path, self._environ)
         if credentials.refresh_token:
             self._remember("refresh_token", credentials.refresh_token)
+        if credentials.client_secret:
+            self._remember("client_secret", credentials.client_secret)
+        self._client_id = credentials.client_id
         return credentials
+
+    def _scrub(self, error: Exception) -> None:
+        try:  # learn the secrets, if the error came before anything was read (not self.credentials: no loop)
+            credentials = read_credentials(self.env_path, self._environ)
+        except Exception:  # noqa: BLE001 - best effort: scrub with what is known
+            credentials = None
+        if credentials is not None:
+            for kind, value in (
+                ("refresh_token", credentials.refresh_token),
+                ("client_secret", credentials.client_secret),
+            ):
+                if value:
+                    self._remember(kind, value)
+            self._client_id = self._client_id or credentials.client_id
+        scrub(error, self.known_secrets(), self._client_id)
 
     def owner(self) -> OwnerRecord | None:
         """The owner record beside the lock, or None when absent or garbled."""
@@ -121,8 +156,12 @@ class TokenStore:
     @contextmanager
     def locked(self, wait: float) -> Iterator[None]:
         """Hold the cross-process `.env` lock; waits at most `wait` seconds, else LockTimeout."""
-        with self._lock.held(wait):
-            yield
+        try:
+            with self._lock.held(wait):
+                yield
+        except LockTimeout as exc:
+            self._scrub(exc)
+            raise
 
     # -- rotating ----------------------------------------------------------------------------
 
@@ -166,6 +205,7 @@ class TokenStore:
             )
         return credentials
 
+    @_scrubbed
     def refresh(self, *, wait: float = 10.0) -> RefreshResult:
         """One locked refresh of the chain; `.env` holds the new token before the lock is released.
 
@@ -258,10 +298,12 @@ class TokenStore:
             ) from None
         recovery.discard(self.home)
 
+    @_scrubbed
     def prove_writable(self) -> None:
         """StoreError unless a new `.env` can be written now: call it before asking Intuit for tokens."""
         prove_writable(self.env_path)
 
+    @_scrubbed
     def save_consent(self, token: TokenResponse, *, realm_id: str, environment: str, wait: float = 10.0) -> None:
         """Store the first tokens of a new chain (after reauth-qb's code exchange)."""
         realm_id = str(realm_id).strip()

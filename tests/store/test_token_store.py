@@ -340,7 +340,7 @@ def test_access_token_is_cached_until_five_minutes_before_expiry(home: Path) -> 
     now[0] = NOW + timedelta(minutes=55, seconds=1)
     assert store.access_token() != first and len(intuit.calls) == 2
     kinds = {kind for kind, _ in store.known_secrets()}
-    assert kinds == {"refresh_token", "access_token"}
+    assert kinds == {"refresh_token", "access_token", "client_secret"}
     values = [value for _, value in store.known_secrets()]
     assert "RTcache-token-00009" in values and first in values
 
