@@ -214,11 +214,13 @@ class TokenStore:
         the only error is a StoreError saying where the new token is (`kept_in`) or that it is lost.
         """
         client = self._client()
+        if self.home.is_dir():
+            # A read-only home, full disk or size limit is found now, while nothing is at stake, not after
+            # Intuit has killed the old token; before the lock, so its fsync does not keep others waiting.
+            prove_writable(self.env_path)
         with self.locked(wait):
             self._finish_recovery()
             credentials = self._configured()
-            # Found now, while nothing is at stake, rather than after Intuit has killed the old token.
-            prove_writable(self.env_path)
             token, attempts = ask_intuit(
                 client, credentials.client_id, credentials.client_secret, credentials.refresh_token
             )
