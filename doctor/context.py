@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from doctor.claude_desktop.paths import resolve_claude_config  # noqa: F401 - re-exported
 from doctor.store.home import DEFAULT_HOME_NAME, HOME_ENV, resolve_home  # noqa: F401 - re-exported
+from doctor.store.keys import SECRET_ENV_KEYS
 from doctor.values import Value
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,18 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from doctor.store.token_store import TokenStore
 
 CLAUDE_CONFIG_ENV = "SIDEQUEST_CLAUDE_CONFIG"
-
-# .env keys whose values are secrets, and the kind the redactor shows them as.
-SECRET_ENV_KEYS = {
-    "QB_REFRESH_TOKEN": "refresh_token",
-    "QB_CLIENT_SECRET": "client_secret",
-    "QB_ACCESS_TOKEN": "access_token",
-    # Keys other connectors use, which people paste into our .env by mistake.
-    "QUICKBOOKS_REFRESH_TOKEN": "refresh_token",
-    "QUICKBOOKS_CLIENT_SECRET": "client_secret",
-    "QBO_REFRESH_TOKEN": "refresh_token",
-    "QBO_CLIENT_SECRET": "client_secret",
-}
 
 
 class _NoNetwork:

@@ -20,7 +20,7 @@ from doctor.model import ProbeResult, Remediation, Report
 from doctor.plugins import PluginProblem, PluginSet, RegisteredProbe, build_plugins, secrets_from_plugins
 from doctor.redaction import Redactor
 from doctor.runner import DEFAULT_BUDGET, run_probes
-from doctor.store.lock_records import format_timestamp
+from doctor.store.timestamps import format_timestamp
 
 PLUGINS_RESULT_ID = "plugins"
 

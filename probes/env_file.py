@@ -14,8 +14,9 @@ from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.intuit.endpoints import ENVIRONMENTS
 from doctor.model import Finding, Fixer, Probe, Remediation
+from doctor.store.atomic_file import chmod_owned
+from doctor.store.keys import REQUIRED_KEYS
 
-REQUIRED_KEYS = ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REFRESH_TOKEN", "QB_REALM_ID", "QB_ENVIRONMENT")
 FOREIGN_PREFIXES = ("QUICKBOOKS_", "QBO_")
 REAUTH = "sidequest reauth-qb"
 
@@ -171,7 +172,7 @@ def _describe_fix(ctx: Context) -> str | None:
 
 
 def _apply_fix(ctx: Context) -> str:
-    os.chmod(ctx.env_path, 0o600)
+    chmod_owned(ctx.env_path, 0o600)  # never a symlink's foreign target
     return f"{ctx.env_path} is now mode 0o600"
 
 

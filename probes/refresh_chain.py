@@ -24,7 +24,7 @@ from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
 from doctor.redaction import redacted_form
-from doctor.store.lock_records import format_timestamp, parse_timestamp
+from doctor.store.timestamps import format_timestamp, parse_timestamp
 from probes.token_age import LIMIT_HARD, describe_limit, expiry_status
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
-from doctor.store.lock_records import format_timestamp, parse_timestamp
+from doctor.store.timestamps import format_timestamp, parse_timestamp
 from doctor.values import Value
 
 IDLE_LIMIT = timedelta(days=100)

@@ -17,10 +17,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from doctor.store.keys import SYNCED_KEYS  # noqa: F401 - re-exported: the keys an update may change
 from doctor.values import Value
 
 CONNECTOR_NAME = "qb-distributor"
-SYNCED_KEYS: tuple[str, ...] = ("QB_REFRESH_TOKEN", "QB_REALM_ID", "QB_ENVIRONMENT")
 MAX_CONFIG_BYTES = 5 * 1024 * 1024
 
 # The env keys that identify the connector's entry when the user gave it another name.

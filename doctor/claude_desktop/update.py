@@ -26,7 +26,7 @@ from doctor.claude_desktop.config import (
     ClaudeConfigError,
     load_claude_config,
 )
-from doctor.store.atomic_file import fsync_folder, remove_quietly, write_temp
+from doctor.store.atomic_file import fsync_folder, remove_quietly, resolve_for_write, write_temp
 from doctor.values import Value
 
 BACKUPS_KEPT = 5
@@ -91,7 +91,7 @@ def _update_existing(path: Path, updates: Mapping[str, str], create_entry: Mappi
         new_bytes, changed, entry_name = _plan_update(config, updates, create_entry)
         if new_bytes is None:
             return UpdateResult(changed={}, backup_path=None, entry_name=entry_name)
-        target = Path(os.path.realpath(path))
+        target = resolve_for_write(path)  # a symlink's target only if it is the user's
         temp = write_temp(
             target, new_bytes, stat.S_IMODE(os.stat(target).st_mode), prefix=f".{target.name}.", suffix=".sidequest-tmp"
         )

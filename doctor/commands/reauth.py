@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from doctor.claude_desktop.paths import resolve_claude_config
 from doctor.store.home import resolve_home
+from doctor.store.keys import APP_KEYS
 
 EXIT_OK, EXIT_FAILED = 0, 1
 LOCK_WAIT_SECONDS = 10.0
@@ -119,11 +120,7 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
     settings.client_id = creds.client_id
     settings.secrets = out.secrets  # the CLI's last-resort error line redacts with the same list
 
-    missing = [
-        key
-        for key, value in (("QB_CLIENT_ID", creds.client_id), ("QB_CLIENT_SECRET", creds.client_secret))
-        if not value
-    ]
+    missing = creds.missing(APP_KEYS)
     chosen_environment = environment or creds.environment
     if not chosen_environment:
         missing.append("QB_ENVIRONMENT")

@@ -11,8 +11,7 @@ import os
 from datetime import datetime
 
 from doctor.store.home import resolve_home
-
-LOCK_WAIT = 10.0
+from doctor.store.keys import APP_KEYS, CHAIN_KEYS
 
 INTUIT_EXPLANATIONS = {
     "invalid_grant": "Intuit no longer accepts this connection (expired, disconnected in QuickBooks, or made "
@@ -51,6 +50,7 @@ def _refresh(settings, home, outcome: list[str]) -> int:
     from doctor.intuit.errors import IntuitError
     from doctor.redaction import redacted_form
     from doctor.store.env_file import EnvFileError
+    from doctor.store.env_lock import lock_wait_from
     from doctor.store.token_store import LockTimeout, StoreError, TokenStore
 
     store = TokenStore(home, environ=os.environ, command="sidequest refresh-qb")
@@ -72,7 +72,7 @@ def _refresh(settings, home, outcome: list[str]) -> int:
         outcome[0] = getattr(exc, "reason", "env_unreadable")
         say(f"Cannot refresh: {exc}", err=True)
         return 1
-    missing = creds.missing()
+    missing = creds.missing(APP_KEYS + CHAIN_KEYS)
     if missing:
         outcome[0] = "not_configured"
         say(
@@ -82,7 +82,7 @@ def _refresh(settings, home, outcome: list[str]) -> int:
         )
         return 1
     try:
-        result = store.refresh(wait=LOCK_WAIT)
+        result = store.refresh(wait=lock_wait_from(os.environ))
     except LockTimeout as exc:
         outcome[0] = "lock_timeout"
         say(f"Cannot refresh: {exc}", err=True)

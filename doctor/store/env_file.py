@@ -23,20 +23,13 @@ from pathlib import Path
 
 from dotenv.parser import Binding, parse_stream
 
-from doctor.store.atomic_file import replace_atomically
+from doctor.store.atomic_file import ForeignTarget, replace_atomically, resolve_for_write
 from doctor.values import Value
 
-MAX_ENV_BYTES = 1_000_000
-SIDEQUEST_KEYS = (
-    "QB_REFRESH_TOKEN",
-    "QB_REALM_ID",
-    "QB_ENVIRONMENT",
-    "QB_TOKEN_REFRESHED_AT",
-    "QB_REFRESH_TOKEN_EXPIRES_AT",
-    "QB_REFRESH_TOKEN_HARD_EXPIRES_AT",
-    "QB_TOKEN_ENVIRONMENT",
-    "QB_TOKEN_REALM_ID",
-)
+# A .env holds a handful of lines (this connector writes about 500 bytes). Parsing grows with the
+# number of lines (1 MB of bare words took 23 s, longer than the doctor's whole budget, with the lock
+# held), so anything past 64 KiB is refused before it is parsed.
+MAX_ENV_BYTES = 64 * 1024
 TEMP_PREFIX = ".env.tmp-"
 ENV_FILE_MODE = 0o600
 
@@ -64,7 +57,7 @@ _NEWLINE_AT_END = r"(\r\n|\n|\r)\Z"
 class EnvFileError(Exception):
     """The `.env` file cannot be used; the message is for a person and holds no value.
 
-    `reason` is one of: missing, not_a_file, unreadable, too_large, binary, not_utf8.
+    `reason` is one of: missing, not_a_file, unreadable, too_large, binary, not_utf8, foreign_target.
     """
 
     def __init__(self, reason: str, message: str, path: Path | None = None) -> None:
@@ -383,8 +376,12 @@ def update_env_file(path: Path, updates: Mapping[str, str | None], *, encoding: 
     """
     path = Path(path)
     _validate_updates(updates)
-    # Rewrite the target of a symlinked .env (dotfile managers do this), not the link.
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    # Rewrite the target of a symlinked .env (dotfile managers do this), not the link; but never
+    # a target that belongs to someone else.
+    try:
+        target = resolve_for_write(path)
+    except ForeignTarget as exc:
+        raise EnvFileError("foreign_target", f"{exc}; nothing was changed", path) from None
     try:
         loaded = _load(target, encoding)
     except EnvFileError as exc:

@@ -1,16 +1,17 @@
-"""The small records the token store writes and the lock-health probe reads.
+"""The lock's names and the owner record beside it: what the token store writes and lock-health reads.
 
-Timestamps in `.env`'s metadata keys and the owner record beside the lock. They live apart
-from `doctor.store.token_store` so that reading them (every offline doctor run does) does not
-import the whole store.
+The owner record (`.env.lock.owner`, JSON) says who holds the `.env` lock, since when, doing
+what. It lives apart from `doctor.store.token_store` so that reading it (every offline doctor
+run does) does not import the whole store.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 
+from doctor.store.timestamps import format_timestamp, parse_timestamp
 from doctor.values import Value
 
 LOCK_NAME = ".env.lock"
@@ -24,29 +25,6 @@ def this_host() -> str:
     import socket
 
     return socket.gethostname()
-
-
-def format_timestamp(moment: datetime) -> str:
-    """UTC ISO-8601, seconds precision, `Z` suffix (DESIGN.md §9a)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(text: str | None) -> datetime | None:
-    """A stored timestamp as an aware UTC datetime; None when absent or not a timestamp."""
-    if not text:
-        return None
-    text = text.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 class OwnerRecord(Value):

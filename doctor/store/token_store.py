@@ -5,19 +5,19 @@ refreshing at once — Claude Desktop's connector, a cron `sidequest refresh-qb`
 would each get a new token and one of them would be written over the other, breaking the
 chain for good. So every refresh happens under a cross-process lock on `HOME/.env.lock`,
 re-reads `.env` after taking it (another holder may just have rotated), and writes the new
-token back before letting go. `.env` wins over the process environment for every QB_* key:
-Claude Desktop's `env` block holds a copy that goes stale after the first rotation.
+token back before letting go.
 
-Beside the lock lives an owner record (`.env.lock.owner`, JSON): who holds the lock, since
-when, doing what. filelock truncates the lock file itself, so the record cannot live inside
-it. It is advisory: the kernel lock is the truth and dies with its process; a record left by
-a killed process is recognised by `OwnerRecord.alive()`.
+This module is the facade the connector and the commands use; the parts live beside it, one
+reason to change each: `credentials` (what `.env` and the environment say), `env_lock` (the
+lock and its owner record), `rotation` (asking Intuit and turning the answer into `.env`
+updates), `errors`, `keys`, `timestamps`. Its names stay importable from here.
 
 No secret value ever appears in a message or repr produced here.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -27,49 +27,45 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from doctor.redaction import redacted_form
-from doctor.store.env_file import EnvFileError, read_env_file, update_env_file
-from doctor.store.home import resolve_home
+from doctor.store import recovery
 
-# The records and names the lock-health probe reads too live in a module of their own, so the
-# offline doctor can read them without importing the store.
-from doctor.store.lock_records import (  # noqa: F401 - re-exported: part of this module's API
-    LOCK_NAME,
-    OWNER_NAME,
-    OwnerRecord,
-    format_timestamp,
-    parse_timestamp,
-    this_host,
+# Re-exported: these names were this module's API before it was split.
+from doctor.store.credentials import DEFAULT_REDIRECT_URI, Credentials, read_credentials  # noqa: F401
+from doctor.store.env_lock import (  # noqa: F401
+    DEFAULT_LOCK_WAIT,
+    LOCK_POLL_SECONDS,
+    LOCK_WAIT_ENV,
+    EnvLock,
+    lock_wait_from,
 )
-from doctor.values import Value
+from doctor.store.errors import LockTimeout, StoreError, scrub
+from doctor.store.home import resolve_home
+from doctor.store.keys import REFRESH_KEYS, REQUIRED_KEYS  # noqa: F401
+from doctor.store.lock_records import LOCK_NAME, OWNER_NAME, OwnerRecord, this_host  # noqa: F401
+from doctor.store.rotation import (  # noqa: F401
+    NEVER_RETRY,
+    RETRY_BACKOFF_SECONDS,
+    RefreshResult,
+    access_expiry,
+    ask_intuit,
+    metadata,
+)
+from doctor.store.saving import error_text, prove_writable, save, save_token_answer, unstorable
+from doctor.store.timestamps import format_timestamp, parse_timestamp  # noqa: F401
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.intuit.client import IntuitClient
     from doctor.intuit.responses import TokenResponse
 
 
-DEFAULT_REDIRECT_URI = "https://sidequestautomation.com/qb/callback"
-REQUIRED_KEYS = ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REFRESH_TOKEN", "QB_REALM_ID")
 # An access token is reused until this close to its expiry, so a tool call never starts
 # with a token that dies mid-request.
 ACCESS_TOKEN_MARGIN = timedelta(minutes=5)
-# One retry of a transient failure, after a pause long enough for a blip to pass but short
-# enough that the connector's tool call still answers promptly.
-RETRY_BACKOFF_SECONDS = 0.5
-# Errors that mean "this token or app is dead": retrying only burns the user's time.
-NEVER_RETRY = frozenset({"invalid_grant", "invalid_client"})
-LOCK_POLL_SECONDS = 0.01
+DIAGNOSE_COMMAND = "sidequest doctor --format prompt"
 # A refresh ends within this many seconds, lock wait and Intuit's answer included, so a stalled
 # Intuit can never keep the .env lock for minutes (issue 9 §1). SIDEQUEST_REFRESH_BUDGET overrides it.
 REFRESH_BUDGET_SECONDS = 30.0
 REFRESH_BUDGET_ENV = "SIDEQUEST_REFRESH_BUDGET"
-# A retry is only worth starting with at least this much of the budget left after the pause.
-MIN_ATTEMPT_SECONDS = 1.0
-DIAGNOSE_COMMAND = "sidequest doctor --format prompt"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def refresh_budget(environ: Mapping[str, str]) -> float:
@@ -81,153 +77,22 @@ def refresh_budget(environ: Mapping[str, str]) -> float:
     return value if 0 < value < float("inf") else REFRESH_BUDGET_SECONDS
 
 
-# ---------------------------------------------------------------------------- lock owner
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
-class LockTimeout(Exception):
-    """The `.env` lock stayed taken for the whole bounded wait."""
+def _scrubbed(method: Callable) -> Callable:
+    """A public method whose StoreError or LockTimeout never holds a secret the store knows (issue 9 §5)."""
 
-    def __init__(self, holder: OwnerRecord | None, waited: float, now: datetime | None = None) -> None:
-        self.holder = holder
-        self.waited = waited
-        if holder is not None:
-            who = holder.describe(now or _utc_now())
-        else:
-            who = "holder unknown (no owner record)"
-        super().__init__(f"the .env lock is held by another process — {who}; gave up after waiting {waited:.1f} s")
+    @functools.wraps(method)
+    def wrapper(self: TokenStore, *args: object, **kwargs: object) -> object:
+        try:
+            return method(self, *args, **kwargs)
+        except (StoreError, LockTimeout) as exc:
+            self._scrub(exc)
+            raise
 
-
-class StoreError(Exception):
-    """The store cannot do its job; the message is for a person and holds no secret.
-
-    `reason`: not_configured, env_unreadable, lock_failed, write_failed.
-    """
-
-    def __init__(self, reason: str, message: str, missing: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.missing = missing
-
-
-# ---------------------------------------------------------------------------- values
-
-
-class Credentials(Value):
-    """What the chain needs, read from `.env` (preferred) else the process environment, per key."""
-
-    __slots__ = (
-        "client_id",
-        "client_secret",
-        "refresh_token",
-        "realm_id",
-        "environment",
-        "redirect_uri",
-        "refresh_token_source",
-        "refreshed_at",
-        "expires_at",
-        "hard_expires_at",
-        "token_environment",
-        "token_realm_id",
-    )
-
-    def __init__(
-        self,
-        client_id: str | None,
-        client_secret: str | None,
-        refresh_token: str | None,
-        realm_id: str | None,
-        environment: str | None,
-        redirect_uri: str,
-        refresh_token_source: str,
-        refreshed_at: datetime | None,
-        expires_at: datetime | None,
-        hard_expires_at: datetime | None,
-        token_environment: str | None,
-        token_realm_id: str | None,
-    ) -> None:
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.refresh_token = refresh_token
-        self.realm_id = realm_id
-        self.environment = environment
-        self.redirect_uri = redirect_uri
-        self.refresh_token_source = refresh_token_source
-        self.refreshed_at = refreshed_at
-        self.expires_at = expires_at
-        self.hard_expires_at = hard_expires_at
-        self.token_environment = token_environment
-        self.token_realm_id = token_realm_id
-
-    def missing(self) -> list[str]:
-        present = {
-            "QB_CLIENT_ID": self.client_id,
-            "QB_CLIENT_SECRET": self.client_secret,
-            "QB_REFRESH_TOKEN": self.refresh_token,
-            "QB_REALM_ID": self.realm_id,
-        }
-        return [key for key in REQUIRED_KEYS if not present[key]]
-
-    def __repr__(self) -> str:
-        return (
-            f"Credentials(client_id={self.client_id!r}, "
-            f"client_secret={redacted_form('client_secret', self.client_secret)!r}, "
-            f"refresh_token={redacted_form('refresh_token', self.refresh_token)!r}, realm_id={self.realm_id!r}, "
-            f"environment={self.environment!r}, refresh_token_source={self.refresh_token_source!r}, "
-            f"refreshed_at={self.refreshed_at!r}, expires_at={self.expires_at!r}, "
-            f"hard_expires_at={self.hard_expires_at!r})"
-        )
-
-    __str__ = __repr__
-
-
-class RefreshResult(Value):
-    __slots__ = (
-        "access_token",
-        "refresh_token",
-        "rotated",
-        "previous_refresh_token",
-        "refreshed_at",
-        "expires_at",
-        "hard_expires_at",
-        "intuit_tid",
-        "attempts",
-    )
-
-    def __init__(
-        self,
-        access_token: str,
-        refresh_token: str,
-        rotated: bool,
-        previous_refresh_token: str,
-        refreshed_at: datetime,
-        expires_at: datetime | None,
-        hard_expires_at: datetime | None,
-        intuit_tid: str | None,
-        attempts: int,
-    ) -> None:
-        self.access_token = access_token
-        self.refresh_token = refresh_token
-        self.rotated = rotated
-        self.previous_refresh_token = previous_refresh_token
-        self.refreshed_at = refreshed_at
-        self.expires_at = expires_at
-        self.hard_expires_at = hard_expires_at
-        self.intuit_tid = intuit_tid
-        self.attempts = attempts
-
-    def __repr__(self) -> str:
-        return (
-            f"RefreshResult(access_token={redacted_form('access_token', self.access_token)!r}, "
-            f"refresh_token={redacted_form('refresh_token', self.refresh_token)!r}, rotated={self.rotated}, "
-            f"previous_refresh_token={redacted_form('refresh_token', self.previous_refresh_token)!r}, "
-            f"refreshed_at={self.refreshed_at!r}, expires_at={self.expires_at!r}, "
-            f"hard_expires_at={self.hard_expires_at!r}, intuit_tid={self.intuit_tid!r}, attempts={self.attempts})"
-        )
-
-    __str__ = __repr__
-
-
-# ---------------------------------------------------------------------------- the store
+    return wrapper
 
 
 class TokenStore:
@@ -244,20 +109,20 @@ class TokenStore:
     ) -> None:
         self.home = Path(home).expanduser()
         self.env_path = self.home / ".env"
-        self.lock_path = self.home / LOCK_NAME
-        self.owner_path = self.home / OWNER_NAME
         self.command = command
         self._intuit = intuit
         self._owns_intuit = False
         self._clock = clock or _utc_now
         self._environ: Mapping[str, str] = environ if environ is not None else {}
-        self._file_lock = None  # filelock.FileLock, created on first use
-        self._held = threading.local()  # per-thread nesting depth of locked()
+        self._lock = EnvLock(self.home, command, self._clock)
+        self.lock_path = self._lock.lock_path
+        self.owner_path = self._lock.owner_path
         self._state = threading.Lock()  # guards the in-memory caches below
         self._refresh_gate = threading.Lock()  # one refresh at a time within this process
         self._access_token: str | None = None
         self._access_expires_at: datetime | None = None
         self._seen: list[tuple[str, str]] = []
+        self._client_id: str | None = None
 
     def __repr__(self) -> str:
         return f"TokenStore(home={str(self.home)!r}, command={self.command!r})"
@@ -273,127 +138,63 @@ class TokenStore:
 
     # -- reading -----------------------------------------------------------------------------
 
+    @_scrubbed
     def credentials(self) -> Credentials:
         """A fresh read of `.env`, falling back to the process environment key by key."""
-        try:
-            env_file = read_env_file(self.env_path)
-        except EnvFileError as exc:
-            if exc.reason != "missing":
-                raise StoreError("env_unreadable", str(exc)) from None
-            env_file = None
-
-        def pick(key: str) -> tuple[str | None, str | None]:
-            if env_file is not None:
-                value = env_file.get(key)
-                if value is not None:
-                    return value, ".env"
-            value = (self._environ.get(key) or "").strip()
-            return (value, "environment") if value else (None, None)
-
-        refresh_token, source = pick("QB_REFRESH_TOKEN")
-        credentials = Credentials(
-            client_id=pick("QB_CLIENT_ID")[0],
-            client_secret=pick("QB_CLIENT_SECRET")[0],
-            refresh_token=refresh_token,
-            realm_id=pick("QB_REALM_ID")[0],
-            environment=pick("QB_ENVIRONMENT")[0],
-            redirect_uri=pick("QB_REDIRECT_URI")[0] or DEFAULT_REDIRECT_URI,
-            refresh_token_source=source or ".env",
-            refreshed_at=parse_timestamp(pick("QB_TOKEN_REFRESHED_AT")[0]),
-            expires_at=parse_timestamp(pick("QB_REFRESH_TOKEN_EXPIRES_AT")[0]),
-            hard_expires_at=parse_timestamp(pick("QB_REFRESH_TOKEN_HARD_EXPIRES_AT")[0]),
-            token_environment=pick("QB_TOKEN_ENVIRONMENT")[0],
-            token_realm_id=pick("QB_TOKEN_REALM_ID")[0],
-        )
-        if refresh_token:
-            self._remember("refresh_token", refresh_token)
+        credentials = read_credentials(self.env_path, self._environ)
+        if credentials.refresh_token:
+            self._remember("refresh_token", credentials.refresh_token)
+        if credentials.client_secret:
+            self._remember("client_secret", credentials.client_secret)
+        self._client_id = credentials.client_id
         return credentials
+
+    def _scrub(self, error: Exception) -> None:
+        try:  # learn the secrets, if the error came before anything was read (not self.credentials: no loop)
+            credentials = read_credentials(self.env_path, self._environ)
+        except Exception:  # noqa: BLE001 - best effort: scrub with what is known
+            credentials = None
+        if credentials is not None:
+            for kind, value in (
+                ("refresh_token", credentials.refresh_token),
+                ("client_secret", credentials.client_secret),
+            ):
+                if value:
+                    self._remember(kind, value)
+            self._client_id = self._client_id or credentials.client_id
+        scrub(error, self.known_secrets(), self._client_id)
 
     def owner(self) -> OwnerRecord | None:
         """The owner record beside the lock, or None when absent or garbled."""
-        try:
-            with open(self.owner_path, encoding="utf-8") as handle:
-                text = handle.read(4096)
-        except (OSError, UnicodeDecodeError):
-            return None
-        return OwnerRecord.from_json(text)
-
-    # -- the lock ----------------------------------------------------------------------------
-
-    def _lock(self):  # -> filelock.FileLock
-        if self._file_lock is None:
-            from filelock import FileLock
-
-            # A short poll keeps waiters from starving behind a holder that re-takes the lock
-            # at once (flock has no queue); 10 ms of polling costs nothing measurable.
-            self._file_lock = FileLock(str(self.lock_path), mode=0o600, poll_interval=LOCK_POLL_SECONDS)
-        return self._file_lock
+        return self._lock.owner()
 
     @contextmanager
     def locked(self, wait: float) -> Iterator[None]:
         """Hold the cross-process `.env` lock; waits at most `wait` seconds, else LockTimeout."""
-        depth = getattr(self._held, "depth", 0)
-        if depth:
-            # Re-entered by the same thread (refresh inside a caller's locked block).
-            self._held.depth = depth + 1
-            try:
+        try:
+            with self._lock.held(wait):
                 yield
-            finally:
-                self._held.depth -= 1
-            return
-        from filelock import Timeout
-
-        try:
-            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError("lock_failed", f"cannot create {self.home}: {exc.strerror}") from None
-        lock = self._lock()
-        started = time.monotonic()
-        try:
-            lock.acquire(timeout=max(0.0, float(wait)))
-        except Timeout:
-            raise LockTimeout(self.owner(), time.monotonic() - started, self._clock()) from None
-        except OSError as exc:
-            raise StoreError("lock_failed", f"cannot take the lock {self.lock_path}: {exc.strerror}") from None
-        record = OwnerRecord(os.getpid(), this_host(), self._clock(), self.command)
-        self._held.depth = 1
-        try:
-            self._write_owner(record)
-            yield
-        finally:
-            self._held.depth = 0
-            self._remove_owner(record)
-            lock.release()
-
-    def _write_owner(self, record: OwnerRecord) -> None:
-        # Advisory only, so no fsync; replace() keeps readers from seeing half a record.
-        try:
-            import tempfile  # only writers need it; keeps the doctor's start-up lean
-
-            fd, temp = tempfile.mkstemp(prefix=OWNER_NAME + ".tmp-", dir=self.home)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(record.to_json())
-            os.replace(temp, self.owner_path)
-        except OSError:
-            pass
-
-    def _remove_owner(self, record: OwnerRecord) -> None:
-        current = self.owner()
-        # Compare serialised forms: the stored timestamp has seconds precision only.
-        if current is not None and current.to_json() == record.to_json():
-            try:
-                os.unlink(self.owner_path)
-            except OSError:
-                pass
+        except LockTimeout as exc:
+            self._scrub(exc)
+            raise
 
     # -- rotating ----------------------------------------------------------------------------
 
     def _client(self) -> IntuitClient:
+        """The Intuit client, its HTTP side already built, so none of that happens under the lock.
+
+        Importing httpx and loading the CA certificates takes about 240 ms: done inside the lock,
+        every other process waited for it (issue 14). IntuitClient.prepare() builds its httpx
+        client now; a stand-in client passed in by a test has nothing to build.
+        """
         if self._intuit is None:
             from doctor.intuit.client import IntuitClient
 
             self._intuit = IntuitClient(environ=self._environ)
             self._owns_intuit = True
+        build = getattr(self._intuit, "prepare", None)
+        if callable(build):
+            build()
         return self._intuit
 
     def _remember(self, kind: str, value: str) -> None:
@@ -401,83 +202,63 @@ class TokenStore:
             if (kind, value) not in self._seen:
                 self._seen.append((kind, value))
 
-    def _metadata(self, token: TokenResponse, now: datetime, *, drop_missing_hard: bool) -> dict[str, str | None]:
-        updates: dict[str, str | None] = {"QB_TOKEN_REFRESHED_AT": format_timestamp(now)}
-        if token.refresh_expires_in is not None:
-            updates["QB_REFRESH_TOKEN_EXPIRES_AT"] = format_timestamp(now + timedelta(seconds=token.refresh_expires_in))
-        if token.hard_expires_in is not None:
-            updates["QB_REFRESH_TOKEN_HARD_EXPIRES_AT"] = format_timestamp(
-                now + timedelta(seconds=token.hard_expires_in)
-            )
-        elif drop_missing_hard:
-            # A new consent starts a new chain: an old chain's hard cap no longer applies.
-            updates["QB_REFRESH_TOKEN_HARD_EXPIRES_AT"] = None
-        return updates
-
-    def _write(self, updates: Mapping[str, str | None]) -> None:
-        try:
-            update_env_file(self.env_path, updates)
-        except EnvFileError as exc:
-            raise StoreError("write_failed", f"could not save the new token to .env: {exc}") from None
-        except OSError as exc:
-            raise StoreError(
-                "write_failed", f"could not save the new token to {self.env_path}: {exc.strerror or type(exc).__name__}"
-            ) from None
-
     def _cache_access_token(self, token: TokenResponse, now: datetime) -> None:
-        with self._state:
-            self._access_token = token.access_token
-            self._access_expires_at = now + timedelta(seconds=max(0, int(token.expires_in)))
         self._remember("access_token", token.access_token)
         self._remember("refresh_token", token.refresh_token)
+        with self._state:
+            self._access_token = token.access_token
+            self._access_expires_at = access_expiry(token, now)
 
+    def _configured(self) -> Credentials:
+        credentials = self.credentials()
+        needed = credentials.missing(REFRESH_KEYS)
+        if needed:
+            raise StoreError(
+                "not_configured",
+                f"cannot refresh: {', '.join(needed)} missing from {self.env_path} and the environment",
+                tuple(needed),
+            )
+        return credentials
+
+    @_scrubbed
     def refresh(self, *, wait: float = 10.0, budget: float | None = None) -> RefreshResult:
         """One locked refresh of the chain; `.env` holds the new token before the lock is released.
 
         The whole refresh (lock wait, Intuit's answer, a retry) ends within `budget` seconds
-        (default: refresh_budget() of the store's environment). Raises LockTimeout, StoreError
-        (not configured, unreadable, write failed) or the IntuitError of the refresh call
-        (then `.env` is untouched).
+        (default: refresh_budget() of the store's environment). Raises LockTimeout, StoreError (not configured, unreadable, not writable, write failed) or
+        the IntuitError of the refresh call (then `.env` is untouched). Once Intuit has answered,
+        the only error is a StoreError saying where the new token is (`kept_in`) or that it is lost.
         """
-        from doctor.intuit.errors import IntuitError
-
         budget = refresh_budget(self._environ) if budget is None else budget
         deadline = time.monotonic() + budget
-        with self.locked(min(wait, budget)):
-            credentials = self.credentials()
-            needed = [k for k in ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REFRESH_TOKEN") if k in credentials.missing()]
-            if needed:
-                raise StoreError(
-                    "not_configured",
-                    f"cannot refresh: {', '.join(needed)} missing from {self.env_path} and the environment",
-                    tuple(needed),
-                )
-            assert credentials.client_id and credentials.client_secret and credentials.refresh_token
-            client = self._client()
-            attempts = 0
-            while True:
-                attempts += 1
-                try:
-                    token = client.refresh(
-                        credentials.client_id, credentials.client_secret, credentials.refresh_token, deadline=deadline
-                    )
-                    break
-                except IntuitError as exc:
-                    time_left = deadline - time.monotonic() > RETRY_BACKOFF_SECONDS + MIN_ATTEMPT_SECONDS
-                    if attempts == 1 and exc.retryable and exc.kind not in NEVER_RETRY and time_left:
-                        time.sleep(RETRY_BACKOFF_SECONDS)
-                        continue
-                    raise
-            now = self._clock()
-            # Remember before writing: if the write fails, the redactor must still know it.
+        client = self._client()
+        if self.home.is_dir():
+            # A read-only home, full disk or size limit is found now, while nothing is at stake, not after
+            # Intuit has killed the old token; before the lock, so its fsync does not keep others waiting.
+            prove_writable(self.env_path)
+        with self.locked(max(0.0, min(wait, deadline - time.monotonic()))):
+            self._finish_recovery()
+            credentials = self._configured()
+            token, attempts = ask_intuit(
+                client, credentials.client_id, credentials.client_secret, credentials.refresh_token, deadline=deadline
+            )
+            return self._keep(token, credentials, attempts)
+
+    def _keep(self, token: TokenResponse, credentials: Credentials, attempts: int) -> RefreshResult:
+        """Save a token answer. From here on nothing may drop the new refresh token silently."""
+        self._remember("refresh_token", token.refresh_token)  # first: every output must redact it
+        rotated = token.refresh_token != credentials.refresh_token
+        updates: dict[str, str | None] = {}
+        if rotated or credentials.refresh_token_source != ".env":
+            # A token that only lived in the process environment moves into .env, the source of truth.
+            updates["QB_REFRESH_TOKEN"] = token.refresh_token
+        now = self._clock()
+        try:
+            updates.update(metadata(token, now, drop_missing_hard=False))
             self._cache_access_token(token, now)
-            rotated = token.refresh_token != credentials.refresh_token
-            updates: dict[str, str | None] = {}
-            if rotated or credentials.refresh_token_source != ".env":
-                # A token that only lived in the process environment moves into .env, the source of truth.
-                updates["QB_REFRESH_TOKEN"] = token.refresh_token
-            updates.update(self._metadata(token, now, drop_missing_hard=False))
-            self._write(updates)
+            save_token_answer(self.env_path, updates)
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the new token must not be lost
+            raise self._kept_for_later(updates, credentials.refresh_token, exc) from None
         return RefreshResult(
             access_token=token.access_token,
             refresh_token=token.refresh_token,
@@ -490,13 +271,65 @@ class TokenStore:
             attempts=attempts,
         )
 
+    def _kept_for_later(self, updates: dict[str, str | None], replaces: str | None, exc: Exception) -> StoreError:
+        """The one-line StoreError after a failed save: where the new token is and what to run."""
+        why = error_text(exc)
+        if "QB_REFRESH_TOKEN" not in updates:
+            return StoreError(
+                "write_failed",
+                f"could not save the refresh's dates to {self.env_path} ({why}); "
+                "the saved connection did not change and still works",
+            )
+        if unstorable(updates["QB_REFRESH_TOKEN"] or "") is None:
+            try:
+                kept_in = recovery.keep(self.home, updates, replaces)
+            except OSError as second:
+                why = f"{why}; keeping it aside failed too: {error_text(second)}"
+            else:
+                return StoreError(
+                    "write_failed",
+                    f"Intuit issued a new refresh token but it could not be saved to {self.env_path} ({why}); "
+                    f"it is kept in {kept_in}: fix that, then run `sidequest refresh-qb` to finish saving it",
+                    kept_in=kept_in,
+                )
+        return StoreError(
+            "write_failed",
+            f"Intuit issued a new refresh token but it could not be saved ({why}), so the connection saved in "
+            f"{self.env_path} no longer works: run `sidequest reauth-qb` to reconnect",
+        )
+
+    def _finish_recovery(self) -> None:
+        """Save a rotation an earlier run could not (the caller holds the lock)."""
+        kept = recovery.load(self.home)
+        if kept is None or unstorable(kept.refresh_token) is not None:
+            return
+        current = self.credentials().refresh_token
+        if current == kept.refresh_token:
+            recovery.discard(self.home)  # saved meanwhile
+            return
+        if not kept.applies_to(current):
+            return  # .env changed since (a new consent): the kept token belongs to an older chain
+        self._remember("refresh_token", kept.refresh_token)
+        try:
+            save(self.env_path, kept.updates)
+        except StoreError as exc:
+            raise StoreError(
+                "write_failed", f"{exc}; the new token is still kept in {self.home / recovery.RECOVERY_NAME}"
+            ) from None
+        recovery.discard(self.home)
+
+    @_scrubbed
+    def prove_writable(self) -> None:
+        """StoreError unless a new `.env` can be written now: call it before asking Intuit for tokens."""
+        prove_writable(self.env_path)
+
+    @_scrubbed
     def save_consent(self, token: TokenResponse, *, realm_id: str, environment: str, wait: float = 10.0) -> None:
         """Store the first tokens of a new chain (after reauth-qb's code exchange)."""
         realm_id = str(realm_id).strip()
         environment = str(environment).strip()
         with self.locked(wait):
             now = self._clock()
-            self._cache_access_token(token, now)
             updates: dict[str, str | None] = {
                 "QB_REFRESH_TOKEN": token.refresh_token,
                 "QB_REALM_ID": realm_id,
@@ -504,8 +337,10 @@ class TokenStore:
                 "QB_TOKEN_ENVIRONMENT": environment,
                 "QB_TOKEN_REALM_ID": realm_id,
             }
-            updates.update(self._metadata(token, now, drop_missing_hard=True))
-            self._write(updates)
+            self._cache_access_token(token, now)
+            updates.update(metadata(token, now, drop_missing_hard=True))
+            save(self.env_path, updates)
+            recovery.discard(self.home)  # a new chain: a token kept from the old one is dead
 
     def access_token(self, *, wait: float = 10.0) -> str:
         """A valid access token: the cached one until 5 minutes before it expires, else a refresh."""
@@ -545,6 +380,7 @@ def connector_hint(error: BaseException | None = None) -> str:
         what = {
             "not_configured": "QuickBooks is not set up yet",
             "env_unreadable": "QuickBooks settings file (.env) cannot be read",
+            "write_failed": "QuickBooks settings file (.env) could not be saved",
         }.get(error.reason, what)
     elif error is not None and getattr(error, "kind", None) is not None:
         what = {

@@ -22,8 +22,11 @@ import pytest
 
 from doctor.intuit.errors import IntuitError
 from doctor.intuit.responses import TokenResponse
+from doctor.store import rotation as rotation_module
+from doctor.store import saving as saving_module
 from doctor.store import token_store as token_store_module
 from doctor.store.env_file import leftover_temp_files, read_env_file, update_env_file
+from doctor.store.keys import REFRESH_KEYS
 from doctor.store.token_store import (
     LOCK_NAME,
     OWNER_NAME,
@@ -175,7 +178,8 @@ def test_env_file_wins_over_process_environment_per_key(home: Path) -> None:
 def test_environment_fallback_and_missing_keys(home: Path) -> None:
     creds = TokenStore(home, environ={"QB_REFRESH_TOKEN": " RTonly-in-env-7777 "}).credentials()
     assert creds.refresh_token == "RTonly-in-env-7777" and creds.refresh_token_source == "environment"
-    assert creds.missing() == ["QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REALM_ID"]
+    assert creds.missing() == ["QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_REALM_ID", "QB_ENVIRONMENT"]
+    assert creds.missing(REFRESH_KEYS) == ["QB_CLIENT_ID", "QB_CLIENT_SECRET"]
     assert creds.redirect_uri == "https://sidequestautomation.com/qb/callback"
 
 
@@ -261,11 +265,11 @@ def test_retryable_error_is_retried_exactly_once(home: Path) -> None:
     started = time.monotonic()
     result = TokenStore(home, intuit=intuit).refresh()
     assert len(intuit.calls) == 2 and result.attempts == 2
-    assert time.monotonic() - started >= token_store_module.RETRY_BACKOFF_SECONDS * 0.9
+    assert time.monotonic() - started >= rotation_module.RETRY_BACKOFF_SECONDS * 0.9
 
 
 def test_retryable_error_twice_gives_up_after_two_calls(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(token_store_module, "RETRY_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(rotation_module, "RETRY_BACKOFF_SECONDS", 0.01)
     env = write_env(home, "RTflaky-token-00006")
     before = env.read_bytes()
     intuit = StandInIntuit([IntuitError("network"), IntuitError("timeout"), IntuitError("network")])
@@ -294,21 +298,38 @@ def test_not_configured_names_missing_keys_and_releases_the_lock(home: Path) -> 
         pass
 
 
-def test_write_failure_is_a_store_error_but_the_token_is_known(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_save_after_rotation_keeps_the_token_and_the_next_refresh_finishes_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_env(home, "RTbefore-write-0008")
-    store = TokenStore(home, intuit=StandInIntuit())
+    intuit = StandInIntuit()
+    store = TokenStore(home, intuit=intuit)
+    real_update = saving_module.update_env_file
 
     def disk_full(path: Path, updates: object, **kwargs: object) -> None:
-        # A full disk cannot be produced for real in a temp folder without root tricks.
+        # The home passed the write check, then the disk filled before the save (the subprocess
+        # tests below produce real failures; this one pins down the in-process contract).
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(token_store_module, "update_env_file", disk_full)
+    monkeypatch.setattr(saving_module, "update_env_file", disk_full)
     with pytest.raises(StoreError) as info:
         store.refresh()
-    assert info.value.reason == "write_failed" and "No space left" in str(info.value)
-    assert "RTstandin" not in str(info.value)
+    message = str(info.value)
+    assert info.value.reason == "write_failed" and "No space left" in message
+    assert info.value.kept_in == home / ".env.recovery" and "sidequest refresh-qb" in message
+    assert "RTstandin" not in message and "\n" not in message
     assert ("refresh_token", "RTstandin-rotated-000001") in store.known_secrets()
+    assert stat.S_IMODE((home / ".env.recovery").stat().st_mode) == 0o600
+    assert read_env_file(home / ".env").get("QB_REFRESH_TOKEN") == "RTbefore-write-0008"
     assert not (home / OWNER_NAME).exists()
+    # The next run (a fresh process would do the same) saves the kept token under the lock and
+    # presents it, not the dead one still in .env.
+    monkeypatch.setattr(saving_module, "update_env_file", real_update)
+    result = TokenStore(home, intuit=intuit).refresh()
+    assert intuit.calls[1][2] == "RTstandin-rotated-000001"
+    assert result.previous_refresh_token == "RTstandin-rotated-000001"
+    assert read_env_file(home / ".env").get("QB_REFRESH_TOKEN") == "RTstandin-rotated-000002"
+    assert not (home / ".env.recovery").exists()
 
 
 def test_access_token_is_cached_until_five_minutes_before_expiry(home: Path) -> None:
@@ -322,7 +343,7 @@ def test_access_token_is_cached_until_five_minutes_before_expiry(home: Path) -> 
     now[0] = NOW + timedelta(minutes=55, seconds=1)
     assert store.access_token() != first and len(intuit.calls) == 2
     kinds = {kind for kind, _ in store.known_secrets()}
-    assert kinds == {"refresh_token", "access_token"}
+    assert kinds == {"refresh_token", "access_token", "client_secret"}
     values = [value for _, value in store.known_secrets()]
     assert "RTcache-token-00009" in values and first in values
 
@@ -417,7 +438,7 @@ def test_invalid_grant_from_the_fake_is_not_retried(home: Path, fake: FakeIntuit
 
 
 def test_503_from_the_fake_is_retried_once(home: Path, fake: FakeIntuit, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(token_store_module, "RETRY_BACKOFF_SECONDS", 0.05)
+    monkeypatch.setattr(rotation_module, "RETRY_BACKOFF_SECONDS", 0.05)
     fake.mint_chain(CLIENT_ID, REALM)
     write_env(home, fake.current_refresh_token(CLIENT_ID, REALM))
     fake.fail_mode = "503"
@@ -661,3 +682,94 @@ def test_lock_and_owner_files_live_beside_env(home: Path) -> None:
     with store.locked(1):
         assert store.lock_path.exists() and store.owner().command == "sidequest"
     assert isinstance(store.credentials(), Credentials)
+
+
+# ------------------------------------------------------------------ lock hold time and fairness
+
+
+def lock_is_taken(home: Path) -> bool:
+    import fcntl
+
+    descriptor = os.open(home / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)  # closing lets go of a lock this probe took
+    return False
+
+
+def test_the_http_client_is_built_before_the_lock_is_taken(home: Path, fake: FakeIntuit) -> None:
+    """Importing httpx and loading CA certificates (~240 ms) must not happen while others wait for the lock."""
+    from doctor.intuit.client import IntuitClient
+
+    built_under_lock: list[bool] = []
+
+    class Recording(IntuitClient):
+        def _client(self):  # noqa: ANN202 - IntuitClient's own private builder
+            if self._http is None:
+                built_under_lock.append(lock_is_taken(home))
+            return super()._client()
+
+    write_env(home, fake.mint_chain(CLIENT_ID, REALM))
+    client = Recording(environ=fake.environ())
+    try:
+        TokenStore(home, intuit=client).refresh()
+    finally:
+        client.close()
+    assert built_under_lock == [False]
+    assert read_env_file(home / ".env").get("QB_REFRESH_TOKEN") == fake.current_refresh_token(CLIENT_ID, REALM)
+
+
+WAITER = """
+    import sys, time
+    from pathlib import Path
+    from doctor.store.token_store import TokenStore
+    store = TokenStore(Path(sys.argv[1]), command="waiter")
+    print("ready", flush=True)
+    with store.locked(30):
+        print("got", flush=True)
+"""
+
+
+def test_a_waiter_gets_the_lock_before_a_holder_that_takes_it_straight_back(home: Path) -> None:
+    """flock has no queue: the gate keeps a holder that lets go and re-takes at once from starving a waiter."""
+    store = TokenStore(home, command="greedy")
+    with store.locked(1):
+        waiter = start_child(WAITER, child_env(), str(home))
+        assert waiter.stdout.readline().strip() == "ready"
+        wait_for(lambda: bool(os.listdir(home)) and gate_is_taken(home))
+    # Let go and try to take it straight back, as a busy connector would: the waiter goes first.
+    try:
+        with store.locked(30):
+            got_first = waiter.poll() is not None or select_ready(waiter)
+    finally:
+        out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0, err
+    assert got_first and out.split() == ["got"]
+
+
+def gate_is_taken(home: Path) -> bool:
+    import fcntl
+
+    from doctor.store.env_lock import GATE_NAME
+
+    try:
+        descriptor = os.open(home / GATE_NAME, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
+
+
+def select_ready(process: subprocess.Popen) -> bool:
+    """Has the child printed its next line (it had the lock before us)?"""
+    import select
+
+    return bool(select.select([process.stdout], [], [], 0)[0])

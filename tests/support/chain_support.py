@@ -13,7 +13,7 @@ import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from doctor.store.token_store import format_timestamp
+from doctor.store.timestamps import format_timestamp
 from tests.support.fake_intuit import FakeIntuit
 from tests.support.homes import CLIENT_ID, CLIENT_SECRET, REALM_ID, cli_env, configured_values, run_cli, write_env
 from tests.support.schema_check import assert_valid_report
