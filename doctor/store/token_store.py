@@ -225,8 +225,9 @@ class TokenStore:
         """One locked refresh of the chain; `.env` holds the new token before the lock is released.
 
         The whole refresh (lock wait, Intuit's answer, a retry) ends within `budget` seconds
-        (default: refresh_budget() of the store's environment). Raises LockTimeout, StoreError (not configured, unreadable, not writable, write failed) or
-        the IntuitError of the refresh call (then `.env` is untouched). Once Intuit has answered,
+        (default: refresh_budget() of the store's environment). Raises LockTimeout, StoreError
+        (not configured, unreadable, not writable, write failed) or the IntuitError of the refresh
+        call (then `.env` is untouched). Once Intuit has answered,
         the only error is a StoreError saying where the new token is (`kept_in`) or that it is lost.
         """
         budget = refresh_budget(self._environ) if budget is None else budget

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from doctor.claude_desktop.config import update_connector_env
+from doctor.claude_desktop.update import update_connector_env
 from doctor.store.atomic_file import ForeignTarget, chmod_owned, replace_atomically, resolve_for_write
 from doctor.store.env_file import EnvFileError, read_env_file, update_env_file
 from doctor.store.errors import StoreError
