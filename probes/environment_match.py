@@ -14,10 +14,16 @@ from __future__ import annotations
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
-from probes.realm_match import ENV_KINDS, company_lookup, lookup_failure
-from probes.refresh_chain import fresh_access_token
+from doctor.token_chain import (
+    ENV_KINDS,
+    ENVIRONMENTS,
+    company_lookup,
+    fresh_access_token,
+    lookup_failure,
+    other_environment,
+    why_not_refreshed,
+)
 
-ENVIRONMENTS = ("sandbox", "production")
 REAUTH = "sidequest reauth-qb"
 KIND_OF_COMPANY = {"sandbox": "test (sandbox)", "production": "real (production)"}
 
@@ -72,14 +78,7 @@ def check(ctx: Context) -> Finding:
     access_token = fresh_access_token(ctx)
     realm = ctx.env("QB_REALM_ID") or ""
     if access_token is None or not (realm.isascii() and realm.isdigit()):
-        refresh = ctx.results.get("refresh-chain")
-        why = (
-            "QB_REALM_ID is not usable (see realm-match)"
-            if access_token is not None
-            else f"refresh-chain did not renew the connection ({refresh.status})"
-            if refresh
-            else "refresh-chain did not run"
-        )
+        why = "QB_REALM_ID is not usable (see realm-match)" if access_token is not None else why_not_refreshed(ctx)
         return Finding(
             "ok",
             f"QB_ENVIRONMENT is {configured}; QuickBooks could not be asked to confirm it because {why}.",
@@ -109,7 +108,7 @@ def check(ctx: Context) -> Finding:
             )
         return lookup_failure(here, f"the {configured} company")
 
-    other = "production" if configured == "sandbox" else "sandbox"
+    other = other_environment(configured)
     there = company_lookup(ctx, access_token, realm, other)
     details = [f"QuickBooks' answer in {configured}: {here}."]
     if not isinstance(there, IntuitError):

@@ -5,93 +5,18 @@ pasting another company's ID into `.env`. Intuit then accepts the refresh and re
 API call with a bare "General Authentication Error" (401 code 100, INTUIT.md §3.3) — which
 reads like an expired login. This probe checks what it can offline (the ID's shape, the realm
 recorded at consent) and, when refresh-chain left a fresh access token, asks QuickBooks for
-the company itself. The company lookup is shared with environment-match (`company_lookup`), so
-one run asks QuickBooks at most once per environment.
+the company itself. The company lookup (doctor/token_chain.py) is shared with
+environment-match, so one run asks QuickBooks at most once per environment.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING, Union
-
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
-from probes.refresh_chain import fresh_access_token, record_server_date
-
-if TYPE_CHECKING:  # pragma: no cover
-    from doctor.intuit.client import CompanyInfo, IntuitError
-
-    Lookup = Union[CompanyInfo, IntuitError]
+from doctor.token_chain import ENV_KINDS, company_lookup, fresh_access_token, lookup_failure, why_not_refreshed
 
 REAUTH = "sidequest reauth-qb"
-SHARED_COMPANY = "company_info"  # (environment, realm) -> CompanyInfo | IntuitError
-ENV_KINDS = frozenset({"wrong_environment", "wrong_cluster"})
-_lookup_lock = threading.Lock()
-
-
-def company_lookup(ctx: Context, access_token: str, realm_id: str, environment: str) -> Lookup:
-    """QuickBooks' CompanyInfo for (realm, environment), or the IntuitError it answered; asked once per run."""
-    from doctor.intuit.client import IntuitError
-
-    key = (environment, realm_id)
-    # Held across the call on purpose: a second asker for the same key waits for the answer
-    # instead of sending the same request again.
-    with _lookup_lock:
-        cache = ctx.shared.setdefault(SHARED_COMPANY, {})
-        if key in cache:
-            return cache[key]
-        try:
-            outcome: Lookup = ctx.intuit.company_info(access_token, realm_id, environment)
-        except IntuitError as exc:
-            outcome = exc
-        cache[key] = outcome
-    record_server_date(ctx, outcome.server_date, f"companyinfo ({environment})")
-    return outcome
-
-
-def lookup_failure(exc: IntuitError, what: str) -> Finding:
-    """A company lookup failure that is neither a wrong company nor a wrong environment."""
-    facts = {"error_kind": exc.kind, "http_status": exc.status, "intuit_tid": exc.intuit_tid}
-    details = [f"QuickBooks' answer: {exc}."]
-    if exc.kind == "access_lost":
-        return Finding(
-            "fail",
-            f"QuickBooks says the person who connected SideQuest no longer has access to {what}.",
-            details=details + ["An administrator of the QuickBooks company must connect SideQuest again."],
-            facts=facts,
-            cause="app_disconnected",
-            remediation=Remediation(f"Ask a QuickBooks administrator to run `{REAUTH}`.", (REAUTH,)),
-        )
-    if exc.kind == "token_rejected":
-        return Finding(
-            "fail",
-            f"QuickBooks refused the connection it had just renewed when asked about {what}: it was most likely "
-            "disconnected a moment ago.",
-            details=details,
-            facts=facts,
-            cause="app_disconnected",
-            remediation=Remediation(f"Run `{REAUTH}` to connect again.", (REAUTH,)),
-        )
-    if exc.kind in ("network", "timeout"):
-        return Finding(
-            "fail",
-            f"Could not reach QuickBooks to look up {what}.",
-            details=details,
-            facts=facts,
-            cause="network_unreachable",
-        )
-    if exc.kind in ("server_error", "bad_response") or exc.status == 429:
-        return Finding(
-            "fail",
-            f"QuickBooks answered with an error while looking up {what}; this is on Intuit's side.",
-            details=details,
-            facts=facts,
-            cause="intuit_unavailable",
-        )
-    return Finding(
-        "fail", f"QuickBooks refused to look up {what}: {exc}.", details=details, facts=facts, cause="unknown"
-    )
 
 
 def check(ctx: Context) -> Finding:
@@ -135,13 +60,10 @@ def check(ctx: Context) -> Finding:
         return Finding("ok", f"QB_REALM_ID {realm} looks right (offline: not confirmed with QuickBooks).", facts=facts)
     access_token = fresh_access_token(ctx)
     if access_token is None:
-        refresh = ctx.results.get("refresh-chain")
-        why = (
-            f"refresh-chain did not renew the connection ({refresh.status})" if refresh else "refresh-chain did not run"
-        )
         return Finding(
             "ok",
-            f"QB_REALM_ID {realm} looks right; QuickBooks could not be asked to confirm it because {why}.",
+            f"QB_REALM_ID {realm} looks right; QuickBooks could not be asked to confirm it because "
+            f"{why_not_refreshed(ctx)}.",
             facts=facts,
         )
     if environment not in ("sandbox", "production"):

@@ -3,21 +3,17 @@
 Only a refresh proves the chain is alive, and a refresh can rotate the token, so it is done
 exactly once per run, through the same locked token store the connector uses: the new token
 is in `.env` before the lock is released and the chain stays intact (DESIGN.md §5, §9a).
-The fresh access token is handed to realm-match and environment-match through `ctx.shared`.
+The result (and its fresh access token) is a typed fact of the run (`ctx.run_facts.refresh`),
+which token-age, realm-match and environment-match read.
 
 Intuit answers every dead chain with the same `invalid_grant` (INTUIT.md §3.1), so this
 module tells the situations apart from what this computer knows: the recorded (or estimated)
 deadlines, where the chain was minted, and when `.env` was last refreshed.
-
-Also here: the small `clock-skew` probe, because the dates the chain's verdicts rest on are
-only as good as this computer's clock, and Intuit's `Date` header is the one outside clock the
-doctor sees.
 """
 
 from __future__ import annotations
 
-import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from doctor.context import Context
@@ -25,7 +21,7 @@ from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
 from doctor.redaction import redacted_form
 from doctor.store.lock_records import format_timestamp, parse_timestamp
-from probes.token_age import LIMIT_HARD, describe_limit, expiry_status
+from doctor.token_chain import LIMIT_HARD, clock_skew_line, describe_limit, expiry_status, record_server_date
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.intuit.client import IntuitError
@@ -34,25 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
 REAUTH = "sidequest reauth-qb"
 # Intuit replaces the refresh token every 24-26 h (INTUIT.md §2.3).
 ROTATION_WINDOW = timedelta(hours=26)
-CLOCK_SKEW_LIMIT = timedelta(minutes=5)
-
-SHARED_RESULT = "refresh_chain.result"
-SHARED_ACCESS_TOKEN = "refresh_chain.access_token"
-SHARED_SERVER_DATES = "intuit.server_dates"
-_shared_lock = threading.Lock()
-
-
-def fresh_access_token(ctx: Context) -> str | None:
-    """The access token this run's refresh produced, or None when there was no refresh."""
-    return ctx.shared.get(SHARED_ACCESS_TOKEN)
-
-
-def record_server_date(ctx: Context, server_date: datetime | None, where: str) -> None:
-    """Remember Intuit's clock (from a `Date` header) next to ours, for the clock-skew probe."""
-    if server_date is None:
-        return
-    with _shared_lock:
-        ctx.shared.setdefault(SHARED_SERVER_DATES, []).append((where, server_date, ctx.now()))
 
 
 def check(ctx: Context) -> Finding:
@@ -83,9 +60,7 @@ def check(ctx: Context) -> Finding:
         record_server_date(ctx, exc.server_date, "refresh")
         return _intuit_failure(ctx, exc, before)
 
-    with _shared_lock:
-        ctx.shared[SHARED_RESULT] = result
-        ctx.shared[SHARED_ACCESS_TOKEN] = result.access_token
+    ctx.run_facts.record_refresh(result)
     return _success(ctx, result)
 
 
@@ -121,8 +96,7 @@ def _success(ctx: Context, result: RefreshResult) -> Finding:
     sentence = (
         f"Refreshed the QuickBooks connection once through the locked token store; {change}, so the chain is intact."
     )
-    with _shared_lock:
-        ctx.notes.append(sentence)
+    ctx.add_note(sentence)
     details = []
     if result.expires_at is not None:
         details.append(f"Intuit extended the 100-day limit to {result.expires_at:%Y-%m-%d}.")
@@ -312,51 +286,6 @@ def _disconnected_or_superseded(before: _ChainState) -> tuple[str, str]:
     )
 
 
-# ------------------------------------------------------------------------------ clock-skew
-
-
-def clock_skew_line(server_date: datetime | None, local: datetime) -> str | None:
-    """One sentence when Intuit's clock and this computer's differ by more than 5 minutes."""
-    if server_date is None:
-        return None
-    skew = local - server_date
-    if abs(skew) <= CLOCK_SKEW_LIMIT:
-        return None
-    direction = "ahead of" if skew > timedelta(0) else "behind"
-    minutes = int(abs(skew).total_seconds() // 60)
-    return (
-        f"This computer's clock is {_duration(minutes)} {direction} Intuit's; expiry dates computed here "
-        "are off by as much. Turn on automatic date and time in the system settings."
-    )
-
-
-def _duration(minutes: int) -> str:
-    if minutes >= 2 * 24 * 60:
-        return f"{minutes // (24 * 60)} days"
-    if minutes >= 120:
-        return f"{minutes // 60} hours"
-    return f"{minutes} minutes"
-
-
-def check_clock(ctx: Context) -> Finding:
-    with _shared_lock:
-        seen = list(ctx.shared.get(SHARED_SERVER_DATES, ()))
-    if not seen:
-        return Finding("skip", "No answer from Intuit in this run carried its clock, so the clock was not compared.")
-    where, server_date, local = seen[-1]
-    skew_seconds = int((local - server_date).total_seconds())
-    facts = {"skew_seconds": skew_seconds, "intuit_date": format_timestamp(server_date), "compared_on": where}
-    line = clock_skew_line(server_date, local)
-    if line:
-        return Finding(
-            "warn",
-            line,
-            facts=facts,
-            remediation=Remediation("Set the computer's date and time to update automatically."),
-        )
-    return Finding("ok", "This computer's clock agrees with Intuit's (within 5 minutes).", facts=facts)
-
-
 PROBE = Probe(
     id="refresh-chain",
     title="QuickBooks connection refresh",
@@ -370,16 +299,7 @@ PROBE = Probe(
     timeout=18.0,
 )
 
-CLOCK_SKEW_PROBE = Probe(
-    id="clock-skew",
-    title="This computer's clock",
-    category="token",
-    run=check_clock,
-    runs_after=("refresh-chain", "realm-match", "environment-match"),
-    timeout=2.0,
-)
-
 
 @hookimpl
 def sidequest_probes():
-    return [PROBE, CLOCK_SKEW_PROBE]
+    return [PROBE]

@@ -23,8 +23,8 @@ from doctor.intuit.client import IntuitClient
 from doctor.plugins import build_plugins
 from doctor.session import execute
 from doctor.store.token_store import TokenStore
+from doctor.token_chain import expiry_status
 from probes import refresh_chain
-from probes.token_age import expiry_status
 from tests.support.chain_support import (
     OTHER_REALM_ID,
     issued_secrets,
@@ -174,7 +174,7 @@ def test_refresh_hands_the_access_token_on_and_records_the_rotation(tmp_path, fa
     assert refresh.facts["previous_refresh_token"] == f"RT…{first[-4:]}"
     assert f"RT…{current[-4:]}" in refresh.summary and "new token" in refresh.summary
     assert doctor_run.report.notes == [refresh.summary]
-    assert ctx.shared["refresh_chain.access_token"]
+    assert ctx.run_facts.access_token
     assert fake_intuit.refresh_count == 1
     # token-age waited for the refresh and reports Intuit's fresh deadline, not the old one.
     age = result(doctor_run, "token-age")
