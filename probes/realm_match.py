@@ -11,99 +11,193 @@ environment-match, so one run asks QuickBooks at most once per environment.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Union
+
+from doctor.advice import REAUTH, reauth_remediation
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
-from doctor.model import Finding, Probe, Remediation
-from doctor.token_chain import ENV_KINDS, company_lookup, fresh_access_token, lookup_failure, why_not_refreshed
+from doctor.model import Finding, Probe
+from doctor.situations import first_finding
+from doctor.token_chain import (
+    ENV_KINDS,
+    ENVIRONMENTS,
+    company_lookup,
+    fresh_access_token,
+    lookup_failure,
+    why_not_refreshed,
+)
 
-REAUTH = "sidequest reauth-qb"
+if TYPE_CHECKING:  # pragma: no cover
+    from doctor.intuit.client import CompanyInfo, IntuitError
+
+    Lookup = Union[CompanyInfo, IntuitError]
+
+
+class _Reading:
+    """The company ID as `.env` has it, and (once asked) QuickBooks' answer about it."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.realm = ctx.env("QB_REALM_ID") or ""
+        self.token_realm = ctx.env("QB_TOKEN_REALM_ID")
+        self.environment = (ctx.env("QB_ENVIRONMENT") or "").lower()
+        self.facts: dict[str, object] = {
+            "realm_id": self.realm or None,
+            "token_realm_id": self.token_realm,
+            "environment": self.environment,
+        }
+        self.access_token = fresh_access_token(ctx)
+        self.answer: Lookup | None = None  # set by ask_quickbooks
+        self.refused: IntuitError | None = None
+
+
+# -- what .env alone shows
+
+
+def realm_missing(r: _Reading) -> Finding | None:
+    if r.realm:
+        return None
+    return Finding(
+        "fail",
+        "QB_REALM_ID (the QuickBooks company ID) is missing from .env.",
+        facts=r.facts,
+        cause="not_configured",
+        remediation=reauth_remediation(f"Run `{REAUTH}`; it saves the company ID for you."),
+    )
+
+
+def realm_not_digits(r: _Reading) -> Finding | None:
+    if r.realm.isascii() and r.realm.isdigit():
+        return None
+    return Finding(
+        "fail",
+        "QB_REALM_ID in .env is not a QuickBooks company ID: it must be digits only "
+        f"({len(r.realm)} characters found, not all digits).",
+        details=["A company name, spaces or quotes pasted into the value give this."],
+        facts=r.facts,
+        cause="not_configured",
+        remediation=reauth_remediation(f"Run `{REAUTH}`; it saves the right company ID for you."),
+    )
+
+
+def minted_for_other_company(r: _Reading) -> Finding | None:
+    if not r.token_realm or r.token_realm == r.realm:
+        return None
+    return Finding(
+        "fail",
+        f"QB_REALM_ID is {r.realm}, but the saved connection was made for company {r.token_realm}.",
+        details=["The connection only works for the company it was made for."],
+        facts=r.facts,
+        cause="realm_mismatch",
+        remediation=reauth_remediation(
+            f"Set QB_REALM_ID={r.token_realm} in .env again, or run `{REAUTH}` and pick company {r.realm}."
+        ),
+    )
+
+
+# -- why QuickBooks cannot be asked
+
+
+def offline(r: _Reading) -> Finding | None:
+    if not r.ctx.offline:
+        return None
+    return Finding("ok", f"QB_REALM_ID {r.realm} looks right (offline: not confirmed with QuickBooks).", facts=r.facts)
+
+
+def no_fresh_access_token(r: _Reading) -> Finding | None:
+    if r.access_token is not None:
+        return None
+    return Finding(
+        "ok",
+        f"QB_REALM_ID {r.realm} looks right; QuickBooks could not be asked to confirm it because "
+        f"{why_not_refreshed(r.ctx)}.",
+        facts=r.facts,
+    )
+
+
+def environment_unknown(r: _Reading) -> Finding | None:
+    if r.environment in ENVIRONMENTS:
+        return None
+    return Finding(
+        "ok", f"QB_REALM_ID {r.realm} looks right; the environment is environment-match's finding.", facts=r.facts
+    )
+
+
+# -- what QuickBooks says
+
+
+def ask_quickbooks(r: _Reading) -> None:
+    """Asks for the company (once per run, shared with environment-match); never decides."""
+    from doctor.intuit.client import IntuitError
+
+    r.answer = company_lookup(r.ctx, r.access_token, r.realm, r.environment)
+    if isinstance(r.answer, IntuitError):
+        r.refused = r.answer
+        r.facts.update(
+            {"error_kind": r.refused.kind, "http_status": r.refused.status, "intuit_tid": r.refused.intuit_tid}
+        )
+
+
+def confirmed(r: _Reading) -> Finding | None:
+    if r.refused is not None:
+        return None
+    r.facts["company_name"] = r.answer.company_name
+    r.facts["intuit_tid"] = r.answer.intuit_tid
+    name = f"“{r.answer.company_name}”" if r.answer.company_name else "the company"
+    return Finding("ok", f"QuickBooks confirms {name} (company {r.realm}) in {r.environment}.", facts=r.facts)
+
+
+def another_company(r: _Reading) -> Finding | None:
+    if r.refused.kind != "wrong_realm":
+        return None
+    made_for = f" (it was made for company {r.token_realm})" if r.token_realm else ""
+    return Finding(
+        "fail",
+        f"QuickBooks says the just-renewed connection does not belong to company {r.realm} (QB_REALM_ID){made_for}.",
+        details=[
+            f"QuickBooks' answer: {r.refused}.",
+            "The connection works only for the company chosen when it was made; QB_REALM_ID names another one.",
+        ],
+        facts=r.facts,
+        cause="realm_mismatch",
+        remediation=reauth_remediation(f"Run `{REAUTH}` and pick the company you use; it saves that company's ID."),
+    )
+
+
+def refused_in_this_environment(r: _Reading) -> Finding | None:
+    if r.refused.kind not in ENV_KINDS:
+        return None
+    return Finding(
+        "warn",
+        f"Could not confirm company {r.realm}: QuickBooks refused the connection in {r.environment}; "
+        "see environment-match.",
+        details=[f"QuickBooks' answer: {r.refused}."],
+        facts=r.facts,
+    )
+
+
+def lookup_failed(r: _Reading) -> Finding:
+    return lookup_failure(r.refused, f"company {r.realm}")
+
+
+# Tried in order; the first finding is the verdict (doctor/situations.py).
+SITUATIONS = (
+    realm_missing,
+    realm_not_digits,
+    minted_for_other_company,
+    offline,
+    no_fresh_access_token,
+    environment_unknown,
+    ask_quickbooks,
+    confirmed,
+    another_company,
+    refused_in_this_environment,
+    lookup_failed,
+)
 
 
 def check(ctx: Context) -> Finding:
-    realm = ctx.env("QB_REALM_ID") or ""
-    token_realm = ctx.env("QB_TOKEN_REALM_ID")
-    environment = (ctx.env("QB_ENVIRONMENT") or "").lower()
-    facts: dict[str, object] = {"realm_id": realm or None, "token_realm_id": token_realm, "environment": environment}
-
-    if not realm:
-        return Finding(
-            "fail",
-            "QB_REALM_ID (the QuickBooks company ID) is missing from .env.",
-            facts=facts,
-            cause="not_configured",
-            remediation=Remediation(f"Run `{REAUTH}`; it saves the company ID for you.", (REAUTH,)),
-        )
-    if not (realm.isascii() and realm.isdigit()):
-        return Finding(
-            "fail",
-            "QB_REALM_ID in .env is not a QuickBooks company ID: it must be digits only "
-            f"({len(realm)} characters found, not all digits).",
-            details=["A company name, spaces or quotes pasted into the value give this."],
-            facts=facts,
-            cause="not_configured",
-            remediation=Remediation(f"Run `{REAUTH}`; it saves the right company ID for you.", (REAUTH,)),
-        )
-    if token_realm and token_realm != realm:
-        return Finding(
-            "fail",
-            f"QB_REALM_ID is {realm}, but the saved connection was made for company {token_realm}.",
-            details=["The connection only works for the company it was made for."],
-            facts=facts,
-            cause="realm_mismatch",
-            remediation=Remediation(
-                f"Set QB_REALM_ID={token_realm} in .env again, or run `{REAUTH}` and pick company {realm}.",
-                (REAUTH,),
-            ),
-        )
-
-    if ctx.offline:
-        return Finding("ok", f"QB_REALM_ID {realm} looks right (offline: not confirmed with QuickBooks).", facts=facts)
-    access_token = fresh_access_token(ctx)
-    if access_token is None:
-        return Finding(
-            "ok",
-            f"QB_REALM_ID {realm} looks right; QuickBooks could not be asked to confirm it because "
-            f"{why_not_refreshed(ctx)}.",
-            facts=facts,
-        )
-    if environment not in ("sandbox", "production"):
-        return Finding(
-            "ok", f"QB_REALM_ID {realm} looks right; the environment is environment-match's finding.", facts=facts
-        )
-
-    outcome = company_lookup(ctx, access_token, realm, environment)
-    from doctor.intuit.client import IntuitError
-
-    if not isinstance(outcome, IntuitError):
-        facts["company_name"] = outcome.company_name
-        facts["intuit_tid"] = outcome.intuit_tid
-        name = f"“{outcome.company_name}”" if outcome.company_name else "the company"
-        return Finding("ok", f"QuickBooks confirms {name} (company {realm}) in {environment}.", facts=facts)
-    facts.update({"error_kind": outcome.kind, "http_status": outcome.status, "intuit_tid": outcome.intuit_tid})
-    if outcome.kind == "wrong_realm":
-        made_for = f" (it was made for company {token_realm})" if token_realm else ""
-        return Finding(
-            "fail",
-            f"QuickBooks says the just-renewed connection does not belong to company {realm} (QB_REALM_ID){made_for}.",
-            details=[
-                f"QuickBooks' answer: {outcome}.",
-                "The connection works only for the company chosen when it was made; QB_REALM_ID names another one.",
-            ],
-            facts=facts,
-            cause="realm_mismatch",
-            remediation=Remediation(
-                f"Run `{REAUTH}` and pick the company you use; it saves that company's ID.", (REAUTH,)
-            ),
-        )
-    if outcome.kind in ENV_KINDS:
-        return Finding(
-            "warn",
-            f"Could not confirm company {realm}: QuickBooks refused the connection in {environment}; "
-            "see environment-match.",
-            details=[f"QuickBooks' answer: {outcome}."],
-            facts=facts,
-        )
-    return lookup_failure(outcome, f"company {realm}")
+    return first_finding(SITUATIONS, _Reading(ctx))
 
 
 PROBE = Probe(

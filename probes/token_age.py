@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from doctor.advice import DOCTOR, REAUTH, REAUTH_AGAIN, REFRESH
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
+from doctor.situations import first_finding
 from doctor.token_chain import (
     BASIS_FILE_DATE,
     BASIS_LAST_REFRESH,
@@ -28,104 +30,138 @@ from doctor.token_chain import (
 )
 
 WARN_WITHIN = timedelta(days=14)
-REAUTH = "sidequest reauth-qb"
-REFRESH = "sidequest refresh-qb"
 
 
-def check(ctx: Context) -> Finding:
-    status = status_after_refresh(ctx) or expiry_status(ctx)
-    facts = status.facts()
-    details = list(status.notes)
-    rolling, hard = status.rolling_expires_at, status.hard_expires_at
+class _Reading:
+    """The deadlines token-age judges (Intuit's fresh ones after a refresh, else `.env`'s)."""
 
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.status = status_after_refresh(ctx) or expiry_status(ctx)
+        self.facts = self.status.facts()
+        self.details = list(self.status.notes)
+
+
+def where_the_dates_come_from(r: _Reading) -> None:
+    """Notes the source of the deadlines and the five-year limit; never decides."""
+    status = r.status
     if status.basis == BASIS_THIS_RUN:
-        details.append("These dates come from Intuit's answer to the refresh the doctor just made.")
+        r.details.append("These dates come from Intuit's answer to the refresh the doctor just made.")
     elif status.basis == BASIS_LAST_REFRESH:
-        details.append("Estimated from the last refresh recorded in .env (QB_TOKEN_REFRESHED_AT) plus 100 days.")
+        r.details.append("Estimated from the last refresh recorded in .env (QB_TOKEN_REFRESHED_AT) plus 100 days.")
     elif status.basis == BASIS_FILE_DATE:
-        details.append(
+        r.details.append(
             "This .env was written by an older connector that does not record dates, so the deadline is an "
             "ESTIMATE from the file's last change plus 100 days; the next refresh records the real one."
         )
-    if hard is None:
-        details.append("The five-year limit is unknown until the next refresh records it.")
+    if status.hard_expires_at is None:
+        r.details.append("The five-year limit is unknown until the next refresh records it.")
     else:
-        details.append(f"Five-year limit: {_day(hard)}.")
+        r.details.append(f"Five-year limit: {_day(status.hard_expires_at)}.")
 
-    limit = status.expired_limit()
-    if limit is not None:
-        when = hard if limit == LIMIT_HARD else rolling
-        if status.estimated:
-            # An estimate never fails on its own: the live refresh (refresh-chain) gives the verdict.
-            refresh = ctx.results.get("refresh-chain")
-            if refresh is not None and refresh.cause == "refresh_token_expired":
-                confirm, remediation = (
-                    "Intuit confirmed it (see refresh-chain).",
-                    Remediation(f"Run `{REAUTH}` to connect QuickBooks again.", (REAUTH,)),
-                )
-            elif ctx.offline or refresh is None:
-                confirm, remediation = (
-                    "Run the doctor online to confirm.",
-                    Remediation(
-                        f"Run `sidequest doctor` without --offline to confirm; if it is expired, run `{REAUTH}`.",
-                        ("sidequest doctor",),
-                    ),
-                )
-            else:
-                confirm, remediation = "The live check (refresh-chain) gives the verdict.", None
-            return Finding(
-                "warn",
-                f"The QuickBooks connection has probably expired: by this estimate it ended on {_day(when)}. "
-                + confirm,
-                details=details,
-                facts=facts,
-                remediation=remediation,
-            )
-        return Finding(
-            "fail",
-            f"The QuickBooks connection expired on {_day(when)}: {describe_limit(limit)} has passed.",
-            details=details,
-            facts=facts,
-            cause="refresh_token_expired",
-            remediation=Remediation(f"Run `{REAUTH}` to connect QuickBooks again.", (REAUTH,)),
+
+def estimate_past_its_date(r: _Reading) -> Finding | None:
+    """An estimate never fails on its own: the live refresh (refresh-chain) gives the verdict."""
+    limit = r.status.expired_limit()
+    if limit is None or not r.status.estimated:
+        return None
+    refresh = r.ctx.results.get("refresh-chain")
+    if refresh is not None and refresh.cause == "refresh_token_expired":
+        confirm, remediation = "Intuit confirmed it (see refresh-chain).", Remediation(REAUTH_AGAIN, (REAUTH,))
+    elif r.ctx.offline or refresh is None:
+        confirm, remediation = (
+            "Run the doctor online to confirm.",
+            Remediation(
+                f"Run `{DOCTOR}` without --offline to confirm; if it is expired, run `{REAUTH}`.",
+                (DOCTOR,),
+            ),
         )
+    else:
+        confirm, remediation = "The live check (refresh-chain) gives the verdict.", None
+    return Finding(
+        "warn",
+        f"The QuickBooks connection has probably expired: by this estimate it ended on "
+        f"{_day(r.status.expired_on(limit))}. " + confirm,
+        details=r.details,
+        facts=r.facts,
+        remediation=remediation,
+    )
 
+
+def expired(r: _Reading) -> Finding | None:
+    limit = r.status.expired_limit()
+    if limit is None:
+        return None
+    return Finding(
+        "fail",
+        f"The QuickBooks connection expired on {_day(r.status.expired_on(limit))}: {describe_limit(limit)} has passed.",
+        details=r.details,
+        facts=r.facts,
+        cause="refresh_token_expired",
+        remediation=Remediation(REAUTH_AGAIN, (REAUTH,)),
+    )
+
+
+def ends_within_two_weeks(r: _Reading) -> Finding | None:
+    status = r.status
     first = status.first_deadline()
-    if first is not None and first[1] - status.now <= WARN_WITHIN:
-        first_limit, when = first
-        days = status.days_left
-        if first_limit == LIMIT_HARD:
-            summary = (
-                f"The QuickBooks connection reaches Intuit's five-year limit on {_day(when)} (in {days} days); "
-                "after that you must connect again."
-            )
-            remediation = Remediation(f"Before {_day(when)}, run `{REAUTH}` to start a new connection.", (REAUTH,))
-        else:
-            estimate = " (estimated)" if status.estimated else ""
-            summary = (
-                f"The QuickBooks connection ends on {_day(when)}{estimate} (in {days} days) unless it is used "
-                "before then."
-            )
-            remediation = Remediation(
-                f"Run `{REFRESH}` now (it renews the 100-day limit), and let it run regularly from cron or launchd.",
-                (REFRESH,),
-                safe_to_automate=False,
-            )
-        return Finding("warn", summary, details=details, facts=facts, remediation=remediation)
+    if first is None or first[1] - status.now > WARN_WITHIN:
+        return None
+    first_limit, when = first
+    days = status.days_left
+    if first_limit == LIMIT_HARD:
+        summary = (
+            f"The QuickBooks connection reaches Intuit's five-year limit on {_day(when)} (in {days} days); "
+            "after that you must connect again."
+        )
+        remediation = Remediation(f"Before {_day(when)}, run `{REAUTH}` to start a new connection.", (REAUTH,))
+    else:
+        estimate = " (estimated)" if status.estimated else ""
+        summary = (
+            f"The QuickBooks connection ends on {_day(when)}{estimate} (in {days} days) unless it is used before then."
+        )
+        remediation = Remediation(
+            f"Run `{REFRESH}` now (it renews the 100-day limit), and let it run regularly from cron or launchd.",
+            (REFRESH,),
+            safe_to_automate=False,
+        )
+    return Finding("warn", summary, details=r.details, facts=r.facts, remediation=remediation)
 
-    if rolling is None:
-        return Finding("ok", "No expiry date is known for the QuickBooks connection.", details=details, facts=facts)
-    estimate = " (estimated)" if status.estimated else ""
-    refresh = ctx.results.get("refresh-chain")
+
+def no_deadline_known(r: _Reading) -> Finding | None:
+    if r.status.rolling_expires_at is not None:
+        return None
+    return Finding("ok", "No expiry date is known for the QuickBooks connection.", details=r.details, facts=r.facts)
+
+
+def good_until(r: _Reading) -> Finding:
+    rolling = r.status.rolling_expires_at
+    estimate = " (estimated)" if r.status.estimated else ""
+    refresh = r.ctx.results.get("refresh-chain")
     # Dates cannot vouch for a chain Intuit just refused for another reason: say what they cover.
     lead = "By its dates, the" if refresh is not None and refresh.is_problem else "The"
     return Finding(
         "ok",
         f"{lead} QuickBooks connection is good until {_day(rolling)}{estimate} "
-        f"(in {whole_days(rolling - status.now)} days), and each use extends it.",
-        details=details,
-        facts=facts,
+        f"(in {whole_days(rolling - r.status.now)} days), and each use extends it.",
+        details=r.details,
+        facts=r.facts,
     )
+
+
+# Tried in order; the first finding is the verdict (doctor/situations.py).
+SITUATIONS = (
+    where_the_dates_come_from,
+    estimate_past_its_date,
+    expired,
+    ends_within_two_weeks,
+    no_deadline_known,
+    good_until,
+)
+
+
+def check(ctx: Context) -> Finding:
+    return first_finding(SITUATIONS, _Reading(ctx))
 
 
 def _day(moment: datetime | None) -> str:
