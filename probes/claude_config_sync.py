@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from doctor.advice import EDIT_CONFIG, FIX, QUIT_AND_REOPEN, REAUTH
 from doctor.claude_desktop.config import (
     CONNECTOR_NAME,
     SYNCED_KEYS,
@@ -42,13 +43,6 @@ from doctor.model import Finding, Fixer, Probe, Remediation
 from doctor.situations import first_finding
 from doctor.store.env_file import EnvFileError, read_env_file
 
-FIX = "sidequest doctor --fix"
-REAUTH = "sidequest reauth-qb"
-QUIT_AND_REOPEN = (
-    "Quit Claude Desktop completely and open it again (macOS: Cmd+Q; Windows: right-click the "
-    "Claude icon in the tray and choose Quit), so it loads the new settings."
-)
-EDIT_CONFIG = "Open Claude Desktop → Settings → Developer → Edit Config"
 # Keys compared for a mismatch; the token is handled on its own (see the module docstring).
 _IDENTITY_KEYS = ("QB_REALM_ID", "QB_ENVIRONMENT")
 
@@ -65,7 +59,7 @@ def entry_example(ctx: Context) -> str:
     env = {
         "QB_REALM_ID": ctx.env("QB_REALM_ID") or "<your company ID>",
         "QB_ENVIRONMENT": ctx.env("QB_ENVIRONMENT") or "production",
-        "QB_REFRESH_TOKEN": "<copied for you by sidequest reauth-qb>",
+        "QB_REFRESH_TOKEN": f"<copied for you by {REAUTH}>",
     }
     example = {
         "mcpServers": {
