@@ -6,6 +6,10 @@ The Context is built once per run by the CLI or `run_doctor`. Expensive or risky
 run never imports httpx and a probe that does not need the Claude config never parses it.
 Every secret value the Context loads or that a service obtains is known to it, so the
 redactor can hide it from every output.
+
+What one probe learns that another needs (the refresh's result, Intuit's clock, the company
+lookups) is a typed attribute of `RunFacts` (`ctx.run_facts`), guarded by that run's own lock,
+rather than a string key in a dict: a probe reads a fact, never another probe's module.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 from doctor.claude_desktop.paths import resolve_claude_config  # noqa: F401 - re-exported
 from doctor.store.home import DEFAULT_HOME_NAME, HOME_ENV, resolve_home  # noqa: F401 - re-exported
@@ -24,9 +28,13 @@ from doctor.values import Value
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.claude_desktop.config import ClaudeConfig
     from doctor.intuit.client import IntuitClient
+    from doctor.intuit.errors import IntuitError
+    from doctor.intuit.responses import CompanyInfo
     from doctor.model import ProbeResult
     from doctor.store.env_file import EnvFile
-    from doctor.store.token_store import TokenStore
+    from doctor.store.token_store import RefreshResult, TokenStore
+
+    CompanyLookup = Union[CompanyInfo, IntuitError]
 
 CLAUDE_CONFIG_ENV = "SIDEQUEST_CLAUDE_CONFIG"
 
@@ -50,6 +58,103 @@ class Loaded(Value):
     def __init__(self, value: Any = None, error: Exception | None = None) -> None:
         self.value = value
         self.error = error
+
+
+class ServerDate(Value):
+    """Intuit's clock (an answer's `Date` header) next to this computer's at that moment."""
+
+    __slots__ = ("where", "server_date", "local")
+
+    def __init__(self, where: str, server_date: datetime, local: datetime) -> None:
+        self.where = where
+        self.server_date = server_date
+        self.local = local
+
+
+class _Pending:
+    """One company lookup: asked once; every other asker waits for the same answer."""
+
+    __slots__ = ("done", "outcome", "crash")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome: Any = None
+        self.crash: BaseException | None = None
+
+
+class RunFacts:
+    """What probes learn during one run that other probes use, as typed attributes.
+
+    One per Context, with its own lock: nothing here outlives the run or is shared between
+    runs (two `run_doctor` calls in one process never see each other's facts).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refresh: RefreshResult | None = None
+        self._server_dates: list[ServerDate] = []
+        self._company: dict[tuple[str, str], _Pending] = {}
+
+    @property
+    def refresh(self) -> RefreshResult | None:
+        """This run's one refresh through the token store, when it succeeded (refresh-chain)."""
+        with self._lock:
+            return self._refresh
+
+    @property
+    def access_token(self) -> str | None:
+        """The fresh access token of this run's refresh, or None when there was no refresh."""
+        refresh = self.refresh
+        return refresh.access_token if refresh is not None else None
+
+    def record_refresh(self, result: RefreshResult) -> None:
+        with self._lock:
+            self._refresh = result
+
+    def record_server_date(self, where: str, server_date: datetime, local: datetime) -> None:
+        with self._lock:
+            self._server_dates.append(ServerDate(where, server_date, local))
+
+    @property
+    def server_dates(self) -> tuple[ServerDate, ...]:
+        """Every Intuit clock reading of this run, in the order the probes took them."""
+        with self._lock:
+            return tuple(self._server_dates)
+
+    def company_lookup(self, environment: str, realm_id: str, ask: Callable[[], CompanyLookup]) -> CompanyLookup:
+        """The answer for (environment, realm): `ask()` runs once per run; a second asker waits for it."""
+        pending, mine = self._claim(environment, realm_id)
+        if mine:
+            self._settle(pending, ask)
+        pending.done.wait()
+        if pending.crash is not None:
+            raise pending.crash
+        return pending.outcome
+
+    def start_company_lookup(self, environment: str, realm_id: str, ask: Callable[[], CompanyLookup]) -> None:
+        """Ask for (environment, realm) in the background, unless it was asked already."""
+        pending, mine = self._claim(environment, realm_id)
+        if mine:
+            threading.Thread(
+                target=self._settle, args=(pending, ask), name=f"company-lookup-{environment}", daemon=True
+            ).start()
+
+    def _claim(self, environment: str, realm_id: str) -> tuple[_Pending, bool]:
+        with self._lock:
+            key = (environment, realm_id)
+            if key in self._company:
+                return self._company[key], False
+            pending = self._company[key] = _Pending()
+            return pending, True
+
+    @staticmethod
+    def _settle(pending: _Pending, ask: Callable[[], CompanyLookup]) -> None:
+        try:
+            pending.outcome = ask()
+        except BaseException as exc:  # raised again in each asker, whose probe the runner isolates
+            pending.crash = exc
+        finally:
+            pending.done.set()
 
 
 class Context:
@@ -77,7 +182,7 @@ class Context:
         self.lock_wait = lock_wait
         self.http_timeout = http_timeout
         self.results: dict[str, ProbeResult] = {}
-        self.shared: dict[str, Any] = {}  # per-run scratch space probes hand to their dependents
+        self.run_facts = RunFacts()  # what probes learn in this run that other probes use
         self.notes: list[str] = []  # run-level notes for every output ("refreshed once ...")
         self._lock = threading.RLock()
         self._env: Loaded | None = None
@@ -90,6 +195,11 @@ class Context:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def add_note(self, sentence: str) -> None:
+        """A run-level note every output shows (for example "refreshed once ...")."""
+        with self._lock:
+            self.notes.append(sentence)
 
     def load_env(self) -> Loaded:
         """The parsed `.env` (a `doctor.store.env_file.EnvFile`) or the `EnvFileError` reading it."""

@@ -8,18 +8,15 @@ a business owner, not an engineer.
 
 from __future__ import annotations
 
+from doctor.advice import QUIT_CLAUDE
+from doctor.advice import REAUTH_CLICK_CONNECT as REAUTH
 from doctor.model import CAUSE_ORDER, CAUSES, Diagnosis, ProbeResult
 
-QUIT_CLAUDE = (
-    "Quit Claude Desktop completely (macOS: Cmd+Q; Windows: right-click the Claude icon in the "
-    "tray and choose Quit), then open it again."
-)
 KEEP_ALIVE = (
     "Keep the connection alive: use QuickBooks through Claude at least once a month, or let "
     "`sidequest refresh-qb` run from cron or launchd (see the README)."
 )
 NO_DISCONNECT = "In QuickBooks, don't click Disconnect on the SideQuest app unless you mean to end the connection."
-REAUTH = "Run `sidequest reauth-qb` and click Connect on the QuickBooks page that opens."
 
 HEADLINES: dict[str, str] = {
     "healthy": "QuickBooks is connected and working; nothing needs fixing.",

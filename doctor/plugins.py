@@ -27,6 +27,7 @@ BUILTIN_ORDER = (
     "env_file",
     "token_age",
     "refresh_chain",
+    "clock_skew",
     "realm_match",
     "environment_match",
     "lock_health",

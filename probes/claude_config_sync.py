@@ -25,21 +25,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from doctor.claude_desktop.config import CONNECTOR_NAME, SYNCED_KEYS, ClaudeConfigError, load_claude_config
+from doctor.advice import EDIT_CONFIG, FIX, QUIT_AND_REOPEN, REAUTH
+from doctor.claude_desktop.config import (
+    CONNECTOR_NAME,
+    SYNCED_KEYS,
+    ClaudeConfig,
+    ClaudeConfigError,
+    ConnectorEntry,
+    load_claude_config,
+)
 from doctor.claude_desktop.paths import resolve_command
 from doctor.claude_desktop.processes import count_connector_processes, started_after_config_change
 from doctor.claude_desktop.update import update_connector_env
 from doctor.context import CLAUDE_CONFIG_ENV, Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
+from doctor.situations import first_finding
 from doctor.store.env_file import EnvFileError, read_env_file
 
-FIX_COMMAND = "sidequest doctor --fix"
-QUIT_AND_REOPEN = (
-    "Quit Claude Desktop completely and open it again (macOS: Cmd+Q; Windows: right-click the "
-    "Claude icon in the tray and choose Quit), so it loads the new settings."
-)
-EDIT_CONFIG = "Open Claude Desktop → Settings → Developer → Edit Config"
 # Keys compared for a mismatch; the token is handled on its own (see the module docstring).
 _IDENTITY_KEYS = ("QB_REALM_ID", "QB_ENVIRONMENT")
 
@@ -56,7 +59,7 @@ def entry_example(ctx: Context) -> str:
     env = {
         "QB_REALM_ID": ctx.env("QB_REALM_ID") or "<your company ID>",
         "QB_ENVIRONMENT": ctx.env("QB_ENVIRONMENT") or "production",
-        "QB_REFRESH_TOKEN": "<copied for you by sidequest reauth-qb>",
+        "QB_REFRESH_TOKEN": f"<copied for you by {REAUTH}>",
     }
     example = {
         "mcpServers": {
@@ -70,93 +73,134 @@ def entry_example(ctx: Context) -> str:
     return json.dumps(example, indent=2)
 
 
-def check(ctx: Context) -> Finding:
-    path = ctx.claude_config_path
-    facts: dict[str, Any] = {"path": str(path) if path else None}
-    if path is None:
-        return Finding(
-            "warn",
-            "No Claude Desktop settings file is known on this computer, so it was not checked.",
-            facts=facts,
-            remediation=_point_at_config(),
-        )
-    loaded = ctx.load_claude_config()
-    error: ClaudeConfigError | None = loaded.error
-    if error is not None:
-        facts["reason"] = error.reason
-        if error.reason == "missing":
-            return Finding(
-                "warn",
-                f"Claude Desktop's settings file is not at {path}, so it could not be checked; Claude Desktop "
-                "may not be set up yet, or keeps its settings elsewhere.",
-                facts=facts,
-                remediation=_point_at_config(),
-            )
-        if error.line is not None:
-            facts["line"], facts["column"] = error.line, error.column
-        return Finding(
-            "fail",
-            f"{error.message} Claude Desktop cannot load any connector until this is fixed; "
-            "SideQuest will not change the file.",
-            facts=facts,
-            cause="claude_config_invalid",
-            remediation=Remediation(
-                f"{EDIT_CONFIG}, fix "
-                + (f"line {error.line}, column {error.column}" if error.line else "the file")
-                + f" ({path}), or restore a backup of it (claude_desktop_config.json.sidequest-backup-*).",
-            ),
-        )
-    config = loaded.value
-    facts.update({"bytes": len(config.raw), "bom": config.had_bom})
-    warnings: list[str] = []
-    details: list[str] = []
-    if config.had_bom:
-        warnings.append("the file starts with a byte-order mark (BOM), which some JSON readers reject")
-        details.append(f"{EDIT_CONFIG} and save it as plain UTF-8.")
+class _Reading:
+    """What the situations have learned so far about Claude Desktop's settings in this run."""
 
-    problems = config.schema_problems()
-    if problems:
-        facts["schema_problems"] = problems
-        return Finding(
-            "fail",
-            f"Claude Desktop's settings file has {len(problems)} problem(s) that stop it loading every "
-            f"connector, first: {problems[0]}.",
-            details=problems,
-            facts=facts,
-            cause="claude_config_invalid",
-            remediation=Remediation(
-                f"{EDIT_CONFIG} and fix the place(s) named (every env value must be text in quotes; every "
-                'server needs a "command"). One bad entry breaks them all.'
-            ),
-        )
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.path = ctx.claude_config_path
+        self.facts: dict[str, Any] = {"path": str(self.path) if self.path else None}
+        self.details: list[str] = []
+        self.warnings: list[str] = []
+        self.config: ClaudeConfig | None = None
+        self.entry: ConnectorEntry | None = None
+        self.missing: list[str] = []
+        self.restart = False
 
-    entry = config.connector()
-    if entry is None:
-        return Finding(
-            "fail",
-            f'Claude Desktop\'s settings have no SideQuest connector (mcpServers "{CONNECTOR_NAME}"), '
-            "so Claude never starts it.",
-            details=['Add this inside the settings file (merge into the existing "mcpServers"):', entry_example(ctx)],
-            facts=facts,
-            cause="claude_config_out_of_sync",
-            remediation=Remediation(
-                f'{EDIT_CONFIG} and add the "{CONNECTOR_NAME}" entry shown above, then run '
-                f"`sidequest reauth-qb`, which fills in the connection for you.",
-                ("sidequest reauth-qb",),
-            ),
-        )
-    facts.update({"entry": entry.name, "found_by": entry.found_by, "command": entry.command})
+    @property
+    def error(self) -> ClaudeConfigError | None:
+        return self.ctx.load_claude_config().error
 
-    if entry.command is None:
-        return Finding(
-            "fail",
-            f'The SideQuest entry "{entry.name}" in Claude Desktop\'s settings has no command to start.',
-            facts=facts,
-            cause="claude_config_invalid",
-            remediation=Remediation(f'{EDIT_CONFIG} and set "command" to the connector program\'s full path.'),
-        )
-    resolved = resolve_command(entry.command, ctx.environ)
-    facts["command_resolved"] = resolved
+
+def no_settings_file_known(r: _Reading) -> Finding | None:
+    if r.path is not None:
+        return None
+    return Finding(
+        "warn",
+        "No Claude Desktop settings file is known on this computer, so it was not checked.",
+        facts=r.facts,
+        remediation=_point_at_config(),
+    )
+
+
+def settings_file_missing(r: _Reading) -> Finding | None:
+    if r.error is None or r.error.reason != "missing":
+        return None
+    r.facts["reason"] = r.error.reason
+    return Finding(
+        "warn",
+        f"Claude Desktop's settings file is not at {r.path}, so it could not be checked; Claude Desktop "
+        "may not be set up yet, or keeps its settings elsewhere.",
+        facts=r.facts,
+        remediation=_point_at_config(),
+    )
+
+
+def settings_file_unreadable(r: _Reading) -> Finding | None:
+    error = r.error
+    if error is None:
+        return None
+    r.facts["reason"] = error.reason
+    if error.line is not None:
+        r.facts["line"], r.facts["column"] = error.line, error.column
+    return Finding(
+        "fail",
+        f"{error.message} Claude Desktop cannot load any connector until this is fixed; "
+        "SideQuest will not change the file.",
+        facts=r.facts,
+        cause="claude_config_invalid",
+        remediation=Remediation(
+            f"{EDIT_CONFIG}, fix "
+            + (f"line {error.line}, column {error.column}" if error.line else "the file")
+            + f" ({r.path}), or restore a backup of it (claude_desktop_config.json.sidequest-backup-*).",
+        ),
+    )
+
+
+def starts_with_bom(r: _Reading) -> None:
+    """Notes a byte-order mark; never decides on its own."""
+    r.config = r.ctx.claude_config
+    r.facts.update({"bytes": len(r.config.raw), "bom": r.config.had_bom})
+    if r.config.had_bom:
+        r.warnings.append("the file starts with a byte-order mark (BOM), which some JSON readers reject")
+        r.details.append(f"{EDIT_CONFIG} and save it as plain UTF-8.")
+
+
+def schema_problems(r: _Reading) -> Finding | None:
+    problems = r.config.schema_problems()
+    if not problems:
+        return None
+    r.facts["schema_problems"] = problems
+    return Finding(
+        "fail",
+        f"Claude Desktop's settings file has {len(problems)} problem(s) that stop it loading every "
+        f"connector, first: {problems[0]}.",
+        details=problems,
+        facts=r.facts,
+        cause="claude_config_invalid",
+        remediation=Remediation(
+            f"{EDIT_CONFIG} and fix the place(s) named (every env value must be text in quotes; every "
+            'server needs a "command"). One bad entry breaks them all.'
+        ),
+    )
+
+
+def no_connector_entry(r: _Reading) -> Finding | None:
+    r.entry = r.config.connector()
+    if r.entry is not None:
+        r.facts.update({"entry": r.entry.name, "found_by": r.entry.found_by, "command": r.entry.command})
+        return None
+    return Finding(
+        "fail",
+        f'Claude Desktop\'s settings have no SideQuest connector (mcpServers "{CONNECTOR_NAME}"), '
+        "so Claude never starts it.",
+        details=['Add this inside the settings file (merge into the existing "mcpServers"):', entry_example(r.ctx)],
+        facts=r.facts,
+        cause="claude_config_out_of_sync",
+        remediation=Remediation(
+            f'{EDIT_CONFIG} and add the "{CONNECTOR_NAME}" entry shown above, then run '
+            f"`{REAUTH}`, which fills in the connection for you.",
+            (REAUTH,),
+        ),
+    )
+
+
+def no_command(r: _Reading) -> Finding | None:
+    if r.entry.command is not None:
+        return None
+    return Finding(
+        "fail",
+        f'The SideQuest entry "{r.entry.name}" in Claude Desktop\'s settings has no command to start.',
+        facts=r.facts,
+        cause="claude_config_invalid",
+        remediation=Remediation(f'{EDIT_CONFIG} and set "command" to the connector program\'s full path.'),
+    )
+
+
+def command_not_found(r: _Reading) -> Finding | None:
+    entry = r.entry
+    resolved = resolve_command(entry.command, r.ctx.environ)
+    r.facts["command_resolved"] = resolved
     if resolved is None:
         return Finding(
             "fail",
@@ -165,92 +209,127 @@ def check(ctx: Context) -> Finding:
                 "Claude Desktop does not start programs from a particular folder, so use a full path "
                 "(for example /Users/you/.local/bin/... or C:\\...\\python.exe)."
             ],
-            facts=facts,
+            facts=r.facts,
             cause="claude_config_invalid",
             remediation=Remediation(
                 f'{EDIT_CONFIG} and set "command" of "{entry.name}" to the full path of the connector program.'
             ),
         )
     if resolved != entry.command:
-        details.append(
+        r.details.append(
             f'"{entry.command}" is found through PATH ({resolved}); Claude Desktop may start with a shorter '
             "PATH than your terminal, so a full path is safer."
         )
+    return None
 
+
+def other_connection(r: _Reading) -> Finding | None:
+    """The entry pairs its token with another company or environment: a different consent."""
+    ctx, entry = r.ctx, r.entry
     differing: list[str] = []
-    missing: list[str] = []
     for key in _IDENTITY_KEYS:
         mine = _norm(key, ctx.env(key))
         theirs = _norm(key, entry.env.get(key))
         if theirs is None:
-            missing.append(key)
+            r.missing.append(key)
         elif mine is not None and theirs != mine:
             differing.append(key)
-            details.append(f"{key}: Claude Desktop has {entry.env.get(key).strip()}, .env has {ctx.env(key)}.")
+            r.details.append(f"{key}: Claude Desktop has {entry.env.get(key).strip()}, .env has {ctx.env(key)}.")
     token_mine = ctx.env("QB_REFRESH_TOKEN")
     token_theirs = entry.env.get("QB_REFRESH_TOKEN")
-    facts["token_copy"] = (
+    r.facts["token_copy"] = (
         "absent" if not token_theirs else "same" if token_theirs.strip() == (token_mine or "") else "different"
     )
-    facts["differing_keys"] = differing
-    facts["missing_keys"] = missing
+    r.facts["differing_keys"] = differing
+    r.facts["missing_keys"] = r.missing
+    if not differing:
+        return None
+    other_consent = r.facts["token_copy"] == "different"
+    if other_consent:
+        r.details.append("Its copy of the QuickBooks token therefore belongs to that other connection.")
+    return Finding(
+        "fail",
+        f"Claude Desktop's SideQuest entry has a different {' and '.join(differing)} than .env"
+        + (" (and a token from another connection)" if other_consent else "")
+        + ".",
+        details=r.details,
+        facts=r.facts,
+        cause="claude_config_out_of_sync",
+        remediation=Remediation(
+            f"Run `{FIX}` to copy the connection from .env into Claude Desktop's settings "
+            "(a backup is kept), then quit and reopen Claude Desktop.",
+            (FIX,),
+            safe_to_automate=True,
+        ),
+    )
 
-    if differing:
-        other_consent = facts["token_copy"] == "different"
-        if other_consent:
-            details.append("Its copy of the QuickBooks token therefore belongs to that other connection.")
-        return Finding(
-            "fail",
-            f"Claude Desktop's SideQuest entry has a different {' and '.join(differing)} than .env"
-            + (" (and a token from another connection)" if other_consent else "")
-            + ".",
-            details=details,
-            facts=facts,
-            cause="claude_config_out_of_sync",
-            remediation=Remediation(
-                f"Run `{FIX_COMMAND}` to copy the connection from .env into Claude Desktop's settings "
-                "(a backup is kept), then quit and reopen Claude Desktop.",
-                (FIX_COMMAND,),
-                safe_to_automate=True,
-            ),
-        )
 
-    if facts["token_copy"] == "different":
-        details.append(
+def older_token_copy(r: _Reading) -> None:
+    """Claude's copy of the token is an older one of the same chain: harmless, said in the details."""
+    if r.facts["token_copy"] == "different":
+        r.details.append(
             "Claude Desktop holds an older copy of the QuickBooks token; that is harmless because SideQuest "
-            f"always uses the current one from .env (`{FIX_COMMAND}` copies it over)."
+            f"always uses the current one from .env (`{FIX}` copies it over)."
         )
-    if missing:
-        warnings.append(f"the entry does not set {', '.join(missing)} (SideQuest reads it from .env)")
+    if r.missing:
+        r.warnings.append(f"the entry does not set {', '.join(r.missing)} (SideQuest reads it from .env)")
 
-    restart = started_after_config_change(config.mtime)
-    facts["claude_restart_needed"] = restart
-    facts["connector_processes"] = count_connector_processes(entry.command, entry.args)
-    if restart:
-        warnings.append("Claude Desktop was started before its settings last changed")
-        details.append(QUIT_AND_REOPEN)
 
-    if warnings:
-        resync = bool(missing)
-        remediation = (
-            Remediation(
-                f"Run `{FIX_COMMAND}` to copy the current connection into Claude Desktop's settings.",
-                (FIX_COMMAND,),
-                safe_to_automate=True,
-            )
-            if resync
-            else Remediation(QUIT_AND_REOPEN)
-            if restart
-            else Remediation(f"{EDIT_CONFIG} and save it as plain UTF-8.")
+def restart_needed(r: _Reading) -> None:
+    r.restart = started_after_config_change(r.config.mtime)
+    r.facts["claude_restart_needed"] = r.restart
+    r.facts["connector_processes"] = count_connector_processes(r.entry.command, r.entry.args)
+    if r.restart:
+        r.warnings.append("Claude Desktop was started before its settings last changed")
+        r.details.append(QUIT_AND_REOPEN)
+
+
+def something_to_tidy(r: _Reading) -> Finding | None:
+    if not r.warnings:
+        return None
+    if r.missing:
+        remediation = Remediation(
+            f"Run `{FIX}` to copy the current connection into Claude Desktop's settings.",
+            (FIX,),
+            safe_to_automate=True,
         )
-        text = "; ".join(warnings)
-        return Finding("warn", text[0].upper() + text[1:] + ".", details=details, facts=facts, remediation=remediation)
+    elif r.restart:
+        remediation = Remediation(QUIT_AND_REOPEN)
+    else:
+        remediation = Remediation(f"{EDIT_CONFIG} and save it as plain UTF-8.")
+    text = "; ".join(r.warnings)
+    return Finding("warn", text[0].upper() + text[1:] + ".", details=r.details, facts=r.facts, remediation=remediation)
+
+
+def in_step(r: _Reading) -> Finding:
     return Finding(
         "ok",
-        f'Claude Desktop starts the connector as "{entry.name}" with the same company and environment as .env.',
-        details=details,
-        facts=facts,
+        f'Claude Desktop starts the connector as "{r.entry.name}" with the same company and environment as .env.',
+        details=r.details,
+        facts=r.facts,
     )
+
+
+# Tried in order; the first finding is the verdict (doctor/situations.py).
+SITUATIONS = (
+    no_settings_file_known,
+    settings_file_missing,
+    settings_file_unreadable,
+    starts_with_bom,
+    schema_problems,
+    no_connector_entry,
+    no_command,
+    command_not_found,
+    other_connection,
+    older_token_copy,
+    restart_needed,
+    something_to_tidy,
+    in_step,
+)
+
+
+def check(ctx: Context) -> Finding:
+    return first_finding(SITUATIONS, _Reading(ctx))
 
 
 def _point_at_config() -> Remediation:

@@ -11,14 +11,29 @@ gives the same verdict without asking.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Union
+
+from doctor.advice import REAUTH, environment_invalid, environment_remediation, reauth_in, reauth_remediation
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
-from doctor.intuit.endpoints import ENVIRONMENTS
 from doctor.model import Finding, Probe, Remediation
-from probes.realm_match import ENV_KINDS, company_lookup, lookup_failure
-from probes.refresh_chain import fresh_access_token
+from doctor.situations import first_finding
+from doctor.token_chain import (
+    ENV_KINDS,
+    ENVIRONMENTS,
+    company_lookup,
+    fresh_access_token,
+    lookup_failure,
+    other_environment,
+    why_not_refreshed,
+)
 
-REAUTH = "sidequest reauth-qb"
+if TYPE_CHECKING:  # pragma: no cover
+    from doctor.intuit.errors import IntuitError
+    from doctor.intuit.responses import CompanyInfo
+
+    Lookup = Union[CompanyInfo, IntuitError]
+
 KIND_OF_COMPANY = {"sandbox": "test (sandbox)", "production": "real (production)"}
 
 
@@ -30,126 +45,198 @@ def _mismatch(configured: str, works: str, facts: dict, details: list[str], summ
         details=details
         + [
             f"Two ways to fix it: set QB_ENVIRONMENT={works} in .env to use the {KIND_OF_COMPANY[works]} company "
-            f"the connection was made for, or run `{REAUTH} --environment {configured}` to connect your "
+            f"the connection was made for, or run `{reauth_in(configured)}` to connect your "
             f"{KIND_OF_COMPANY[configured]} company instead.",
         ],
         facts={**facts, "works_in": works},
         cause="environment_mismatch",
-        remediation=Remediation(
-            f"Set QB_ENVIRONMENT={works} in .env, or run `{REAUTH} --environment {configured}`.",
-            (f"{REAUTH} --environment {configured}",),
-        ),
+        remediation=environment_remediation(works, configured),
     )
+
+
+class _Reading:
+    """QB_ENVIRONMENT as `.env` has it, and (once asked) QuickBooks' answers in each environment."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.raw = ctx.env("QB_ENVIRONMENT") or ""
+        self.configured = self.raw.lower()
+        self.other = other_environment(self.configured)
+        self.token_environment = (ctx.env("QB_TOKEN_ENVIRONMENT") or "").lower() or None
+        self.realm = ctx.env("QB_REALM_ID") or ""
+        self.facts: dict[str, object] = {
+            "environment": self.configured or None,
+            "token_environment": self.token_environment,
+        }
+        self.access_token = fresh_access_token(ctx)
+        self.here: IntuitError | None = None  # the refusal in the configured environment
+        self.there: Lookup | None = None  # the answer in the other one
+        self.details: list[str] = []
+
+
+# -- what .env alone shows
+
+
+def not_an_environment(r: _Reading) -> Finding | None:
+    if r.configured in ENVIRONMENTS:
+        return None
+    return Finding(
+        "fail",
+        environment_invalid(r.raw),
+        facts=r.facts,
+        cause="not_configured",
+        remediation=Remediation("Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox in .env."),
+    )
+
+
+def minted_for_other_environment(r: _Reading) -> Finding | None:
+    if r.token_environment not in ENVIRONMENTS or r.token_environment == r.configured:
+        return None
+    return _mismatch(
+        r.configured,
+        r.token_environment,
+        r.facts,
+        ["QB_TOKEN_ENVIRONMENT was recorded when the connection was made."],
+        f"QB_ENVIRONMENT says {r.configured}, but the connection was made for a {r.token_environment} company.",
+    )
+
+
+# -- why QuickBooks cannot be asked
+
+
+def offline(r: _Reading) -> Finding | None:
+    if not r.ctx.offline:
+        return None
+    return Finding("ok", f"QB_ENVIRONMENT is {r.configured} (offline: not confirmed with QuickBooks).", facts=r.facts)
+
+
+def cannot_ask(r: _Reading) -> Finding | None:
+    if r.access_token is not None and r.realm.isascii() and r.realm.isdigit():
+        return None
+    why = "QB_REALM_ID is not usable (see realm-match)" if r.access_token is not None else why_not_refreshed(r.ctx)
+    return Finding(
+        "ok",
+        f"QB_ENVIRONMENT is {r.configured}; QuickBooks could not be asked to confirm it because {why}.",
+        facts=r.facts,
+    )
+
+
+# -- what QuickBooks says in the configured environment
+
+
+def answers_here(r: _Reading) -> Finding | None:
+    from doctor.intuit.errors import IntuitError
+
+    here = company_lookup(r.ctx, r.access_token, r.realm, r.configured)
+    if not isinstance(here, IntuitError):
+        return Finding("ok", f"QuickBooks answers in {r.configured}, as QB_ENVIRONMENT says.", facts=r.facts)
+    r.here = here
+    r.facts.update({"error_kind": here.kind, "http_status": here.status, "intuit_tid": here.intuit_tid})
+    return None
+
+
+def only_the_company_is_wrong(r: _Reading) -> Finding | None:
+    # QuickBooks got as far as checking the company, so the environment is right.
+    if r.here.kind != "wrong_realm":
+        return None
+    return Finding(
+        "ok",
+        f"QuickBooks accepts the connection in {r.configured}; the company ID is realm-match's finding.",
+        facts=r.facts,
+    )
+
+
+def lookup_failed_here(r: _Reading) -> Finding | None:
+    if r.here.kind in ENV_KINDS:
+        return None
+    if "realm-match" in r.ctx.results:
+        return Finding(
+            "warn",
+            f"Could not confirm {r.configured}: QuickBooks' lookup failed; see realm-match.",
+            details=[f"QuickBooks' answer: {r.here}."],
+            facts=r.facts,
+        )
+    return lookup_failure(r.here, f"the {r.configured} company")
+
+
+# -- refused here: what the other environment says
+
+
+def works_there(r: _Reading) -> Finding | None:
+    from doctor.intuit.errors import IntuitError
+
+    r.there = company_lookup(r.ctx, r.access_token, r.realm, r.other)
+    r.details = [f"QuickBooks' answer in {r.configured}: {r.here}."]
+    if isinstance(r.there, IntuitError):
+        r.facts["other_error_kind"] = r.there.kind
+        r.details.append(f"QuickBooks' answer in {r.other}: {r.there}.")
+        return None
+    name = f" (“{r.there.company_name}”)" if r.there.company_name else ""
+    return _mismatch(
+        r.configured,
+        r.other,
+        {**r.facts, "company_name": r.there.company_name},
+        r.details + [f"The same connection works in {r.other}{name}."],
+        f"QB_ENVIRONMENT says {r.configured}, but the connection belongs to a {r.other} company{name}: "
+        f"QuickBooks refuses it in {r.configured} and accepts it in {r.other}.",
+    )
+
+
+def accepted_there_up_to_the_company(r: _Reading) -> Finding | None:
+    # Accepted in the other environment as far as the company check: the connection lives there.
+    if r.there.kind != "wrong_realm":
+        return None
+    return _mismatch(
+        r.configured,
+        r.other,
+        r.facts,
+        r.details + ["There, only the company ID (QB_REALM_ID) is wrong as well."],
+        f"QB_ENVIRONMENT says {r.configured}, but QuickBooks only accepts the connection in {r.other}.",
+    )
+
+
+def refused_in_both(r: _Reading) -> Finding | None:
+    if r.there.kind not in ENV_KINDS:
+        return None
+    return Finding(
+        "fail",
+        "QuickBooks refuses the connection in both sandbox and production; the SideQuest app may lack "
+        "permission to read your books.",
+        details=r.details,
+        facts=r.facts,
+        cause="unknown",
+        remediation=reauth_remediation(f"Run `{REAUTH}` and allow access to your accounting data."),
+    )
+
+
+def other_lookup_failed(r: _Reading) -> Finding:
+    return Finding(
+        "warn",
+        f"QuickBooks refuses the connection in {r.configured}, and asking {r.other} failed, so the environment "
+        "could not be confirmed.",
+        details=r.details,
+        facts=r.facts,
+    )
+
+
+# Tried in order; the first finding is the verdict (doctor/situations.py).
+SITUATIONS = (
+    not_an_environment,
+    minted_for_other_environment,
+    offline,
+    cannot_ask,
+    answers_here,
+    only_the_company_is_wrong,
+    lookup_failed_here,
+    works_there,
+    accepted_there_up_to_the_company,
+    refused_in_both,
+    other_lookup_failed,
+)
 
 
 def check(ctx: Context) -> Finding:
-    raw = ctx.env("QB_ENVIRONMENT") or ""
-    configured = raw.lower()
-    token_environment = (ctx.env("QB_TOKEN_ENVIRONMENT") or "").lower() or None
-    facts: dict[str, object] = {"environment": configured or None, "token_environment": token_environment}
-
-    if configured not in ENVIRONMENTS:
-        return Finding(
-            "fail",
-            f"QB_ENVIRONMENT is {raw!r}; it must be 'sandbox' or 'production'.",
-            facts=facts,
-            cause="not_configured",
-            remediation=Remediation(
-                "Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox in .env."
-            ),
-        )
-    if token_environment in ENVIRONMENTS and token_environment != configured:
-        return _mismatch(
-            configured,
-            token_environment,
-            facts,
-            ["QB_TOKEN_ENVIRONMENT was recorded when the connection was made."],
-            f"QB_ENVIRONMENT says {configured}, but the connection was made for a {token_environment} company.",
-        )
-
-    if ctx.offline:
-        return Finding("ok", f"QB_ENVIRONMENT is {configured} (offline: not confirmed with QuickBooks).", facts=facts)
-    access_token = fresh_access_token(ctx)
-    realm = ctx.env("QB_REALM_ID") or ""
-    if access_token is None or not (realm.isascii() and realm.isdigit()):
-        refresh = ctx.results.get("refresh-chain")
-        why = (
-            "QB_REALM_ID is not usable (see realm-match)"
-            if access_token is not None
-            else f"refresh-chain did not renew the connection ({refresh.status})"
-            if refresh
-            else "refresh-chain did not run"
-        )
-        return Finding(
-            "ok",
-            f"QB_ENVIRONMENT is {configured}; QuickBooks could not be asked to confirm it because {why}.",
-            facts=facts,
-        )
-
-    from doctor.intuit.errors import IntuitError
-
-    here = company_lookup(ctx, access_token, realm, configured)
-    if not isinstance(here, IntuitError):
-        return Finding("ok", f"QuickBooks answers in {configured}, as QB_ENVIRONMENT says.", facts=facts)
-    facts.update({"error_kind": here.kind, "http_status": here.status, "intuit_tid": here.intuit_tid})
-    if here.kind == "wrong_realm":
-        # QuickBooks got as far as checking the company, so the environment is right.
-        return Finding(
-            "ok",
-            f"QuickBooks accepts the connection in {configured}; the company ID is realm-match's finding.",
-            facts=facts,
-        )
-    if here.kind not in ENV_KINDS:
-        if "realm-match" in ctx.results:
-            return Finding(
-                "warn",
-                f"Could not confirm {configured}: QuickBooks' lookup failed; see realm-match.",
-                details=[f"QuickBooks' answer: {here}."],
-                facts=facts,
-            )
-        return lookup_failure(here, f"the {configured} company")
-
-    other = "production" if configured == "sandbox" else "sandbox"
-    there = company_lookup(ctx, access_token, realm, other)
-    details = [f"QuickBooks' answer in {configured}: {here}."]
-    if not isinstance(there, IntuitError):
-        name = f" (“{there.company_name}”)" if there.company_name else ""
-        return _mismatch(
-            configured,
-            other,
-            {**facts, "company_name": there.company_name},
-            details + [f"The same connection works in {other}{name}."],
-            f"QB_ENVIRONMENT says {configured}, but the connection belongs to a {other} company{name}: "
-            f"QuickBooks refuses it in {configured} and accepts it in {other}.",
-        )
-    facts["other_error_kind"] = there.kind
-    details.append(f"QuickBooks' answer in {other}: {there}.")
-    if there.kind == "wrong_realm":
-        # Accepted in the other environment as far as the company check: the connection lives there.
-        return _mismatch(
-            configured,
-            other,
-            facts,
-            details + ["There, only the company ID (QB_REALM_ID) is wrong as well."],
-            f"QB_ENVIRONMENT says {configured}, but QuickBooks only accepts the connection in {other}.",
-        )
-    if there.kind in ENV_KINDS:
-        return Finding(
-            "fail",
-            "QuickBooks refuses the connection in both sandbox and production; the SideQuest app may lack "
-            "permission to read your books.",
-            details=details,
-            facts=facts,
-            cause="unknown",
-            remediation=Remediation(f"Run `{REAUTH}` and allow access to your accounting data.", (REAUTH,)),
-        )
-    return Finding(
-        "warn",
-        f"QuickBooks refuses the connection in {configured}, and asking {other} failed, so the environment could "
-        "not be confirmed.",
-        details=details,
-        facts=facts,
-    )
+    return first_finding(SITUATIONS, _Reading(ctx))
 
 
 PROBE = Probe(

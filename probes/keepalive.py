@@ -19,8 +19,8 @@ from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
 from doctor.store.keepalive_record import KeepaliveRecord, read_record
-from doctor.store.lock_records import format_timestamp, parse_timestamp
 from doctor.store.run_log import CHAIN_DEAD, RefreshRun, failure_outlived, read_runs
+from doctor.store.timestamps import format_timestamp, parse_timestamp
 
 KEEPALIVE_ON = "sidequest keepalive on"
 STATUS = "sidequest keepalive status"

@@ -22,9 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from doctor.advice import FIX, LOCK_WAIT
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
+from doctor.situations import first_finding
 from doctor.store.env_file import leftover_temp_files
 from doctor.store.lock_records import LOCK_NAME, OWNER_NAME, OwnerRecord, this_host
 
@@ -199,148 +201,234 @@ def _describe_stale(record: OwnerRecord) -> str:
     return f"a lock record from another computer ({record.host}, {who})"
 
 
-def check(ctx: Context) -> Finding:
-    home = ctx.home
-    lock_path = home / LOCK_NAME
-    facts: dict[str, Any] = {"home": str(home), "lock_path": str(lock_path), "lock_wait_s": ctx.lock_wait}
-    if not home.is_dir():
-        return Finding("skip", f"No connector folder at {home} (see env-file).", facts=facts)
-    if not os.path.lexists(ctx.env_path):
-        return Finding("skip", f"No {ctx.env_path.name} in {home} yet (see env-file).", facts=facts)
-    target = _env_target(ctx)
-    if ctx.env_path.is_symlink():
-        facts["env_symlink_target"] = str(target)
+class _Reading:
+    """What lock-health has seen of the connector folder and its lock so far in this run."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.home = ctx.home
+        self.lock_path = ctx.home / LOCK_NAME
+        self.facts: dict[str, Any] = {
+            "home": str(self.home),
+            "lock_path": str(self.lock_path),
+            "lock_wait_s": ctx.lock_wait,
+        }
+        self.target = _env_target(ctx)
+        self.problems: list[str] = []  # fail: the store cannot work
+        self.warnings: list[str] = []
+        self.details: list[str] = []
+        self.remediation: Remediation | None = None
+        self.fixable = False
+        self.service: str | None = None
+        # Set by take_the_lock: the owner record seen before and under the lock, or why it failed.
+        self.before: OwnerRecord | None = None
+        self.stale: OwnerRecord | None = None
+        self.busy: LockBusy | None = None
+        self.unopenable: OSError | None = None
+        self.temp_listed: list[dict[str, Any]] = []
+        self.temp_old: list[Path] = []
+
+    def failed(self, summary: str, remediation: Remediation | None) -> Finding:
+        return Finding(
+            "fail", summary, details=self.details, facts=self.facts, remediation=remediation, cause="lock_problem"
+        )
+
+
+# -- nothing to lock yet (env-file names it)
+
+
+def no_connector_folder(r: _Reading) -> Finding | None:
+    if r.home.is_dir():
+        return None
+    return Finding("skip", f"No connector folder at {r.home} (see env-file).", facts=r.facts)
+
+
+def no_env_file(r: _Reading) -> Finding | None:
+    if os.path.lexists(r.ctx.env_path):
+        return None
+    return Finding("skip", f"No {r.ctx.env_path.name} in {r.home} yet (see env-file).", facts=r.facts)
+
+
+def env_not_a_regular_file(r: _Reading) -> Finding | None:
+    env_path = r.ctx.env_path
+    if env_path.is_symlink():
+        r.facts["env_symlink_target"] = str(r.target)
     try:
-        is_regular = stat.S_ISREG(os.stat(ctx.env_path).st_mode)
+        is_regular = stat.S_ISREG(os.stat(env_path).st_mode)
     except OSError:
         is_regular = False
-    if not is_regular:
-        return Finding("skip", f"{ctx.env_path} is not a regular file (see env-file).", facts=facts)
+    if is_regular:
+        return None
+    return Finding("skip", f"{env_path} is not a regular file (see env-file).", facts=r.facts)
 
-    problems: list[str] = []  # fail: the store cannot work
-    warnings: list[str] = []
-    details: list[str] = []
-    remediation: Remediation | None = None
-    fixable = False
 
-    unwritable = [str(f) for f in _temp_folders(ctx) if not folder_writable(f)]
-    facts["writable"] = not unwritable
+# -- the folder
+
+
+def folder_not_writable(r: _Reading) -> None:
+    """Notes a folder SideQuest cannot write in; decided with the lock's state below."""
+    unwritable = [str(f) for f in _temp_folders(r.ctx) if not folder_writable(f)]
+    r.facts["writable"] = not unwritable
     if unwritable:
-        problems.append(f"SideQuest cannot write in {', '.join(unwritable)}, so it cannot save a new token")
-        remediation = Remediation(
+        r.problems.append(f"SideQuest cannot write in {', '.join(unwritable)}, so it cannot save a new token")
+        r.remediation = Remediation(
             "Give your user write access to the connector folder.",
             tuple(f'chmod u+rwx "{f}"' for f in unwritable),
         )
 
-    service = cloud_folder(Path(os.path.realpath(home))) or cloud_folder(target)
-    if service:
-        facts["cloud_folder"] = service
-        warnings.append(f"the connector folder is inside {service}")
-        details.append(
-            f"{service} syncs files in the background; file locks and safe saves are not reliable "
+
+def in_a_cloud_folder(r: _Reading) -> None:
+    r.service = cloud_folder(Path(os.path.realpath(r.home))) or cloud_folder(r.target)
+    if r.service:
+        r.facts["cloud_folder"] = r.service
+        r.warnings.append(f"the connector folder is inside {r.service}")
+        r.details.append(
+            f"{r.service} syncs files in the background; file locks and safe saves are not reliable "
             "there, so a token can be lost. Move the folder to a local place (for example "
             "~/.qb-distributor-mcp) and point SIDEQUEST_HOME at it."
         )
 
-    if os.path.lexists(lock_path) and not lock_path.is_file():
-        # flock would succeed on a folder, but the store opens the lock file for writing and fails.
-        problems.insert(0, f"The lock file {lock_path} is not a normal file, so SideQuest cannot lock its tokens")
-        return Finding(
-            "fail",
-            "; ".join(problems) + ".",
-            details=details,
-            facts=facts,
-            cause="lock_problem",
-            remediation=Remediation(f"Move {lock_path} aside; SideQuest recreates the lock file by itself."),
-        )
 
-    before = read_owner(home)
+# -- the lock
+
+
+def lock_file_not_a_file(r: _Reading) -> Finding | None:
+    # flock would succeed on a folder, but the store opens the lock file for writing and fails.
+    if not os.path.lexists(r.lock_path) or r.lock_path.is_file():
+        return None
+    r.problems.insert(0, f"The lock file {r.lock_path} is not a normal file, so SideQuest cannot lock its tokens")
+    return r.failed(
+        "; ".join(r.problems) + ".",
+        Remediation(f"Move {r.lock_path} aside; SideQuest recreates the lock file by itself."),
+    )
+
+
+def take_the_lock(r: _Reading) -> None:
+    """Holds the kernel lock briefly; under it, an owner record is a leftover (see the docstring)."""
+    r.before = read_owner(r.home)
     try:
-        with hold_kernel_lock(lock_path, ctx.lock_wait, create=False) as took_ms:
-            facts["lock_acquired_ms"] = round(took_ms, 1)
-            stale = read_owner(home)  # under the lock: a record now is a leftover
-            temp_listed, temp_old = old_temp_files(_temp_folders(ctx), time.time())
+        with hold_kernel_lock(r.lock_path, r.ctx.lock_wait, create=False) as took_ms:
+            r.facts["lock_acquired_ms"] = round(took_ms, 1)
+            r.stale = read_owner(r.home)
+            r.temp_listed, r.temp_old = old_temp_files(_temp_folders(r.ctx), time.time())
     except LockBusy as busy:
-        holder = read_owner(home) or before
-        facts["lock_free"] = False
-        facts["waited_ms"] = round(busy.waited * 1000)
-        if holder is None:
-            who = "another program that left no record of itself"
-            commands: tuple[str, ...] = ()
-        else:
-            facts["holder"] = _owner_facts(holder, ctx)
-            who = holder.describe(ctx.now())
-            alive = holder.alive()
-            if alive is False:
-                who = f"a program whose record names {who}, but that process has ended"
-            commands = (f"kill {holder.pid}",) if alive and holder.host == this_host() else ()
-        problems.insert(0, f"The token lock is held by {who}; waited {busy.waited:.1f} s")
-        remediation = Remediation(
-            "Wait a minute and run the doctor again. If it stays stuck, quit Claude Desktop completely "
+        r.busy = busy
+    except OSError as exc:
+        r.unopenable = exc
+
+
+def lock_held(r: _Reading) -> Finding | None:
+    if r.busy is None:
+        return None
+    ctx = r.ctx
+    holder = read_owner(r.home) or r.before
+    r.facts["lock_free"] = False
+    r.facts["waited_ms"] = round(r.busy.waited * 1000)
+    if holder is None:
+        who = "another program that left no record of itself"
+        commands: tuple[str, ...] = ()
+    else:
+        r.facts["holder"] = _owner_facts(holder, ctx)
+        who = holder.describe(ctx.now())
+        alive = holder.alive()
+        if alive is False:
+            who = f"a program whose record names {who}, but that process has ended"
+        commands = (f"kill {holder.pid}",) if alive and holder.host == this_host() else ()
+    r.problems.insert(0, f"The token lock is held by {who}; waited {r.busy.waited:.1f} s")
+    return r.failed(
+        "; ".join(r.problems) + ".",
+        Remediation(
+            f"{LOCK_WAIT}. If it stays stuck, quit Claude Desktop completely "
             "(it runs the connector) and any `sidequest` command still running"
             + (", or end that process." if commands else "."),
             commands,
-        )
-        return Finding(
-            "fail",
-            "; ".join(problems) + ".",
-            details=details,
-            facts=facts,
-            remediation=remediation,
-            cause="lock_problem",
-        )
-    except OSError as exc:
-        facts["lock_free"] = None
-        problems.insert(0, f"SideQuest cannot open its lock file {lock_path}: {exc.strerror or type(exc).__name__}")
-        return Finding(
-            "fail",
-            "; ".join(problems) + ".",
-            details=details,
-            facts=facts,
-            cause="lock_problem",
-            remediation=remediation
-            or Remediation(
-                f"Make {lock_path} a normal file your user owns, or delete it (SideQuest recreates it).",
-                (f'rm -f "{lock_path}"',) if not lock_path.is_dir() else (),
-            ),
-        )
+        ),
+    )
 
-    facts["lock_free"] = True
-    if not lock_path.exists():
-        facts["lock_file"] = "not created yet"
-    if stale is not None:
-        facts["stale_owner"] = _owner_facts(stale, ctx)
-        warnings.append(_describe_stale(stale))
-        if _stale_kind(stale) == "other_host":
-            details.append("The folder is shared with another computer; keep it local to this one.")
+
+def lock_file_unopenable(r: _Reading) -> Finding | None:
+    exc = r.unopenable
+    if exc is None:
+        return None
+    r.facts["lock_free"] = None
+    r.problems.insert(0, f"SideQuest cannot open its lock file {r.lock_path}: {exc.strerror or type(exc).__name__}")
+    return r.failed(
+        "; ".join(r.problems) + ".",
+        r.remediation
+        or Remediation(
+            f"Make {r.lock_path} a normal file your user owns, or delete it (SideQuest recreates it).",
+            (f'rm -f "{r.lock_path}"',) if not r.lock_path.is_dir() else (),
+        ),
+    )
+
+
+def leftovers(r: _Reading) -> None:
+    """Notes a stale owner record and old temp files found under the lock."""
+    r.facts["lock_free"] = True
+    if not r.lock_path.exists():
+        r.facts["lock_file"] = "not created yet"
+    if r.stale is not None:
+        r.facts["stale_owner"] = _owner_facts(r.stale, r.ctx)
+        r.warnings.append(_describe_stale(r.stale))
+        if _stale_kind(r.stale) == "other_host":
+            r.details.append("The folder is shared with another computer; keep it local to this one.")
         else:
-            fixable = True
-            details.append("The lock itself is free; the record is only a note and is safe to delete.")
-    if temp_listed:
-        facts["temp_files"] = temp_listed
-    if temp_old:
-        fixable = True
-        warnings.append(f"{len(temp_old)} leftover temporary file(s) from an interrupted save")
-        details.append(".env itself is intact; the leftovers can be deleted.")
+            r.fixable = True
+            r.details.append("The lock itself is free; the record is only a note and is safe to delete.")
+    if r.temp_listed:
+        r.facts["temp_files"] = r.temp_listed
+    if r.temp_old:
+        r.fixable = True
+        r.warnings.append(f"{len(r.temp_old)} leftover temporary file(s) from an interrupted save")
+        r.details.append(".env itself is intact; the leftovers can be deleted.")
 
-    took = f"taken in {facts['lock_acquired_ms']:.1f} ms"
-    if problems:
-        return Finding(
-            "fail",
-            "; ".join(problems) + f" (the lock itself is free, {took}).",
-            details=details,
-            facts=facts,
-            remediation=remediation,
-            cause="lock_problem",
-        )
-    if warnings:
-        if fixable:
-            remediation = Remediation("Clear the leftovers.", ("sidequest doctor --fix",), safe_to_automate=True)
-        elif service:
-            remediation = Remediation(f"Move {home} out of {service} to a local folder and set SIDEQUEST_HOME to it.")
-        summary = f"The token lock is free ({took}), but: " + "; ".join(warnings) + "."
-        return Finding("warn", summary, details=details, facts=facts, remediation=remediation)
-    return Finding("ok", f"The token lock is free ({took}) and the folder is writable.", facts=facts)
+
+def _took(r: _Reading) -> str:
+    return f"taken in {r.facts['lock_acquired_ms']:.1f} ms"
+
+
+def free_but_unusable(r: _Reading) -> Finding | None:
+    if not r.problems:
+        return None
+    return r.failed("; ".join(r.problems) + f" (the lock itself is free, {_took(r)}).", r.remediation)
+
+
+def free_with_warnings(r: _Reading) -> Finding | None:
+    if not r.warnings:
+        return None
+    remediation = r.remediation
+    if r.fixable:
+        remediation = Remediation("Clear the leftovers.", (FIX,), safe_to_automate=True)
+    elif r.service:
+        remediation = Remediation(f"Move {r.home} out of {r.service} to a local folder and set SIDEQUEST_HOME to it.")
+    summary = f"The token lock is free ({_took(r)}), but: " + "; ".join(r.warnings) + "."
+    return Finding("warn", summary, details=r.details, facts=r.facts, remediation=remediation)
+
+
+def healthy(r: _Reading) -> Finding:
+    return Finding("ok", f"The token lock is free ({_took(r)}) and the folder is writable.", facts=r.facts)
+
+
+# Tried in order; the first finding is the verdict (doctor/situations.py).
+SITUATIONS = (
+    no_connector_folder,
+    no_env_file,
+    env_not_a_regular_file,
+    folder_not_writable,
+    in_a_cloud_folder,
+    lock_file_not_a_file,
+    take_the_lock,
+    lock_held,
+    lock_file_unopenable,
+    leftovers,
+    free_but_unusable,
+    free_with_warnings,
+    healthy,
+)
+
+
+def check(ctx: Context) -> Finding:
+    return first_finding(SITUATIONS, _Reading(ctx))
 
 
 def _planned_cleanup(ctx: Context) -> tuple[OwnerRecord | None, list[Path]]:

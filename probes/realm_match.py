@@ -5,19 +5,27 @@ pasting another company's ID into `.env`. Intuit then accepts the refresh and re
 API call with a bare "General Authentication Error" (401 code 100, INTUIT.md §3.3) — which
 reads like an expired login. This probe checks what it can offline (the ID's shape, the realm
 recorded at consent) and, when refresh-chain left a fresh access token, asks QuickBooks for
-the company itself. The company lookup is shared with environment-match (`company_lookup`), so
-one run asks QuickBooks at most once per environment.
+the company itself. The company lookup (doctor/token_chain.py) is shared with
+environment-match, so one run asks QuickBooks at most once per environment.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Union
 
+from doctor.advice import REAUTH, reauth_remediation
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
-from doctor.model import Finding, Probe, Remediation
-from probes.refresh_chain import fresh_access_token, record_server_date
+from doctor.model import Finding, Probe
+from doctor.situations import first_finding
+from doctor.token_chain import (
+    ENV_KINDS,
+    ENVIRONMENTS,
+    company_lookup,
+    fresh_access_token,
+    lookup_failure,
+    why_not_refreshed,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.intuit.errors import IntuitError
@@ -25,164 +33,172 @@ if TYPE_CHECKING:  # pragma: no cover
 
     Lookup = Union[CompanyInfo, IntuitError]
 
-REAUTH = "sidequest reauth-qb"
-SHARED_COMPANY = "company_info"  # (environment, realm) -> CompanyInfo | IntuitError
-ENV_KINDS = frozenset({"wrong_environment", "wrong_cluster"})
-_lookup_lock = threading.Lock()
+
+class _Reading:
+    """The company ID as `.env` has it, and (once asked) QuickBooks' answer about it."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.realm = ctx.env("QB_REALM_ID") or ""
+        self.token_realm = ctx.env("QB_TOKEN_REALM_ID")
+        self.environment = (ctx.env("QB_ENVIRONMENT") or "").lower()
+        self.facts: dict[str, object] = {
+            "realm_id": self.realm or None,
+            "token_realm_id": self.token_realm,
+            "environment": self.environment,
+        }
+        self.access_token = fresh_access_token(ctx)
+        self.answer: Lookup | None = None  # set by ask_quickbooks
+        self.refused: IntuitError | None = None
 
 
-def company_lookup(ctx: Context, access_token: str, realm_id: str, environment: str) -> Lookup:
-    """QuickBooks' CompanyInfo for (realm, environment), or the IntuitError it answered; asked once per run."""
-    from doctor.intuit.errors import IntuitError
-
-    key = (environment, realm_id)
-    # Held across the call on purpose: a second asker for the same key waits for the answer
-    # instead of sending the same request again.
-    with _lookup_lock:
-        cache = ctx.shared.setdefault(SHARED_COMPANY, {})
-        if key in cache:
-            return cache[key]
-        try:
-            outcome: Lookup = ctx.intuit.company_info(access_token, realm_id, environment)
-        except IntuitError as exc:
-            outcome = exc
-        cache[key] = outcome
-    record_server_date(ctx, outcome.server_date, f"companyinfo ({environment})")
-    return outcome
+# -- what .env alone shows
 
 
-def lookup_failure(exc: IntuitError, what: str) -> Finding:
-    """A company lookup failure that is neither a wrong company nor a wrong environment."""
-    facts = {"error_kind": exc.kind, "http_status": exc.status, "intuit_tid": exc.intuit_tid}
-    details = [f"QuickBooks' answer: {exc}."]
-    if exc.kind == "access_lost":
-        return Finding(
-            "fail",
-            f"QuickBooks says the person who connected SideQuest no longer has access to {what}.",
-            details=details + ["An administrator of the QuickBooks company must connect SideQuest again."],
-            facts=facts,
-            cause="app_disconnected",
-            remediation=Remediation(f"Ask a QuickBooks administrator to run `{REAUTH}`.", (REAUTH,)),
-        )
-    if exc.kind == "token_rejected":
-        return Finding(
-            "fail",
-            f"QuickBooks refused the connection it had just renewed when asked about {what}: it was most likely "
-            "disconnected a moment ago.",
-            details=details,
-            facts=facts,
-            cause="app_disconnected",
-            remediation=Remediation(f"Run `{REAUTH}` to connect again.", (REAUTH,)),
-        )
-    if exc.kind in ("network", "timeout"):
-        return Finding(
-            "fail",
-            f"Could not reach QuickBooks to look up {what}.",
-            details=details,
-            facts=facts,
-            cause="network_unreachable",
-        )
-    if exc.kind in ("server_error", "bad_response") or exc.status == 429:
-        return Finding(
-            "fail",
-            f"QuickBooks answered with an error while looking up {what}; this is on Intuit's side.",
-            details=details,
-            facts=facts,
-            cause="intuit_unavailable",
-        )
+def realm_missing(r: _Reading) -> Finding | None:
+    if r.realm:
+        return None
     return Finding(
-        "fail", f"QuickBooks refused to look up {what}: {exc}.", details=details, facts=facts, cause="unknown"
+        "fail",
+        "QB_REALM_ID (the QuickBooks company ID) is missing from .env.",
+        facts=r.facts,
+        cause="not_configured",
+        remediation=reauth_remediation(f"Run `{REAUTH}`; it saves the company ID for you."),
     )
 
 
-def check(ctx: Context) -> Finding:
-    realm = ctx.env("QB_REALM_ID") or ""
-    token_realm = ctx.env("QB_TOKEN_REALM_ID")
-    environment = (ctx.env("QB_ENVIRONMENT") or "").lower()
-    facts: dict[str, object] = {"realm_id": realm or None, "token_realm_id": token_realm, "environment": environment}
+def realm_not_digits(r: _Reading) -> Finding | None:
+    if r.realm.isascii() and r.realm.isdigit():
+        return None
+    return Finding(
+        "fail",
+        "QB_REALM_ID in .env is not a QuickBooks company ID: it must be digits only "
+        f"({len(r.realm)} characters found, not all digits).",
+        details=["A company name, spaces or quotes pasted into the value give this."],
+        facts=r.facts,
+        cause="not_configured",
+        remediation=reauth_remediation(f"Run `{REAUTH}`; it saves the right company ID for you."),
+    )
 
-    if not realm:
-        return Finding(
-            "fail",
-            "QB_REALM_ID (the QuickBooks company ID) is missing from .env.",
-            facts=facts,
-            cause="not_configured",
-            remediation=Remediation(f"Run `{REAUTH}`; it saves the company ID for you.", (REAUTH,)),
-        )
-    if not (realm.isascii() and realm.isdigit()):
-        return Finding(
-            "fail",
-            "QB_REALM_ID in .env is not a QuickBooks company ID: it must be digits only "
-            f"({len(realm)} characters found, not all digits).",
-            details=["A company name, spaces or quotes pasted into the value give this."],
-            facts=facts,
-            cause="not_configured",
-            remediation=Remediation(f"Run `{REAUTH}`; it saves the right company ID for you.", (REAUTH,)),
-        )
-    if token_realm and token_realm != realm:
-        return Finding(
-            "fail",
-            f"QB_REALM_ID is {realm}, but the saved connection was made for company {token_realm}.",
-            details=["The connection only works for the company it was made for."],
-            facts=facts,
-            cause="realm_mismatch",
-            remediation=Remediation(
-                f"Set QB_REALM_ID={token_realm} in .env again, or run `{REAUTH}` and pick company {realm}.",
-                (REAUTH,),
-            ),
-        )
 
-    if ctx.offline:
-        return Finding("ok", f"QB_REALM_ID {realm} looks right (offline: not confirmed with QuickBooks).", facts=facts)
-    access_token = fresh_access_token(ctx)
-    if access_token is None:
-        refresh = ctx.results.get("refresh-chain")
-        why = (
-            f"refresh-chain did not renew the connection ({refresh.status})" if refresh else "refresh-chain did not run"
-        )
-        return Finding(
-            "ok",
-            f"QB_REALM_ID {realm} looks right; QuickBooks could not be asked to confirm it because {why}.",
-            facts=facts,
-        )
-    if environment not in ("sandbox", "production"):
-        return Finding(
-            "ok", f"QB_REALM_ID {realm} looks right; the environment is environment-match's finding.", facts=facts
-        )
+def minted_for_other_company(r: _Reading) -> Finding | None:
+    if not r.token_realm or r.token_realm == r.realm:
+        return None
+    return Finding(
+        "fail",
+        f"QB_REALM_ID is {r.realm}, but the saved connection was made for company {r.token_realm}.",
+        details=["The connection only works for the company it was made for."],
+        facts=r.facts,
+        cause="realm_mismatch",
+        remediation=reauth_remediation(
+            f"Set QB_REALM_ID={r.token_realm} in .env again, or run `{REAUTH}` and pick company {r.realm}."
+        ),
+    )
 
-    outcome = company_lookup(ctx, access_token, realm, environment)
+
+# -- why QuickBooks cannot be asked
+
+
+def offline(r: _Reading) -> Finding | None:
+    if not r.ctx.offline:
+        return None
+    return Finding("ok", f"QB_REALM_ID {r.realm} looks right (offline: not confirmed with QuickBooks).", facts=r.facts)
+
+
+def no_fresh_access_token(r: _Reading) -> Finding | None:
+    if r.access_token is not None:
+        return None
+    return Finding(
+        "ok",
+        f"QB_REALM_ID {r.realm} looks right; QuickBooks could not be asked to confirm it because "
+        f"{why_not_refreshed(r.ctx)}.",
+        facts=r.facts,
+    )
+
+
+def environment_unknown(r: _Reading) -> Finding | None:
+    if r.environment in ENVIRONMENTS:
+        return None
+    return Finding(
+        "ok", f"QB_REALM_ID {r.realm} looks right; the environment is environment-match's finding.", facts=r.facts
+    )
+
+
+# -- what QuickBooks says
+
+
+def ask_quickbooks(r: _Reading) -> None:
+    """Asks for the company (once per run, shared with environment-match); never decides."""
     from doctor.intuit.errors import IntuitError
 
-    if not isinstance(outcome, IntuitError):
-        facts["company_name"] = outcome.company_name
-        facts["intuit_tid"] = outcome.intuit_tid
-        name = f"“{outcome.company_name}”" if outcome.company_name else "the company"
-        return Finding("ok", f"QuickBooks confirms {name} (company {realm}) in {environment}.", facts=facts)
-    facts.update({"error_kind": outcome.kind, "http_status": outcome.status, "intuit_tid": outcome.intuit_tid})
-    if outcome.kind == "wrong_realm":
-        made_for = f" (it was made for company {token_realm})" if token_realm else ""
-        return Finding(
-            "fail",
-            f"QuickBooks says the just-renewed connection does not belong to company {realm} (QB_REALM_ID){made_for}.",
-            details=[
-                f"QuickBooks' answer: {outcome}.",
-                "The connection works only for the company chosen when it was made; QB_REALM_ID names another one.",
-            ],
-            facts=facts,
-            cause="realm_mismatch",
-            remediation=Remediation(
-                f"Run `{REAUTH}` and pick the company you use; it saves that company's ID.", (REAUTH,)
-            ),
+    r.answer = company_lookup(r.ctx, r.access_token, r.realm, r.environment)
+    if isinstance(r.answer, IntuitError):
+        r.refused = r.answer
+        r.facts.update(
+            {"error_kind": r.refused.kind, "http_status": r.refused.status, "intuit_tid": r.refused.intuit_tid}
         )
-    if outcome.kind in ENV_KINDS:
-        return Finding(
-            "warn",
-            f"Could not confirm company {realm}: QuickBooks refused the connection in {environment}; "
-            "see environment-match.",
-            details=[f"QuickBooks' answer: {outcome}."],
-            facts=facts,
-        )
-    return lookup_failure(outcome, f"company {realm}")
+
+
+def confirmed(r: _Reading) -> Finding | None:
+    if r.refused is not None:
+        return None
+    r.facts["company_name"] = r.answer.company_name
+    r.facts["intuit_tid"] = r.answer.intuit_tid
+    name = f"“{r.answer.company_name}”" if r.answer.company_name else "the company"
+    return Finding("ok", f"QuickBooks confirms {name} (company {r.realm}) in {r.environment}.", facts=r.facts)
+
+
+def another_company(r: _Reading) -> Finding | None:
+    if r.refused.kind != "wrong_realm":
+        return None
+    made_for = f" (it was made for company {r.token_realm})" if r.token_realm else ""
+    return Finding(
+        "fail",
+        f"QuickBooks says the just-renewed connection does not belong to company {r.realm} (QB_REALM_ID){made_for}.",
+        details=[
+            f"QuickBooks' answer: {r.refused}.",
+            "The connection works only for the company chosen when it was made; QB_REALM_ID names another one.",
+        ],
+        facts=r.facts,
+        cause="realm_mismatch",
+        remediation=reauth_remediation(f"Run `{REAUTH}` and pick the company you use; it saves that company's ID."),
+    )
+
+
+def refused_in_this_environment(r: _Reading) -> Finding | None:
+    if r.refused.kind not in ENV_KINDS:
+        return None
+    return Finding(
+        "warn",
+        f"Could not confirm company {r.realm}: QuickBooks refused the connection in {r.environment}; "
+        "see environment-match.",
+        details=[f"QuickBooks' answer: {r.refused}."],
+        facts=r.facts,
+    )
+
+
+def lookup_failed(r: _Reading) -> Finding:
+    return lookup_failure(r.refused, f"company {r.realm}")
+
+
+# Tried in order; the first finding is the verdict (doctor/situations.py).
+SITUATIONS = (
+    realm_missing,
+    realm_not_digits,
+    minted_for_other_company,
+    offline,
+    no_fresh_access_token,
+    environment_unknown,
+    ask_quickbooks,
+    confirmed,
+    another_company,
+    refused_in_this_environment,
+    lookup_failed,
+)
+
+
+def check(ctx: Context) -> Finding:
+    return first_finding(SITUATIONS, _Reading(ctx))
 
 
 PROBE = Probe(

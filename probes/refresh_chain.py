@@ -3,56 +3,34 @@
 Only a refresh proves the chain is alive, and a refresh can rotate the token, so it is done
 exactly once per run, through the same locked token store the connector uses: the new token
 is in `.env` before the lock is released and the chain stays intact (DESIGN.md §5, §9a).
-The fresh access token is handed to realm-match and environment-match through `ctx.shared`.
+The result (and its fresh access token) is a typed fact of the run (`ctx.run_facts.refresh`),
+which token-age, realm-match and environment-match read.
 
 Intuit answers every dead chain with the same `invalid_grant` (INTUIT.md §3.1), so this
 module tells the situations apart from what this computer knows: the recorded (or estimated)
 deadlines, where the chain was minted, and when `.env` was last refreshed.
-
-Also here: the small `clock-skew` probe, because the dates the chain's verdicts rest on are
-only as good as this computer's clock, and Intuit's `Date` header is the one outside clock the
-doctor sees.
 """
 
 from __future__ import annotations
 
-import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from doctor.advice import DOCTOR, FIX, LOCK_WAIT, REAUTH, environment_remediation, reauth_in, reauth_remediation
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
 from doctor.redaction import redacted_form
+from doctor.situations import first_finding
 from doctor.store.timestamps import format_timestamp, parse_timestamp
-from probes.token_age import LIMIT_HARD, describe_limit, expiry_status
+from doctor.token_chain import LIMIT_HARD, clock_skew_line, describe_limit, expiry_status, record_server_date
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.intuit.errors import IntuitError
     from doctor.store.token_store import RefreshResult
 
-REAUTH = "sidequest reauth-qb"
 # Intuit replaces the refresh token every 24-26 h (INTUIT.md §2.3).
 ROTATION_WINDOW = timedelta(hours=26)
-CLOCK_SKEW_LIMIT = timedelta(minutes=5)
-
-SHARED_RESULT = "refresh_chain.result"
-SHARED_ACCESS_TOKEN = "refresh_chain.access_token"
-SHARED_SERVER_DATES = "intuit.server_dates"
-_shared_lock = threading.Lock()
-
-
-def fresh_access_token(ctx: Context) -> str | None:
-    """The access token this run's refresh produced, or None when there was no refresh."""
-    return ctx.shared.get(SHARED_ACCESS_TOKEN)
-
-
-def record_server_date(ctx: Context, server_date: datetime | None, where: str) -> None:
-    """Remember Intuit's clock (from a `Date` header) next to ours, for the clock-skew probe."""
-    if server_date is None:
-        return
-    with _shared_lock:
-        ctx.shared.setdefault(SHARED_SERVER_DATES, []).append((where, server_date, ctx.now()))
 
 
 def check(ctx: Context) -> Finding:
@@ -72,9 +50,8 @@ def check(ctx: Context) -> Finding:
             facts={**before.facts(), "lock_holder": holder},
             cause="lock_problem",
             remediation=Remediation(
-                "Wait a minute and run the doctor again; if the holder is no longer running, "
-                "`sidequest doctor --fix` clears the lock.",
-                ("sidequest doctor --fix",),
+                f"{LOCK_WAIT}; if the holder is no longer running, `{FIX}` clears the lock.",
+                (FIX,),
             ),
         )
     except StoreError as exc:
@@ -83,9 +60,7 @@ def check(ctx: Context) -> Finding:
         record_server_date(ctx, exc.server_date, "refresh")
         return _intuit_failure(ctx, exc, before)
 
-    with _shared_lock:
-        ctx.shared[SHARED_RESULT] = result
-        ctx.shared[SHARED_ACCESS_TOKEN] = result.access_token
+    ctx.run_facts.record_refresh(result)
     return _success(ctx, result)
 
 
@@ -121,8 +96,7 @@ def _success(ctx: Context, result: RefreshResult) -> Finding:
     sentence = (
         f"Refreshed the QuickBooks connection once through the locked token store; {change}, so the chain is intact."
     )
-    with _shared_lock:
-        ctx.notes.append(sentence)
+    ctx.add_note(sentence)
     details = []
     if result.expires_at is not None:
         details.append(f"Intuit extended the 100-day limit to {result.expires_at:%Y-%m-%d}.")
@@ -155,7 +129,7 @@ def _store_failure(exc: Exception, before: _ChainState) -> Finding:
             f"QuickBooks answered, but the new token could not be saved: {exc}.",
             details=[
                 "If Intuit issued a new token, the one in .env no longer works.",
-                "Fix what stops writing to the folder (disk full, permissions), then run `sidequest doctor` again; "
+                f"Fix what stops writing to the folder (disk full, permissions), then run `{DOCTOR}` again; "
                 f"if it says the connection was disconnected, run `{REAUTH}`.",
             ],
             facts=before.facts(),
@@ -165,126 +139,196 @@ def _store_failure(exc: Exception, before: _ChainState) -> Finding:
     return Finding("fail", f"Could not refresh: {exc}.", facts=before.facts(), cause=cause)
 
 
+class _Refusal:
+    """Intuit's refusal of this run's refresh, with what this computer knew before it."""
+
+    def __init__(self, ctx: Context, exc: IntuitError, before: _ChainState) -> None:
+        self.exc = exc
+        self.before = before
+        self.facts = {
+            **before.facts(),
+            "error_kind": exc.kind,
+            "http_status": exc.status,
+            "intuit_tid": exc.intuit_tid,
+        }
+        self.details = [f"Intuit's answer: {exc}."]
+        skew = clock_skew_line(exc.server_date, ctx.now())
+        if skew:
+            self.details.append(skew)
+
+    @property
+    def grant_refused(self) -> bool:
+        return self.exc.kind == "invalid_grant"
+
+
 def _intuit_failure(ctx: Context, exc: IntuitError, before: _ChainState) -> Finding:
-    facts = {**before.facts(), "error_kind": exc.kind, "http_status": exc.status, "intuit_tid": exc.intuit_tid}
-    details = [f"Intuit's answer: {exc}."]
-    skew = clock_skew_line(exc.server_date, ctx.now())
-    if skew:
-        details.append(skew)
-    if exc.kind == "invalid_grant":
-        return _refused(before, facts, details)
-    if exc.kind == "invalid_client":
-        environment = before.environment or "the configured environment"
-        return Finding(
-            "fail",
-            "Intuit does not accept the app keys in .env (QB_CLIENT_ID / QB_CLIENT_SECRET), so it refused to refresh.",
-            details=details
-            + [
-                "Development keys only work with QB_ENVIRONMENT=sandbox and production keys only with "
-                f"QB_ENVIRONMENT=production; this .env says {environment}.",
-                "A stray space or a missing character in the secret gives the same answer.",
-            ],
-            facts=facts,
-            cause="invalid_client",
-            remediation=Remediation(
-                "Copy QB_CLIENT_ID and QB_CLIENT_SECRET again from the SideQuest setup email into .env.",
-            ),
-        )
-    if exc.kind in ("network", "timeout"):
-        return Finding(
-            "fail",
-            "Could not reach Intuit to refresh the connection"
-            + (" (no answer in time)." if exc.kind == "timeout" else "."),
-            details=details + ["Nothing was changed; the saved connection is as it was."],
-            facts=facts,
-            cause="network_unreachable",
-            remediation=Remediation("Check the internet connection, then run `sidequest doctor` again."),
-        )
-    if exc.kind in ("server_error", "bad_response") or exc.status == 429:
-        details.append("This is on Intuit's side; nothing on this computer needs changing.")
-        if exc.kind == "bad_response":
-            details.append(
-                "If the answer was cut off after Intuit issued a new token, the saved one may have gone stale: "
-                f"if the next run says the connection was disconnected, run `{REAUTH}`."
-            )
-        return Finding(
-            "fail",
-            "Intuit's sign-in service answered with an error page instead of a token, so the connection could "
-            "not be checked.",
-            details=details,
-            facts=facts,
-            cause="intuit_unavailable",
-            remediation=Remediation("Wait a few minutes and run `sidequest doctor` again."),
-        )
-    if exc.kind == "insecure_url":
-        return Finding(
-            "fail",
-            f"Refused to send the connection to Intuit: {exc}.",
-            details=["Remove or correct the SIDEQUEST_OAUTH_TOKEN_URL setting in your environment."],
-            facts=facts,
-            cause="not_configured",
-        )
-    return Finding("fail", f"Intuit refused the refresh: {exc}.", details=details, facts=facts, cause="unknown")
+    return first_finding(REFUSALS, _Refusal(ctx, exc, before))
 
 
-def _refused(before: _ChainState, facts: dict, details: list[str]) -> Finding:
-    """Intuit said invalid_grant: name which of the situations that give it this most likely is."""
-    reauth = Remediation(f"Run `{REAUTH}` and click Connect on the QuickBooks page that opens.", (REAUTH,))
-    if before.token_environment and before.environment and before.token_environment != before.environment:
-        return Finding(
-            "fail",
-            f"Intuit refused the saved connection: it was made for a {before.token_environment} company, "
-            f"but QB_ENVIRONMENT says {before.environment}.",
-            details=details
-            + [
-                f"Either set QB_ENVIRONMENT={before.token_environment} in .env again, or connect your "
-                f"{before.environment} company with `{REAUTH} --environment {before.environment}`.",
-            ],
-            facts={**facts, "refused_because": "environment_mismatch"},
-            cause="environment_mismatch",
-            remediation=Remediation(
-                f"Set QB_ENVIRONMENT={before.token_environment} in .env, or run "
-                f"`{REAUTH} --environment {before.environment}`.",
-                (f"{REAUTH} --environment {before.environment}",),
-            ),
-        )
-    if before.token_realm_id and before.realm_id and before.token_realm_id != before.realm_id:
-        return Finding(
-            "fail",
-            f"Intuit refused the saved connection, which was made for company {before.token_realm_id} while "
-            f"QB_REALM_ID says {before.realm_id}: the token and the company ID come from different connections.",
-            details=details,
-            facts={**facts, "refused_because": "realm_mismatch"},
-            cause="realm_mismatch",
-            remediation=reauth,
-        )
-    limit = before.expiry.expired_limit()
-    if limit is not None:
-        when = before.expiry.hard_expires_at if limit == LIMIT_HARD else before.expiry.rolling_expires_at
-        estimate = (
-            " (estimated from the date of .env, which this older connector setup does not record)"
-            if before.expiry.estimated
-            else ""
-        )
-        return Finding(
-            "fail",
-            f"Intuit refused the saved connection because it expired on {when:%Y-%m-%d}{estimate}: "
-            f"{describe_limit(limit)} has passed.",
-            details=details,
-            facts={**facts, "refused_because": "hard_cap" if limit == LIMIT_HARD else "idle_limit"},
-            cause="refresh_token_expired",
-            remediation=reauth,
-        )
-    likely, why = _disconnected_or_superseded(before)
+# -- Intuit said invalid_grant: which of the situations that give it this most likely is
+
+
+def minted_for_other_environment(r: _Refusal) -> Finding | None:
+    before = r.before
+    if not (r.grant_refused and before.token_environment and before.environment):
+        return None
+    if before.token_environment == before.environment:
+        return None
+    return Finding(
+        "fail",
+        f"Intuit refused the saved connection: it was made for a {before.token_environment} company, "
+        f"but QB_ENVIRONMENT says {before.environment}.",
+        details=r.details
+        + [
+            f"Either set QB_ENVIRONMENT={before.token_environment} in .env again, or connect your "
+            f"{before.environment} company with `{reauth_in(before.environment)}`.",
+        ],
+        facts={**r.facts, "refused_because": "environment_mismatch"},
+        cause="environment_mismatch",
+        remediation=environment_remediation(before.token_environment, before.environment),
+    )
+
+
+def minted_for_other_company(r: _Refusal) -> Finding | None:
+    before = r.before
+    if not (r.grant_refused and before.token_realm_id and before.realm_id):
+        return None
+    if before.token_realm_id == before.realm_id:
+        return None
+    return Finding(
+        "fail",
+        f"Intuit refused the saved connection, which was made for company {before.token_realm_id} while "
+        f"QB_REALM_ID says {before.realm_id}: the token and the company ID come from different connections.",
+        details=r.details,
+        facts={**r.facts, "refused_because": "realm_mismatch"},
+        cause="realm_mismatch",
+        remediation=reauth_remediation(),
+    )
+
+
+def past_a_deadline(r: _Refusal) -> Finding | None:
+    expiry = r.before.expiry
+    limit = expiry.expired_limit() if r.grant_refused else None
+    if limit is None:
+        return None
+    estimate = (
+        " (estimated from the date of .env, which this older connector setup does not record)"
+        if expiry.estimated
+        else ""
+    )
+    return Finding(
+        "fail",
+        f"Intuit refused the saved connection because it expired on {expiry.expired_on(limit):%Y-%m-%d}{estimate}: "
+        f"{describe_limit(limit)} has passed.",
+        details=r.details,
+        facts={**r.facts, "refused_because": "hard_cap" if limit == LIMIT_HARD else "idle_limit"},
+        cause="refresh_token_expired",
+        remediation=reauth_remediation(),
+    )
+
+
+def disconnected_or_superseded(r: _Refusal) -> Finding | None:
+    if not r.grant_refused:
+        return None
+    likely, why = _disconnected_or_superseded(r.before)
     return Finding(
         "fail",
         "Intuit no longer accepts the saved connection: it was disconnected in QuickBooks or replaced by a "
         f"newer token that was not saved here ({likely} is likelier).",
-        details=details + [why],
-        facts={**facts, "refused_because": "disconnected" if likely.startswith("disconnected") else "superseded"},
+        details=r.details + [why],
+        facts={**r.facts, "refused_because": "disconnected" if likely.startswith("disconnected") else "superseded"},
         cause="app_disconnected",
-        remediation=reauth,
+        remediation=reauth_remediation(),
     )
+
+
+# -- Intuit refused for another reason
+
+
+def app_keys_refused(r: _Refusal) -> Finding | None:
+    if r.exc.kind != "invalid_client":
+        return None
+    environment = r.before.environment or "the configured environment"
+    return Finding(
+        "fail",
+        "Intuit does not accept the app keys in .env (QB_CLIENT_ID / QB_CLIENT_SECRET), so it refused to refresh.",
+        details=r.details
+        + [
+            "Development keys only work with QB_ENVIRONMENT=sandbox and production keys only with "
+            f"QB_ENVIRONMENT=production; this .env says {environment}.",
+            "A stray space or a missing character in the secret gives the same answer.",
+        ],
+        facts=r.facts,
+        cause="invalid_client",
+        remediation=Remediation(
+            "Copy QB_CLIENT_ID and QB_CLIENT_SECRET again from the SideQuest setup email into .env.",
+        ),
+    )
+
+
+def intuit_unreachable(r: _Refusal) -> Finding | None:
+    if r.exc.kind not in ("network", "timeout"):
+        return None
+    return Finding(
+        "fail",
+        "Could not reach Intuit to refresh the connection"
+        + (" (no answer in time)." if r.exc.kind == "timeout" else "."),
+        details=r.details + ["Nothing was changed; the saved connection is as it was."],
+        facts=r.facts,
+        cause="network_unreachable",
+        remediation=Remediation(f"Check the internet connection, then run `{DOCTOR}` again."),
+    )
+
+
+def intuit_in_trouble(r: _Refusal) -> Finding | None:
+    exc = r.exc
+    if exc.kind not in ("server_error", "bad_response") and exc.status != 429:
+        return None
+    details = r.details + ["This is on Intuit's side; nothing on this computer needs changing."]
+    if exc.kind == "bad_response":
+        details.append(
+            "If the answer was cut off after Intuit issued a new token, the saved one may have gone stale: "
+            f"if the next run says the connection was disconnected, run `{REAUTH}`."
+        )
+    return Finding(
+        "fail",
+        "Intuit's sign-in service answered with an error page instead of a token, so the connection could "
+        "not be checked.",
+        details=details,
+        facts=r.facts,
+        cause="intuit_unavailable",
+        remediation=Remediation(f"Wait a few minutes and run `{DOCTOR}` again."),
+    )
+
+
+def insecure_token_url(r: _Refusal) -> Finding | None:
+    if r.exc.kind != "insecure_url":
+        return None
+    return Finding(
+        "fail",
+        f"Refused to send the connection to Intuit: {r.exc}.",
+        details=["Remove or correct the SIDEQUEST_OAUTH_TOKEN_URL setting in your environment."],
+        facts=r.facts,
+        cause="not_configured",
+    )
+
+
+def other_refusal(r: _Refusal) -> Finding:
+    return Finding("fail", f"Intuit refused the refresh: {r.exc}.", details=r.details, facts=r.facts, cause="unknown")
+
+
+# Tried in order; the first finding is the verdict (doctor/situations.py).
+REFUSALS = (
+    minted_for_other_environment,
+    minted_for_other_company,
+    past_a_deadline,
+    disconnected_or_superseded,
+    app_keys_refused,
+    intuit_unreachable,
+    intuit_in_trouble,
+    insecure_token_url,
+    other_refusal,
+)
 
 
 def _disconnected_or_superseded(before: _ChainState) -> tuple[str, str]:
@@ -312,51 +356,6 @@ def _disconnected_or_superseded(before: _ChainState) -> tuple[str, str]:
     )
 
 
-# ------------------------------------------------------------------------------ clock-skew
-
-
-def clock_skew_line(server_date: datetime | None, local: datetime) -> str | None:
-    """One sentence when Intuit's clock and this computer's differ by more than 5 minutes."""
-    if server_date is None:
-        return None
-    skew = local - server_date
-    if abs(skew) <= CLOCK_SKEW_LIMIT:
-        return None
-    direction = "ahead of" if skew > timedelta(0) else "behind"
-    minutes = int(abs(skew).total_seconds() // 60)
-    return (
-        f"This computer's clock is {_duration(minutes)} {direction} Intuit's; expiry dates computed here "
-        "are off by as much. Turn on automatic date and time in the system settings."
-    )
-
-
-def _duration(minutes: int) -> str:
-    if minutes >= 2 * 24 * 60:
-        return f"{minutes // (24 * 60)} days"
-    if minutes >= 120:
-        return f"{minutes // 60} hours"
-    return f"{minutes} minutes"
-
-
-def check_clock(ctx: Context) -> Finding:
-    with _shared_lock:
-        seen = list(ctx.shared.get(SHARED_SERVER_DATES, ()))
-    if not seen:
-        return Finding("skip", "No answer from Intuit in this run carried its clock, so the clock was not compared.")
-    where, server_date, local = seen[-1]
-    skew_seconds = int((local - server_date).total_seconds())
-    facts = {"skew_seconds": skew_seconds, "intuit_date": format_timestamp(server_date), "compared_on": where}
-    line = clock_skew_line(server_date, local)
-    if line:
-        return Finding(
-            "warn",
-            line,
-            facts=facts,
-            remediation=Remediation("Set the computer's date and time to update automatically."),
-        )
-    return Finding("ok", "This computer's clock agrees with Intuit's (within 5 minutes).", facts=facts)
-
-
 PROBE = Probe(
     id="refresh-chain",
     title="QuickBooks connection refresh",
@@ -370,16 +369,7 @@ PROBE = Probe(
     timeout=18.0,
 )
 
-CLOCK_SKEW_PROBE = Probe(
-    id="clock-skew",
-    title="This computer's clock",
-    category="token",
-    run=check_clock,
-    runs_after=("refresh-chain", "realm-match", "environment-match"),
-    timeout=2.0,
-)
-
 
 @hookimpl
 def sidequest_probes():
-    return [PROBE, CLOCK_SKEW_PROBE]
+    return [PROBE]

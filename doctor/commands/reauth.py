@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from doctor.advice import RESTART_ADVICE
 from doctor.claude_desktop.paths import resolve_claude_config
 from doctor.store.home import resolve_home
 from doctor.store.keys import APP_KEYS
@@ -47,12 +48,6 @@ SAVE_LOCK_WAIT_SECONDS = 30.0
 MIN_CONFIRM_SECONDS = 60.0
 POLL_SECONDS = 0.2
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
-
-RESTART_ADVICE = (
-    "Last step: quit Claude Desktop completely (on a Mac: Claude menu > Quit, or Cmd+Q; on Windows: "
-    "right-click the Claude icon in the taskbar tray and choose Quit; closing the window is not enough), "
-    "then open it again. The next QuickBooks request will work."
-)
 
 EXCHANGE_EXPLANATIONS = {
     "invalid_grant": "Intuit did not accept the sign-in code: it was already used, is older than a few "

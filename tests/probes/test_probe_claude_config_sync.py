@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from doctor.context import Context
+from doctor.situations import which
 from probes import claude_config_sync
 from probes.claude_config_sync import apply_fix, check, describe_fix
 from tests.support.homes import REALM_ID, write_env
@@ -224,3 +225,66 @@ def test_claude_started_before_the_change_says_quit_and_reopen(tmp_path, values,
     assert finding.status == "warn"
     assert "Cmd+Q" in finding.remediation.text and "tray" in finding.remediation.text
     assert seen == [config_path.stat().st_mtime]
+
+
+# ----------------------------------------------------------------------------- each situation on its own
+
+
+def _set_up(kind: str, tmp_path: Path, values: dict[str, str], config_path: Path) -> Context:
+    """The files for one situation of claude-config-sync's check."""
+    synced = synced_env(values)
+    if kind == "no_settings_file_known":
+        return make_ctx(tmp_path, None)
+    if kind == "settings_file_unreadable":
+        write_claude_config(config_path, raw=b"[]")
+    elif kind == "schema_problems":
+        write_claude_config(config_path, {"mcpServers": {"qb-distributor": connector_entry(synced), "x": {}}})
+    elif kind == "no_connector_entry":
+        write_claude_config(config_path, {"mcpServers": {"other": {"command": "npx"}}})
+    elif kind == "no_command":
+        write_claude_config(config_path, {"mcpServers": {"qb-distributor": {"url": "https://x.test", "env": synced}}})
+    elif kind == "command_not_found":
+        write_claude_config(config_path, rich_config(synced) | {"mcpServers": {"qb": connector_entry(synced, "/no/x")}})
+    elif kind == "other_connection":
+        write_claude_config(config_path, rich_config(synced | {"QB_REALM_ID": "4620816365000000000"}))
+    elif kind == "something_to_tidy":
+        write_claude_config(config_path, {"mcpServers": {"qb": connector_entry({"QB_REFRESH_TOKEN": CLAUDE_TOKEN})}})
+    elif kind == "in_step":
+        write_claude_config(config_path, rich_config(synced | {"QB_REFRESH_TOKEN": CLAUDE_TOKEN}))
+    return make_ctx(tmp_path, config_path)
+
+
+DECIDING = {
+    "no_settings_file_known": "warn",
+    "settings_file_missing": "warn",
+    "settings_file_unreadable": "fail",
+    "schema_problems": "fail",
+    "no_connector_entry": "fail",
+    "no_command": "fail",
+    "command_not_found": "fail",
+    "other_connection": "fail",
+    "something_to_tidy": "warn",
+    "in_step": "ok",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DECIDING))
+def test_each_situation_decides_its_own_case(tmp_path, values, config_path, kind) -> None:
+    ctx = _set_up(kind, tmp_path, values, config_path)
+    decided_by, finding = which(claude_config_sync.SITUATIONS, claude_config_sync._Reading(ctx))
+    assert decided_by == kind, finding.summary
+    assert finding.status == DECIDING[kind]
+    assert finding.summary == check(_set_up(kind, tmp_path, values, config_path)).summary
+    assert_no_secret(all_text(finding), secrets_of(values))
+
+
+def test_every_situation_is_tried_in_the_order_shown_and_only_notes_never_decide(tmp_path, values, config_path):
+    names = [s.__name__ for s in claude_config_sync.SITUATIONS]
+    notes = [n for n in names if n not in DECIDING]
+    assert notes == ["starts_with_bom", "older_token_copy", "restart_needed"]
+    assert names[-1] == "in_step"
+    # A note records what it saw and lets the next situation decide.
+    write_claude_config(config_path, raw=b"\xef\xbb\xbf" + json.dumps(rich_config(synced_env(values))).encode())
+    reading = claude_config_sync._Reading(make_ctx(tmp_path, config_path))
+    assert claude_config_sync.starts_with_bom(reading) is None
+    assert reading.warnings and reading.facts["bom"] is True

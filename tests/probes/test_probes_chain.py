@@ -23,8 +23,8 @@ from doctor.intuit.client import IntuitClient
 from doctor.plugins import build_plugins
 from doctor.session import execute
 from doctor.store.token_store import TokenStore
+from doctor.token_chain import expiry_status
 from probes import refresh_chain
-from probes.token_age import expiry_status
 from tests.support.chain_support import (
     OTHER_REALM_ID,
     issued_secrets,
@@ -34,6 +34,7 @@ from tests.support.chain_support import (
     utc_now,
     write_chain_env,
 )
+from tests.support.fake_intuit import FakeIntuit
 from tests.support.homes import CLIENT_ID, CLIENT_SECRET, REALM_ID, REPO
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
@@ -174,7 +175,7 @@ def test_refresh_hands_the_access_token_on_and_records_the_rotation(tmp_path, fa
     assert refresh.facts["previous_refresh_token"] == f"RT…{first[-4:]}"
     assert f"RT…{current[-4:]}" in refresh.summary and "new token" in refresh.summary
     assert doctor_run.report.notes == [refresh.summary]
-    assert ctx.shared["refresh_chain.access_token"]
+    assert ctx.run_facts.access_token
     assert fake_intuit.refresh_count == 1
     # token-age waited for the refresh and reports Intuit's fresh deadline, not the old one.
     age = result(doctor_run, "token-age")
@@ -359,3 +360,59 @@ def test_chain_probes_do_not_import_the_http_client_or_jinja(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
+
+
+class CompanyInfoGate(FakeIntuit):
+    """The fake Intuit, holding each companyinfo answer until a second companyinfo request arrives.
+
+    Two lookups sent together meet at the gate at once; sent one after the other, the first
+    waits out the gate's limit alone and the gate breaks. `met` records, per lookup, whether it
+    met the other one in flight: a count of overlapping requests, not a timing.
+    """
+
+    def __init__(self, wait: float = 5.0) -> None:
+        super().__init__()
+        self.gate = threading.Barrier(2, timeout=wait)
+        self.met: list[bool] = []
+
+    def _companyinfo(self, *args):
+        try:
+            self.gate.wait()
+            self.met.append(True)
+        except threading.BrokenBarrierError:
+            self.met.append(False)
+        return super()._companyinfo(*args)
+
+
+def test_a_wrong_environment_asks_both_environments_at_once(tmp_path):
+    # Legacy .env (no QB_TOKEN_ENVIRONMENT) with a sandbox connection and QB_ENVIRONMENT=production:
+    # both lookups need only the fresh access token, so they go out together: 2 round trips, not 3.
+    with CompanyInfoGate() as fake:
+        token = sandbox_world(fake)
+        home = tmp_path / "home"
+        write_chain_env(home, token, QB_ENVIRONMENT="production")
+
+        doctor_run = run(make_context(tmp_path, home, fake))
+
+        assert doctor_run.report.diagnosis.cause == "environment_mismatch"
+        environment = result(doctor_run, "environment-match")
+        assert environment.facts["works_in"] == "sandbox"
+        paths = [r.path for r in fake.requests]
+        assert sum("/companyinfo/" in p for p in paths) == 2  # still once per environment
+        assert paths[0].endswith("/tokens/bearer")  # the lookups wait for the refresh's access token
+        assert fake.met == [True, True], "the two company lookups were sent one after the other"
+
+
+def test_a_recorded_environment_asks_only_that_one(tmp_path, fake_intuit):
+    # The healthy run with sidequest's metadata keeps its two requests: nothing is asked speculatively.
+    now = utc_now()
+    token = sandbox_world(fake_intuit, issued_at=now - timedelta(hours=30))
+    home = tmp_path / "home"
+    write_chain_env(home, token, **metadata(refreshed_at=now - timedelta(hours=30)))
+
+    doctor_run = run(make_context(tmp_path, home, fake_intuit))
+
+    assert doctor_run.report.diagnosis.cause == "healthy"
+    lookups = [r.path.split("/")[1] for r in fake_intuit.requests if "/companyinfo/" in r.path]
+    assert lookups == ["sandbox"]
+    assert len(fake_intuit.requests) == 2

@@ -1,0 +1,72 @@
+"""Every sentence of advice the user reads in more than one place, said once.
+
+The probes, the diagnosis and the commands point at the same few commands and give the same
+few instructions (connect QuickBooks again, restart Claude Desktop, wait for the lock). When
+each spelled them out, the copies drifted; here each is written once and imported. Only
+sentences that more than one place says live here: a sentence one probe says stays in that
+probe, beside the situation it describes.
+
+The restart advice exists in three wordings on purpose, each for its moment: a fix step of
+the diagnosis (`QUIT_CLAUDE`), the detail of a settings change Claude has not loaded yet
+(`QUIT_AND_REOPEN`) and the last line of `reauth-qb` (`RESTART_ADVICE`). They share how to
+quit, which is the part that must not drift.
+"""
+
+from __future__ import annotations
+
+from doctor.model import Remediation
+
+# -- the commands advice points at ------------------------------------------------------------
+
+REAUTH = "sidequest reauth-qb"
+REFRESH = "sidequest refresh-qb"
+DOCTOR = "sidequest doctor"
+FIX = "sidequest doctor --fix"
+
+# -- connect QuickBooks again -------------------------------------------------------------------
+
+REAUTH_CLICK_CONNECT = f"Run `{REAUTH}` and click Connect on the QuickBooks page that opens."
+REAUTH_AGAIN = f"Run `{REAUTH}` to connect QuickBooks again."
+
+
+def reauth_remediation(text: str = REAUTH_CLICK_CONNECT) -> Remediation:
+    """Advice whose one command is `sidequest reauth-qb`."""
+    return Remediation(text, (REAUTH,))
+
+
+def reauth_in(environment: str) -> str:
+    """The command that connects a company of `environment` (sandbox or production)."""
+    return f"{REAUTH} --environment {environment}"
+
+
+def environment_remediation(works: str, configured: str) -> Remediation:
+    """The two ways out of a wrong QB_ENVIRONMENT: point it back, or connect the other company."""
+    return Remediation(
+        f"Set QB_ENVIRONMENT={works} in .env, or run `{reauth_in(configured)}`.",
+        (reauth_in(configured),),
+    )
+
+
+def environment_invalid(raw: str) -> str:
+    """The summary for a QB_ENVIRONMENT that is neither sandbox nor production."""
+    return f"QB_ENVIRONMENT is {raw!r}; it must be 'sandbox' or 'production'."
+
+
+# -- restart Claude Desktop ---------------------------------------------------------------------
+
+HOW_TO_QUIT_CLAUDE = "macOS: Cmd+Q; Windows: right-click the Claude icon in the tray and choose Quit"
+QUIT_CLAUDE = f"Quit Claude Desktop completely ({HOW_TO_QUIT_CLAUDE}), then open it again."
+QUIT_AND_REOPEN = (
+    f"Quit Claude Desktop completely and open it again ({HOW_TO_QUIT_CLAUDE}), so it loads the new settings."
+)
+RESTART_ADVICE = (
+    "Last step: quit Claude Desktop completely (on a Mac: Claude menu > Quit, or Cmd+Q; on Windows: "
+    "right-click the Claude icon in the taskbar tray and choose Quit; closing the window is not enough), "
+    "then open it again. The next QuickBooks request will work."
+)
+# Claude Desktop's own settings screen, where a person can see and edit the file.
+EDIT_CONFIG = "Open Claude Desktop → Settings → Developer → Edit Config"
+
+# -- the token lock ---------------------------------------------------------------------------
+
+LOCK_WAIT = "Wait a minute and run the doctor again"

@@ -1,0 +1,290 @@
+"""What the token-chain probes share: the chain's deadlines, Intuit's clock, the company lookups.
+
+token-age, refresh-chain, realm-match, environment-match and clock-skew each judge one side
+of the same chain, and several of them need the same readings: the deadlines recorded in (or
+estimated from) `.env` (INTUIT.md §2.3, §2.4), the access token of this run's one refresh,
+Intuit's `Date` header next to this computer's clock, and QuickBooks' CompanyInfo per
+environment. Those readings live here, on top of the run's typed facts (`ctx.run_facts`), so
+no probe imports another and disabling one probe module never takes another's logic with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Iterable, Union
+
+from doctor.advice import REAUTH, reauth_remediation
+from doctor.context import Context
+from doctor.intuit.endpoints import ENVIRONMENTS
+from doctor.model import Finding
+from doctor.store.timestamps import format_timestamp, parse_timestamp
+from doctor.values import Value
+
+if TYPE_CHECKING:  # pragma: no cover
+    from doctor.intuit.errors import IntuitError
+    from doctor.intuit.responses import CompanyInfo
+
+    Lookup = Union[CompanyInfo, IntuitError]
+
+IDLE_LIMIT = timedelta(days=100)
+
+# Where the rolling deadline came from, best first.
+BASIS_RECORDED = "recorded_expiry"  # QB_REFRESH_TOKEN_EXPIRES_AT, from Intuit's own answer
+BASIS_LAST_REFRESH = "last_refresh"  # QB_TOKEN_REFRESHED_AT + 100 days
+BASIS_FILE_DATE = "file_date_estimate"  # legacy .env: its modification time + 100 days
+BASIS_THIS_RUN = "refreshed_in_this_run"  # refresh-chain just refreshed: Intuit's fresh numbers
+BASIS_UNKNOWN = "unknown"
+
+LIMIT_IDLE = "idle"  # the 100-day rolling limit
+LIMIT_HARD = "hard"  # the five-year cap
+
+# The company lookup's error kinds that mean "this connection lives in the other environment".
+ENV_KINDS = frozenset({"wrong_environment", "wrong_cluster"})
+CLOCK_SKEW_LIMIT = timedelta(minutes=5)
+
+
+# ------------------------------------------------------------------------------ deadlines
+
+
+class ExpiryStatus(Value):
+    """The chain's deadlines as far as this computer knows them (UTC, aware)."""
+
+    __slots__ = ("now", "rolling_expires_at", "hard_expires_at", "basis", "notes")
+
+    def __init__(
+        self,
+        now: datetime,
+        rolling_expires_at: datetime | None,
+        hard_expires_at: datetime | None,
+        basis: str,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        self.now = now
+        self.rolling_expires_at = rolling_expires_at
+        self.hard_expires_at = hard_expires_at
+        self.basis = basis
+        self.notes = notes
+
+    @property
+    def estimated(self) -> bool:
+        return self.basis in (BASIS_FILE_DATE, BASIS_UNKNOWN)
+
+    def first_deadline(self) -> tuple[str, datetime] | None:
+        """The deadline that comes first: (LIMIT_IDLE or LIMIT_HARD, when)."""
+        known = [(LIMIT_IDLE, self.rolling_expires_at), (LIMIT_HARD, self.hard_expires_at)]
+        known = [(limit, when) for limit, when in known if when is not None]
+        if not known:
+            return None
+        return min(known, key=lambda pair: pair[1])
+
+    @property
+    def days_left(self) -> int | None:
+        first = self.first_deadline()
+        if first is None:
+            return None
+        return whole_days(first[1] - self.now)
+
+    def expired_limit(self) -> str | None:
+        """Which limit has passed (the hard cap wins when both have), or None."""
+        if self.hard_expires_at is not None and self.hard_expires_at <= self.now:
+            return LIMIT_HARD
+        if self.rolling_expires_at is not None and self.rolling_expires_at <= self.now:
+            return LIMIT_IDLE
+        return None
+
+    def expired_on(self, limit: str) -> datetime | None:
+        return self.hard_expires_at if limit == LIMIT_HARD else self.rolling_expires_at
+
+    def facts(self) -> dict[str, object]:
+        return {
+            "rolling_expires_at": _iso(self.rolling_expires_at),
+            "hard_expires_at": _iso(self.hard_expires_at),
+            "basis": self.basis,
+            "estimated": self.estimated,
+            "days_left": self.days_left,
+        }
+
+
+def expiry_status(ctx: Context) -> ExpiryStatus:
+    """The deadlines recorded in (or estimated from) `.env` as loaded at the start of this run.
+
+    Pure: it reads the context's cached `.env` snapshot, so a refresh that rewrites the file
+    during the run does not change the answer other probes base their verdicts on.
+    """
+    now = ctx.now()
+    env = ctx.env_file
+    if env is None:
+        return ExpiryStatus(now, None, None, BASIS_UNKNOWN)
+    notes: list[str] = []
+
+    def stamp(key: str) -> datetime | None:
+        raw = env.get(key)
+        parsed = parse_timestamp(raw)
+        if raw and parsed is None:
+            notes.append(f"{key} in .env is not a date sidequest can read; it was ignored.")
+        return parsed
+
+    hard = stamp("QB_REFRESH_TOKEN_HARD_EXPIRES_AT")
+    recorded = stamp("QB_REFRESH_TOKEN_EXPIRES_AT")
+    if recorded is not None:
+        return ExpiryStatus(now, recorded, hard, BASIS_RECORDED, tuple(notes))
+    refreshed = stamp("QB_TOKEN_REFRESHED_AT")
+    if refreshed is not None:
+        return ExpiryStatus(now, refreshed + IDLE_LIMIT, hard, BASIS_LAST_REFRESH, tuple(notes))
+    modified = datetime.fromtimestamp(env.mtime, tz=timezone.utc)
+    return ExpiryStatus(now, modified + IDLE_LIMIT, hard, BASIS_FILE_DATE, tuple(notes))
+
+
+def status_after_refresh(ctx: Context) -> ExpiryStatus | None:
+    """The deadlines Intuit gave in this run's refresh (refresh-chain), when there was one."""
+    result = ctx.run_facts.refresh
+    if result is None:
+        return None
+    rolling = result.expires_at or (result.refreshed_at + IDLE_LIMIT)
+    hard = result.hard_expires_at
+    if hard is None:
+        # Intuit did not report the cap this time; the one recorded earlier still holds.
+        hard = expiry_status(ctx).hard_expires_at
+    return ExpiryStatus(ctx.now(), rolling, hard, BASIS_THIS_RUN)
+
+
+def describe_limit(limit: str) -> str:
+    if limit == LIMIT_HARD:
+        return "Intuit's five-year limit on every QuickBooks connection"
+    return "Intuit's 100-day limit (a connection unused for 100 days ends)"
+
+
+def whole_days(delta: timedelta) -> int:
+    # Round toward "less time left": a deadline 13.5 days away is reported as 13 days.
+    return int(delta.total_seconds() // 86400)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return format_timestamp(moment) if moment is not None else None
+
+
+# ------------------------------------------------------------------------------ Intuit's clock
+
+
+def record_server_date(ctx: Context, server_date: datetime | None, where: str) -> None:
+    """Remember Intuit's clock (from a `Date` header) next to ours, for the clock-skew probe."""
+    if server_date is not None:
+        ctx.run_facts.record_server_date(where, server_date, ctx.now())
+
+
+def clock_skew_line(server_date: datetime | None, local: datetime) -> str | None:
+    """One sentence when Intuit's clock and this computer's differ by more than 5 minutes."""
+    if server_date is None:
+        return None
+    skew = local - server_date
+    if abs(skew) <= CLOCK_SKEW_LIMIT:
+        return None
+    direction = "ahead of" if skew > timedelta(0) else "behind"
+    minutes = int(abs(skew).total_seconds() // 60)
+    return (
+        f"This computer's clock is {_duration(minutes)} {direction} Intuit's; expiry dates computed here "
+        "are off by as much. Turn on automatic date and time in the system settings."
+    )
+
+
+def _duration(minutes: int) -> str:
+    if minutes >= 2 * 24 * 60:
+        return f"{minutes // (24 * 60)} days"
+    if minutes >= 120:
+        return f"{minutes // 60} hours"
+    return f"{minutes} minutes"
+
+
+# ------------------------------------------------------------------------------ company lookups
+
+
+def fresh_access_token(ctx: Context) -> str | None:
+    """The access token this run's refresh produced, or None when there was no refresh."""
+    return ctx.run_facts.access_token
+
+
+def why_not_refreshed(ctx: Context) -> str:
+    """Why QuickBooks cannot be asked this run: refresh-chain's outcome, in words."""
+    refresh = ctx.results.get("refresh-chain")
+    return f"refresh-chain did not renew the connection ({refresh.status})" if refresh else "refresh-chain did not run"
+
+
+def other_environment(environment: str) -> str:
+    return "production" if environment == "sandbox" else "sandbox"
+
+
+def company_lookup(ctx: Context, access_token: str, realm_id: str, environment: str) -> Lookup:
+    """QuickBooks' CompanyInfo for (realm, environment), or the IntuitError it answered; asked once per run.
+
+    When nothing recorded at consent vouches for the environment (a legacy `.env` without
+    QB_TOKEN_ENVIRONMENT), environment-match will need the other environment's answer as soon
+    as this one refuses, and both need only the fresh access token: the other one is asked at
+    the same time, so a wrong QB_ENVIRONMENT costs one round trip after the refresh, not two.
+    """
+    if (ctx.env("QB_TOKEN_ENVIRONMENT") or "").lower() not in ENVIRONMENTS:
+        start_company_lookups(ctx, access_token, realm_id, [other_environment(environment)])
+    outcome = ctx.run_facts.company_lookup(environment, realm_id, _asker(ctx, access_token, realm_id, environment))
+    record_server_date(ctx, outcome.server_date, f"companyinfo ({environment})")
+    return outcome
+
+
+def start_company_lookups(ctx: Context, access_token: str, realm_id: str, environments: Iterable[str]) -> None:
+    """Send the lookups for `environments` now, in the background; `company_lookup` collects them."""
+    for environment in environments:
+        ctx.run_facts.start_company_lookup(environment, realm_id, _asker(ctx, access_token, realm_id, environment))
+
+
+def _asker(ctx: Context, access_token: str, realm_id: str, environment: str):
+    def ask() -> Lookup:
+        from doctor.intuit.errors import IntuitError
+
+        try:
+            return ctx.intuit.company_info(access_token, realm_id, environment)
+        except IntuitError as exc:
+            return exc
+
+    return ask
+
+
+def lookup_failure(exc: IntuitError, what: str) -> Finding:
+    """A company lookup failure that is neither a wrong company nor a wrong environment."""
+    facts = {"error_kind": exc.kind, "http_status": exc.status, "intuit_tid": exc.intuit_tid}
+    details = [f"QuickBooks' answer: {exc}."]
+    if exc.kind == "access_lost":
+        return Finding(
+            "fail",
+            f"QuickBooks says the person who connected SideQuest no longer has access to {what}.",
+            details=details + ["An administrator of the QuickBooks company must connect SideQuest again."],
+            facts=facts,
+            cause="app_disconnected",
+            remediation=reauth_remediation(f"Ask a QuickBooks administrator to run `{REAUTH}`."),
+        )
+    if exc.kind == "token_rejected":
+        return Finding(
+            "fail",
+            f"QuickBooks refused the connection it had just renewed when asked about {what}: it was most likely "
+            "disconnected a moment ago.",
+            details=details,
+            facts=facts,
+            cause="app_disconnected",
+            remediation=reauth_remediation(f"Run `{REAUTH}` to connect again."),
+        )
+    if exc.kind in ("network", "timeout"):
+        return Finding(
+            "fail",
+            f"Could not reach QuickBooks to look up {what}.",
+            details=details,
+            facts=facts,
+            cause="network_unreachable",
+        )
+    if exc.kind in ("server_error", "bad_response") or exc.status == 429:
+        return Finding(
+            "fail",
+            f"QuickBooks answered with an error while looking up {what}; this is on Intuit's side.",
+            details=details,
+            facts=facts,
+            cause="intuit_unavailable",
+        )
+    return Finding(
+        "fail", f"QuickBooks refused to look up {what}: {exc}.", details=details, facts=facts, cause="unknown"
+    )
