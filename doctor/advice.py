@@ -22,6 +22,8 @@ REAUTH = "sidequest reauth-qb"
 REFRESH = "sidequest refresh-qb"
 DOCTOR = "sidequest doctor"
 FIX = "sidequest doctor --fix"
+KEEPALIVE_ON = "sidequest keepalive on"
+KEEPALIVE_STATUS = "sidequest keepalive status"
 
 # -- connect QuickBooks again -------------------------------------------------------------------
 

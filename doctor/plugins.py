@@ -32,6 +32,8 @@ BUILTIN_ORDER = (
     "environment_match",
     "lock_health",
     "claude_config_sync",
+    "claude_logs",
+    "keepalive",
 )
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from doctor.advice import DOCTOR, EDIT_CONFIG, HOW_TO_QUIT_CLAUDE
 from doctor.claude_desktop.config import CONNECTOR_NAME
 from doctor.claude_desktop.extensions import ExtensionsError, find_connector, load_extensions
 from doctor.claude_desktop.logs import (
@@ -27,12 +28,8 @@ from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
 
-EDIT_CONFIG = "Open Claude Desktop → Settings → Developer → Edit Config"
-REOPEN = (
-    "Quit Claude Desktop completely (macOS: Cmd+Q; Windows: right-click the Claude icon in the tray and choose "
-    "Quit), open it again, then run `sidequest doctor` once more."
-)
-LIVE_CHECK = "sidequest doctor"
+REOPEN = f"Quit Claude Desktop completely ({HOW_TO_QUIT_CLAUDE}), open it again, then run `{DOCTOR}` once more."
+LIVE_CHECK = DOCTOR
 _AFTER_START_WORDS = {
     "exited": "then stopped unexpectedly",
     "request_timed_out": "then a request to it timed out (Claude waited and gave up)",

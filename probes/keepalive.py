@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from doctor.advice import DOCTOR, KEEPALIVE_ON, KEEPALIVE_STATUS, REAUTH, REFRESH
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
@@ -22,8 +23,7 @@ from doctor.store.keepalive_record import KeepaliveRecord, read_record
 from doctor.store.run_log import CHAIN_DEAD, RefreshRun, failure_outlived, read_runs
 from doctor.store.timestamps import format_timestamp, parse_timestamp
 
-KEEPALIVE_ON = "sidequest keepalive on"
-STATUS = "sidequest keepalive status"
+STATUS = KEEPALIVE_STATUS
 WARN_WITHIN = timedelta(days=30)
 IDLE_LIMIT = timedelta(days=100)
 
@@ -88,16 +88,16 @@ def last_run_failed(ctx: Context, record: KeepaliveRecord | None, runs: list[Ref
     last = runs[-1]
     if failure_outlived(last, parse_timestamp(ctx.env("QB_TOKEN_REFRESHED_AT"))):
         return None
-    why = WHY.get(last.outcome, "see `sidequest refresh-qb` for the reason")
+    why = WHY.get(last.outcome, f"see `{REFRESH}` for the reason")
     if last.outcome in CHAIN_DEAD:
         remediation = Remediation(
-            "Run `sidequest doctor` (online) to see why, then `sidequest reauth-qb` to connect again.",
-            ("sidequest doctor", "sidequest reauth-qb"),
+            f"Run `{DOCTOR}` (online) to see why, then `{REAUTH}` to connect again.",
+            (DOCTOR, REAUTH),
         )
     else:
         remediation = Remediation(
-            "Run `sidequest refresh-qb` now to see the whole message; the keep-alive tries again on schedule.",
-            ("sidequest refresh-qb",),
+            f"Run `{REFRESH}` now to see the whole message; the keep-alive tries again on schedule.",
+            (REFRESH,),
         )
     # The log holds every refresh-qb run, scheduled or typed: say "refresh-qb run", not "scheduled".
     summary = f"The last refresh-qb run, on {_day(last.at)}, failed: {why} ({last.outcome})."

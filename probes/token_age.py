@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from doctor.advice import DOCTOR, REAUTH, REAUTH_AGAIN, REFRESH
+from doctor.advice import DOCTOR, KEEPALIVE_ON, REAUTH, REAUTH_AGAIN, REFRESH
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
@@ -121,8 +121,8 @@ def ends_within_two_weeks(r: _Reading) -> Finding | None:
             f"The QuickBooks connection ends on {_day(when)}{estimate} (in {days} days) unless it is used before then."
         )
         remediation = Remediation(
-            f"Run `{REFRESH}` now (it renews the 100-day limit), then `sidequest keepalive on` to automate it.",
-            (REFRESH, "sidequest keepalive on"),
+            f"Run `{REFRESH}` now (it renews the 100-day limit), then `{KEEPALIVE_ON}` to automate it.",
+            (REFRESH, KEEPALIVE_ON),
             safe_to_automate=False,
         )
     return Finding("warn", summary, details=r.details, facts=r.facts, remediation=remediation)

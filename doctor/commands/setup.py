@@ -97,7 +97,8 @@ def key_problem(name: str, value: str) -> str | None:
 
 def check_keys_with_intuit(client_id: str, client_secret: str) -> bool:
     """True when Intuit accepts the keys, False when it does not; IntuitError when it cannot tell."""
-    from doctor.intuit.client import IntuitClient, IntuitError
+    from doctor.intuit.client import IntuitClient
+    from doctor.intuit.errors import IntuitError
 
     with IntuitClient(environ=os.environ, timeout=15.0) as client:
         try:

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from doctor.store.atomic_file import replace_atomically
-from doctor.store.lock_records import format_timestamp, parse_timestamp
+from doctor.store.timestamps import format_timestamp, parse_timestamp
 from doctor.values import Value
 
 RECORD_NAME = "keepalive.json"

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from doctor.store.atomic_file import replace_atomically
-from doctor.store.lock_records import format_timestamp, parse_timestamp
+from doctor.store.timestamps import format_timestamp, parse_timestamp
 from doctor.values import Value
 
 RUN_LOG_NAME = "refresh-runs.json"

@@ -94,5 +94,7 @@ def test_built_in_probes_keep_their_order() -> None:
         "environment-match",
         "lock-health",
         "claude-config-sync",
+        "claude-logs",
+        "keepalive",
     ]
     assert {r.probe.id: r.plugin for r in plugins.probes}["clock-skew"] == "probes.clock_skew"

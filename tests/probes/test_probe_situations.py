@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from doctor.context import Context
-from doctor.intuit.client import CompanyInfo, IntuitError
+from doctor.intuit.errors import IntuitError
+from doctor.intuit.responses import CompanyInfo
 from doctor.situations import which
 from doctor.store.token_store import RefreshResult
 from probes import environment_match, realm_match, refresh_chain, token_age
