@@ -14,7 +14,8 @@ those three values into this process, safely, in three situations:
   `http://127.0.0.1:<port>/callback?<the same parameters>` (a redirect, so the code travels
   from the user's browser to the user's machine only). It stores and logs nothing.
 * **Paste**: anything else, or a browser on another machine. The user pastes the address
-  the browser ended on (or the code and the company ID) into the terminal.
+  the browser ended on (or the code and the company ID) into the terminal
+  (`doctor.commands.terminal_input`).
 
 Rules the listener keeps, because anything on this machine or any web page the user visits
 can send requests to a loopback port: it binds 127.0.0.1 only; it accepts one reply and only
@@ -102,48 +103,9 @@ def judge_reply(
     return ConsentReply(source, code=code, realm_id=realm_id)
 
 
-def _query(text: str) -> dict[str, str]:
+def query_params(text: str) -> dict[str, str]:
+    """A query string as a dict of first values (blank values kept)."""
     return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
-
-
-class PasteReader:
-    """Understands what a person pastes: the final address, a query string, or code and company ID.
-
-    `feed` returns a ConsentReply or Refused once a line completes one, None while more is
-    needed (then `wants_realm` says the company ID is missing).
-    """
-
-    def __init__(self, expected_state: str) -> None:
-        self.expected_state = expected_state
-        self.code: str | None = None
-        self.realm_id: str | None = None
-
-    @property
-    def wants_realm(self) -> bool:
-        return self.code is not None and self.realm_id is None
-
-    def feed(self, line: str) -> ConsentReply | Refused | None:
-        text = line.strip().strip("'\"<>")
-        if not text:
-            return None
-        if "code=" in text or "error=" in text or "realmId=" in text:
-            query = text.split("?", 1)[1] if "?" in text else text
-            params = _query(query.split("#", 1)[0])
-            if "code" not in params and "error" not in params and self.code:
-                params["code"] = self.code
-            verdict = judge_reply(params, self.expected_state, "paste", require_state=False)
-            if isinstance(verdict, Refused) and verdict.reason == "incomplete" and params.get("code"):
-                self.code = params["code"].strip()
-                return None
-            return verdict
-        for word in text.replace(",", " ").split():
-            if word.isdigit():
-                self.realm_id = word
-            else:
-                self.code = word
-        if self.code and self.realm_id:
-            return ConsentReply("paste", code=self.code, realm_id=self.realm_id)
-        return None
 
 
 @dataclass(frozen=True)
@@ -213,7 +175,7 @@ class ConsentListener:
         parts = urlsplit(raw_path)
         if parts.path != self.path:
             return 404, "Not found", "This address only receives the QuickBooks sign-in reply for SideQuest.", False
-        verdict = judge_reply(_query(parts.query), self.expected_state or "", "browser", require_state=True)
+        verdict = judge_reply(query_params(parts.query), self.expected_state or "", "browser", require_state=True)
         if isinstance(verdict, Refused):
             self.events.put(verdict)
             if verdict.reason == "wrong_state":

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
+from doctor.console import Console
 from doctor.store.home import resolve_home
 
 LOCK_WAIT = 10.0
@@ -31,15 +33,14 @@ def _day(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "not reported by Intuit"
 
 
-def refresh_once(settings) -> int:
-    """Run one locked refresh; print the outcome; return the exit code."""
-    from doctor.commands.cli import checked, emit
+def refresh_once(console: Console, home_option: Path | None) -> int:
+    """Run one locked refresh; print the outcome through `console`; return the exit code."""
     from doctor.intuit.client import IntuitError
     from doctor.redaction import redacted_form
     from doctor.store.env_file import EnvFileError
     from doctor.store.token_store import LockTimeout, StoreError, TokenStore
 
-    home = resolve_home(settings.home, os.environ)
+    home = resolve_home(home_option, os.environ)
     store = TokenStore(home, environ=os.environ, command="sidequest refresh-qb")
 
     def say(text: str, err: bool = False) -> None:
@@ -51,7 +52,8 @@ def refresh_once(settings) -> int:
             pass
         if creds is not None:
             secrets += [("refresh_token", creds.refresh_token or ""), ("client_secret", creds.client_secret or "")]
-        emit(checked(text, secrets, creds.client_id if creds else None) + "\n", err=err)
+        console.know_all(secrets, creds.client_id if creds else None)
+        console.say(text, err=err)
 
     try:
         creds = store.credentials()

@@ -26,7 +26,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from doctor.commands.consent_listener import ConsentReply, PasteReader, Refused, judge_reply, split_state
+from doctor.commands.consent_listener import ConsentReply, Refused, judge_reply, split_state
+from doctor.commands.terminal_input import PasteReader
 from tests.support.homes import CLIENT_ID, CLIENT_SECRET, REALM_ID, REPO, cli_env, configured_values, write_env
 
 FAKE_BROWSER = Path(__file__).resolve().parents[1] / "support" / "fake_browser.py"
@@ -161,6 +162,12 @@ def run_reauth(env: dict[str, str], *args: str, stdin: str = "", timeout: float 
     )
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl+C interrupts again. A background job (`pytest &`) inherits SIGINT ignored,
+    and Python then leaves it ignored, so the Ctrl+C test would wait out its timeout."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Interactive:
     """reauth-qb in a subprocess we talk to: read the consent URL, act, then collect the rest."""
 
@@ -174,6 +181,7 @@ class Interactive:
             stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
+            preexec_fn=default_sigint if sys.platform != "win32" else None,
         )
         self.url = self.proc.stdout.readline().rstrip("\n")
         assert self.url.startswith("http://127.0.0.1:"), f"first stdout line is not the consent URL: {self.url!r}"
