@@ -198,7 +198,9 @@ def write_file_atomically(path: Path, text: str) -> None:
     The temp file comes from mkstemp (O_CREAT|O_EXCL, a random name, mode 0600) in the target's
     folder, so a name planted in advance (a symlink to someone else's file) is never followed;
     `os.replace` then swaps it in, replacing a symlink at `path` itself rather than writing through it.
+    A new file is 0600 (a report names paths and the company); a replaced one keeps its mode.
     """
+    import stat
     import tempfile
 
     folder = path.parent if str(path.parent) else Path(".")
@@ -207,7 +209,13 @@ def write_file_atomically(path: Path, text: str) -> None:
     except OSError as exc:
         raise OutputFileError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
     try:
+        try:
+            previous = os.lstat(path)
+        except OSError:
+            previous = None
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            if previous is not None and stat.S_ISREG(previous.st_mode) and hasattr(os, "fchmod"):
+                os.fchmod(handle.fileno(), stat.S_IMODE(previous.st_mode))
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -387,3 +387,23 @@ def test_a_stale_compiled_prompt_is_not_used(home: Path, tmp_path: Path, monkeyp
     source.write_text(source.read_text(encoding="utf-8") + "EDITED AFTER COMPILING\n", encoding="utf-8")
     monkeypatch.setattr(renderers, "templates_dir", lambda: tmp_path)
     assert renderers.render_prompt(_prompt_document(home)).endswith("EDITED AFTER COMPILING\n")
+
+
+def test_output_never_follows_a_planted_temp_file_symlink(home: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    # The old temp name was predictable (.NAME.tmp-PID): a symlink planted there made the report
+    # overwrite whatever it pointed at. Run in this process so the PID is the one we plant for.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's file\n")
+    target = tmp_path / "out" / "report.json"
+    target.parent.mkdir()
+    planted = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    planted.symlink_to(victim)
+    monkeypatch.setenv("SIDEQUEST_HOME", str(home))
+    monkeypatch.setenv("SIDEQUEST_CLAUDE_CONFIG", str(tmp_path / "none.json"))
+    with pytest.raises(SystemExit) as exited:
+        doctor.commands.cli.main(["doctor", "--offline", "--format", "json", "--output", str(target)])
+    assert exited.value.code == 0, capsys.readouterr().err
+    assert victim.read_text() == "someone else's file\n"
+    assert planted.is_symlink()  # left alone
+    assert_valid_report(json.loads(target.read_text(encoding="utf-8")))
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted([target.name, planted.name])  # no temp left
