@@ -55,18 +55,21 @@ class ConsentReply:
     realm_id: str | None = None
     error: str | None = None
     error_description: str | None = None
+    # A pasted address that carried no `state`: nothing ties it to this attempt, so reauth-qb
+    # uses it only once the person confirms (or --yes).
+    state_missing: bool = False
 
     def __repr__(self) -> str:
         # The code is a secret: say only whether there is one.
         return (
             f"ConsentReply(source={self.source!r}, code={'<set>' if self.code else None}, "
-            f"realm_id={self.realm_id!r}, error={self.error!r})"
+            f"realm_id={self.realm_id!r}, error={self.error!r}, state_missing={self.state_missing!r})"
         )
 
 
 @dataclass(frozen=True)
 class Refused:
-    """A reply that was turned away (the wait goes on). `reason`: wrong_state, incomplete."""
+    """A reply that was turned away (the wait goes on). `reason`: wrong_state, incomplete, bad_realm."""
 
     source: str
     reason: str
@@ -80,13 +83,24 @@ def split_state(state: str) -> tuple[str, int | None]:
     return state, None
 
 
+# QuickBooks company ids (realmId) are decimal numbers, about 16-19 digits today.
+MAX_REALM_DIGITS = 32
+
+
+def is_realm_id(text: str) -> bool:
+    """Whether `text` can be a QuickBooks company id: ASCII digits only (str.isdigit alone takes "١٢٣")."""
+    return 0 < len(text) <= MAX_REALM_DIGITS and text.isascii() and text.isdigit()
+
+
 def judge_reply(
     params: Mapping[str, str], expected_state: str, source: str, *, require_state: bool
 ) -> ConsentReply | Refused:
     """Turn redirect parameters into a ConsentReply, or a Refused when they must be ignored.
 
-    A pasted reply may lack `state` (the user typed the code from another page); a reply
-    reaching the listener never may, because any web page could send one there.
+    A pasted reply may lack `state` (then the reply says `state_missing`, and the caller asks
+    before using it); a reply reaching the listener never may, because any web page could send
+    one there. A realmId that is not a number is refused: it would be saved into `.env` and
+    Claude Desktop's config and used in every QuickBooks address.
     """
     state = params.get("state")
     if state is not None or require_state:
@@ -100,7 +114,9 @@ def judge_reply(
     realm_id = (params.get("realmId") or "").strip()
     if not code or not realm_id:
         return Refused(source, "incomplete")
-    return ConsentReply(source, code=code, realm_id=realm_id)
+    if not is_realm_id(realm_id):
+        return Refused(source, "bad_realm")
+    return ConsentReply(source, code=code, realm_id=realm_id, state_missing=state is None)
 
 
 def query_params(text: str) -> dict[str, str]:
@@ -178,6 +194,14 @@ class ConsentListener:
         verdict = judge_reply(query_params(parts.query), self.expected_state or "", "browser", require_state=True)
         if isinstance(verdict, Refused):
             self.events.put(verdict)
+            if verdict.reason == "bad_realm":
+                return (
+                    400,
+                    "Sign-in reply refused",
+                    "The company ID in this reply is not a number, so it was refused and nothing was "
+                    "changed. Go back to the terminal window.",
+                    False,
+                )
             if verdict.reason == "wrong_state":
                 return (
                     400,

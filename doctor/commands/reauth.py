@@ -274,6 +274,8 @@ def _wait_for_consent(flow: _Flow, keys: _AppKeys) -> ConsentReply:
         )
         raise _Stop()
     console.know("auth_code", reply.code)
+    if reply.state_missing and not reply.error:
+        _accept_address_without_state(flow)
     if reply.error:
         what = (
             "You chose not to connect QuickBooks (or Intuit cancelled the sign-in)"
@@ -287,6 +289,39 @@ def _wait_for_consent(flow: _Flow, keys: _AppKeys) -> ConsentReply:
         )
         raise _Stop(f"{what}. Nothing was changed. Run sidequest reauth-qb again to retry.")
     return reply
+
+
+def _accept_address_without_state(flow: _Flow) -> None:
+    """Use a pasted address without `state` only when the person confirms it is from their own click.
+
+    Without the state nothing ties the address to this attempt: it could be one someone sent,
+    which would connect the connector to their QuickBooks company.
+    """
+    console = flow.console
+    console.say(
+        "The pasted address has no state= part, so SideQuest cannot tell that it comes from the sign-in "
+        "this window started (it could be an address someone sent you). Use it only if you clicked "
+        "Connect yourself just now.",
+        err=True,
+    )
+    if flow.options.yes:
+        console.say("Using it (--yes).", err=True)
+        return
+    if not stdin_is_terminal():
+        console.say(
+            "Nothing was changed. Paste the whole address, including state=, or run `sidequest reauth-qb --yes` "
+            "to accept an address without it.",
+            err=True,
+        )
+        raise _Stop("The pasted address could not be tied to this sign-in; nothing was changed.")
+    console.say("Use this address? Type y and press Enter (anything else stops):", err=True)
+    try:
+        confirmed = answered_yes(flow.lines, time.monotonic() + max(flow.options.timeout, MIN_CONFIRM_SECONDS))
+    except KeyboardInterrupt:
+        confirmed = False
+    if not confirmed:
+        console.say("Did not use the pasted address. Nothing was changed.", err=True)
+        raise _Stop("The pasted address was not used; nothing was changed.")
 
 
 def _accept_company(flow: _Flow, current_realm: str | None, new_realm: str) -> None:
@@ -420,7 +455,13 @@ def _wait_for_reply(console: Console, events: queue.Queue, lines: TerminalLines,
 
 
 def _explain_refusal(console: Console, refused) -> None:
-    if refused.reason == "wrong_state":
+    if refused.reason == "bad_realm":
+        console.say(
+            "Refused a sign-in reply whose company ID (realmId) is not a number; a real one is all digits. "
+            "Nothing was changed. Still waiting: paste the whole address from the browser's address bar.",
+            err=True,
+        )
+    elif refused.reason == "wrong_state":
         console.say(
             "Ignored a sign-in reply that does not belong to this attempt (it may come from an older "
             "window or another web page). Still waiting.",

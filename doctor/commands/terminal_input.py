@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from doctor.commands.consent_listener import ConsentReply, Refused, judge_reply, query_params
+from doctor.commands.consent_listener import ConsentReply, Refused, is_realm_id, judge_reply, query_params
 
 
 class TerminalLines:
@@ -125,8 +125,11 @@ class PasteReader:
                 self.code = params["code"].strip()
                 return None
             return verdict
-        for word in text.replace(",", " ").split():
-            if word.isdigit():
+        words = text.replace(",", " ").split()
+        if self.wants_realm and len(words) == 1 and not is_realm_id(words[0]):
+            return Refused("paste", "bad_realm")  # typed as the company ID, but not a number
+        for word in words:
+            if is_realm_id(word):
                 self.realm_id = word
             else:
                 self.code = word
