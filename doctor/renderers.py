@@ -75,18 +75,20 @@ def render_text(doc: dict[str, Any], *, verbose: bool = False, unicode: bool = T
     """The report for a person: headline first, one line per probe, then what to do."""
     marks = MARKS_UNICODE if unicode else MARKS_ASCII
     out = Styled()
+    width = max((len(p["id"]) for p in doc["probes"]), default=10)
+    indent = f"       {' ' * width}  "
 
-    def line(text: str = "") -> None:
-        out.add(text + "\n")
+    def line(text: str = "", *, hang: str = indent) -> None:
+        # A newline inside a value (a company name, a file's words) continues under the detail
+        # column, so it can never start a line that looks like a probe's own.
+        out.add(text.replace("\n", "\n" + hang) + "\n")
 
     diagnosis = doc["diagnosis"]
     healthy = diagnosis["cause"] == "healthy"
-    out.add(diagnosis["headline"], "bold")
+    out.add(" ".join(str(diagnosis["headline"]).splitlines()), "bold")
     line()
     line(f"Cause: {diagnosis['cause']}   (run {doc['run_id']}, {doc['mode']})")
     line()
-    width = max((len(p["id"]) for p in doc["probes"]), default=10)
-    indent = f"       {' ' * width}  "
     for probe in doc["probes"]:
         status = probe["status"]
         label = "" if status in ("ok", "warn", "fail", "skip") else f"({status}) "
@@ -111,12 +113,12 @@ def render_text(doc: dict[str, Any], *, verbose: bool = False, unicode: bool = T
             line(f"{indent}{probe['duration_ms']:.1f} ms, side effects: {probe['side_effects']}{blocked}")
     for note in doc.get("notes", []):
         line()
-        line(f"Note: {note}")
+        line(f"Note: {note}", hang="      ")
     if diagnosis["fix"]:
         line()
         line("What to do:" if not healthy else "Tip:")
         for i, step in enumerate(diagnosis["fix"], 1):
-            line(f"  {i}. {step}")
+            line(f"  {i}. {step}", hang="     ")
     counts = doc["summary"]["counts"]
     summary = ", ".join(f"{counts[s]} {s}" for s in ("ok", "warn", "fail", "skip", "error", "timeout") if counts[s])
     line()

@@ -190,3 +190,14 @@ def test_only_the_console_adds_colour_and_it_escapes_the_styled_text(capsys) -> 
     assert capsys.readouterr().out == "\x1b[32mok\x1b[0m \\x1b[8mhidden\n"
     console.write(Styled().add("ok", "green").add("\n"), colour=False)
     assert capsys.readouterr().out == "ok\n"
+
+
+def test_a_newline_in_a_value_cannot_forge_a_probe_line(tmp_path: Path) -> None:
+    from tests.support.homes import write_env
+
+    home = tmp_path / "home"
+    write_env(home, fresh_values())
+    write_owner_record(home, dead_pid(), command="sidequest\n  ✓  forged-probe       Everything is fine.")
+    result = run_cli("doctor", "--offline", env=cli_env(home))
+    assert "forged-probe" in result.stdout
+    assert not any(line.startswith("  ✓  forged-probe") for line in result.stdout.splitlines())
