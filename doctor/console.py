@@ -33,21 +33,49 @@ from doctor.redaction import Redactor
 # The renderers' style names and the SGR codes they stand for; nothing else is ever emitted raw.
 STYLES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33"}
 
-# C0 (but newline and tab), DEL and C1. Carriage return is escaped too: it returns to the start of
-# the line, which is enough to overwrite (forge) what a line says.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# Inside JSON a raw control character can only be in a string (json.dumps escapes C0, not C1).
-_JSON_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+# C0, DEL and C1. Newline stays (it lays text out), and tab in text; carriage return is escaped:
+# it returns to the start of the line, which is enough to overwrite (forge) what a line says.
+_CONTROLS = tuple(chr(c) for c in (*range(0x00, 0x0A), *range(0x0B, 0x20), *range(0x7F, 0xA0)))
+_pattern: re.Pattern[str] | None = None
+
+
+def _controls_in(text: str) -> re.Pattern[str] | None:
+    """The pattern of control characters when `text` holds one, else None.
+
+    Most output holds none; 64 substring searches cost a tenth of compiling the regex, which
+    is then compiled only for text that needs it.
+    """
+    global _pattern
+    if not any(char in text for char in _CONTROLS):
+        return None
+    if _pattern is None:
+        _pattern = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+    return _pattern
+
+
+def _as_text_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return char if char == "\t" else f"\\x{ord(char):02x}"
+
+
+def _as_json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def escape_controls(text: str) -> str:
     """`text` with every control character but newline and tab shown as `\\xNN`."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    pattern = _controls_in(text)
+    return pattern.sub(_as_text_escape, text) if pattern else text
 
 
 def escape_controls_json(text: str) -> str:
-    """JSON text with every control character outside the layout's newlines as a `\\u00NN` escape."""
-    return _JSON_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    """JSON text with every control character but the layout's newlines as a `\\u00NN` escape.
+
+    Inside json.dumps output a raw control character can only sit in a string (it escapes C0
+    but not C1), where the escape keeps the value.
+    """
+    pattern = _controls_in(text)
+    return pattern.sub(_as_json_escape, text) if pattern else text
 
 
 class Styled:
@@ -123,6 +151,17 @@ class Console:
                 self._client_id = client_id
                 self._redactor = None
 
+    def adopt(self, redactor: Redactor) -> None:
+        """Use a redactor already built for these secrets (the doctor run's), adding what it knows."""
+        with self._lock:
+            known = [(s.kind, s.value) for s in redactor.secrets]
+            if self._secrets and any(pair not in known for pair in self._secrets):
+                self.know_all(known, redactor.client_id)
+                return
+            self._secrets = known
+            self._client_id = redactor.client_id or self._client_id
+            self._redactor = redactor
+
     def redactor(self) -> Redactor:
         with self._lock:
             if self._redactor is None:
@@ -134,19 +173,28 @@ class Console:
     def clean(self, text: str, *, json: bool = False) -> str:
         """Redacted, escaped and canary-checked text (raises SecretLeak rather than return a secret)."""
         redactor = self.redactor()
+        return redactor.check(self._safe(redactor, text, json=json))
+
+    @staticmethod
+    def _safe(redactor: Redactor, text: str, *, json: bool = False) -> str:
         text = redactor.redact_text(text)
-        text = escape_controls_json(text) if json else escape_controls(text)
-        return redactor.check(text)
+        return escape_controls_json(text) if json else escape_controls(text)
 
     def _finish(self, text: str | Styled, *, json: bool, colour: bool) -> str:
         if not isinstance(text, Styled):
             return self.clean(text, json=json)
-        cleaned = [(self.clean(piece), style) for piece, style in text.pieces]
-        # Each piece passed the canary; so must their join, in case a secret straddles two.
-        self.redactor().check("".join(piece for piece, _ in cleaned))
-        return "".join(
-            f"\033[{STYLES[style]}m{piece}\033[0m" if colour and style and piece else piece for piece, style in cleaned
-        )
+        redactor = self.redactor()
+        plain = str(text)
+        if self._safe(redactor, plain) == plain:  # the usual case: nothing to hide or escape
+            cleaned = text.pieces
+        else:
+            cleaned = [(self._safe(redactor, piece), style) for piece, style in text.pieces]
+            plain = "".join(piece for piece, _ in cleaned)
+        # One canary scan of the whole text, so a secret straddling two pieces is caught too.
+        redactor.check(plain)
+        if not colour:
+            return plain
+        return "".join(f"\033[{STYLES[style]}m{piece}\033[0m" if style and piece else piece for piece, style in cleaned)
 
     # -- writing ---------------------------------------------------------------------------------
 

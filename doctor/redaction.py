@@ -106,6 +106,7 @@ class Redactor:
             reverse=True,
         )
         self._percent_pattern: re.Pattern[str] | None = None
+        self._leak_list: list[tuple[str, str]] | None = None
 
     def redacted_forms(self) -> list[str]:
         """The redacted forms of the secrets this run knew (for the JSON `redaction` block)."""
@@ -154,9 +155,11 @@ class Redactor:
 
         Fully percent-encoded forms are looked for whatever the case of their hex digits.
         """
+        if self._leak_list is None:
+            self._leak_list = list(self._leak_forms())
         lowered = text.lower() if "%" in text else None
         found = []
-        for kind, form in self._leak_forms():
+        for kind, form in self._leak_list:
             if not form:
                 continue
             if form in text or (lowered is not None and form.startswith("%") and form.lower() in lowered):

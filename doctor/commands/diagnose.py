@@ -9,32 +9,57 @@ they can be read and tested without click, and everything they print goes throug
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from doctor.console import Console
+from doctor.values import Value
 
 EXIT_OK = 0
 
 
-@dataclass(frozen=True)
-class DoctorOptions:
-    """`sidequest doctor`'s options, already checked for usage errors by the CLI."""
+class DoctorOptions(Value):
+    """`sidequest doctor`'s options, already checked for usage errors by the CLI.
 
-    home: Path | None = None
-    claude_config: Path | None = None
-    fmt: str = "text"
-    output: Path | None = None
-    offline: bool = False
-    only: tuple[str, ...] = ()
-    skip: tuple[str, ...] = ()
-    verbose: bool = False
-    strict: bool = False
-    list_probes: bool = False
-    fix: bool = False
-    yes: bool = False
-    dry_run: bool = False
-    timeout: float = 20.0
+    A `Value`, not a dataclass: this is on every doctor run's path, and a dataclass compiles
+    its methods at import (doctor/values.py says what that costs).
+    """
+
+    __slots__ = (
+        "home", "claude_config", "fmt", "output", "offline", "only", "skip", "verbose", "strict",
+        "list_probes", "fix", "yes", "dry_run", "timeout",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        home: Path | None = None,
+        claude_config: Path | None = None,
+        fmt: str = "text",
+        output: Path | None = None,
+        offline: bool = False,
+        only: tuple[str, ...] = (),
+        skip: tuple[str, ...] = (),
+        verbose: bool = False,
+        strict: bool = False,
+        list_probes: bool = False,
+        fix: bool = False,
+        yes: bool = False,
+        dry_run: bool = False,
+        timeout: float = 20.0,
+    ) -> None:
+        self.home = home
+        self.claude_config = claude_config
+        self.fmt = fmt
+        self.output = output
+        self.offline = offline
+        self.only = tuple(only)
+        self.skip = tuple(skip)
+        self.verbose = verbose
+        self.strict = strict
+        self.list_probes = list_probes
+        self.fix = fix
+        self.yes = yes
+        self.dry_run = dry_run
+        self.timeout = timeout
 
 
 def run_doctor_command(console: Console, options: DoctorOptions) -> int:
@@ -54,7 +79,7 @@ def run_doctor_command(console: Console, options: DoctorOptions) -> int:
         run = execute(
             ctx, plugins, only=options.only, skip=options.skip, timeout=options.timeout, strict=options.strict
         )
-        console.know_all(((s.kind, s.value) for s in run.redactor.secrets), run.redactor.client_id)
+        console.adopt(run.redactor)
         if options.fix:
             run = fix_and_tell(console, run, make_context, options)
         write_report(console, run.document, options)
