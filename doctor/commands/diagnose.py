@@ -76,9 +76,13 @@ def run_doctor_command(console: Console, options: DoctorOptions) -> int:
         if options.list_probes:
             console.write(render_probe_list(plugins, options.fmt), output=options.output, json=options.fmt == "json")
             return EXIT_OK
-        run = execute(
-            ctx, plugins, only=options.only, skip=options.skip, timeout=options.timeout, strict=options.strict
-        )
+        try:
+            run = execute(
+                ctx, plugins, only=options.only, skip=options.skip, timeout=options.timeout, strict=options.strict
+            )
+        except Exception:
+            _learn_secrets_of(console, ctx)  # so even the internal error line hides them
+            raise
         console.adopt(run.redactor)
         if options.fix:
             run = fix_and_tell(console, run, make_context, options)
@@ -90,6 +94,13 @@ def run_doctor_command(console: Console, options: DoctorOptions) -> int:
         return run.report.exit_code
     finally:
         ctx.close()
+
+
+def _learn_secrets_of(console: Console, ctx) -> None:
+    try:
+        console.know_all(ctx.secrets(), ctx.client_id())
+    except Exception:  # reading them failed too; the run's own error is the one to report
+        pass
 
 
 def write_report(console: Console, document: dict, options: DoctorOptions) -> None:

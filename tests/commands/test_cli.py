@@ -166,6 +166,7 @@ def test_an_internal_error_is_one_line_and_exit_3(monkeypatch, capsys, home: Pat
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: kaput" in err and "--verbose" in err
     assert "Traceback" not in err
+    assert CLIENT_SECRET not in err and "kaput CS…" in err  # the secrets of .env are known even then
     with pytest.raises(SystemExit):
         doctor.commands.cli.main(["doctor", "--offline", "--verbose"])
     assert "Traceback" in capsys.readouterr().err
