@@ -1,13 +1,17 @@
-"""The `sidequest` command line (DESIGN.md §5 CONTRACT).
+"""The `sidequest` command line (DESIGN.md §5 CONTRACT): click wiring only.
 
-Exit codes for every command: 0 healthy, 1 problems found or the operation failed for a
-diagnosed reason, 2 usage error, 3 the tool itself could not run. Expected conditions never
-print a traceback; an unexpected one is one line plus a pointer to `--verbose`. Everything
-printed passes the redactor's canary first.
+Each command's work lives in its own module (`diagnose`, `reauth`, `refresh`), which takes
+typed options and the one `doctor.console.Console` and returns an exit code; nothing imports
+this module back. Exit codes for every command: 0 healthy, 1 problems found or the operation
+failed for a diagnosed reason, 2 usage error, 3 the tool itself could not run. Expected
+conditions never print a traceback; an unexpected one is one line plus a pointer to
+`--verbose`. Everything printed, click's own usage errors included, leaves through the console:
+redacted, control characters escaped, canary-scanned.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import sys
@@ -17,6 +21,7 @@ from typing import Any
 import click
 
 from doctor import __version__
+from doctor.console import Console, OutputFileError
 from doctor.renderers import FORMATS
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -84,44 +89,12 @@ class PathParam(click.ParamType):
 
 
 class Settings:
-    """The global options, and what the running command learnt that error messages must hide."""
+    """The global options, and the console every command writes through."""
 
-    def __init__(self, home: Path | None, claude_config: Path | None) -> None:
+    def __init__(self, console: Console, home: Path | None, claude_config: Path | None) -> None:
+        self.console = console
         self.home = home
         self.claude_config = claude_config
-        # Secrets seen by the current command, so that even an internal error message is redacted.
-        self.secrets: list[tuple[str, str]] = []
-        self.client_id: str | None = None
-
-
-def emit(text: str, *, output: Path | None = None, err: bool = False) -> None:
-    """Write text to a file or a standard stream, degrading characters the stream cannot show."""
-    if output is not None:
-        tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, output)
-        except OSError as exc:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-            reason = exc.strerror or type(exc).__name__
-            raise click.ClickException(f"cannot write {output}: {reason}. Nothing was written there.") from None
-        return
-    stream = sys.stderr if err else sys.stdout
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    data = text.encode(encoding, "replace").decode(encoding, "replace")
-    stream.write(data)
-    stream.flush()
-
-
-def checked(text: str, secrets: list[tuple[str, str]], client_id: str | None) -> str:
-    """Redact, then canary-scan: raises SecretLeak rather than return text holding a secret."""
-    from doctor.redaction import Redactor
-
-    redactor = Redactor(secrets, client_id=client_id)
-    return redactor.check(redactor.redact_text(text))
 
 
 @click.group(add_help_option=False)
@@ -142,7 +115,8 @@ def checked(text: str, secrets: list[tuple[str, str]], client_id: str | None) ->
 @click.pass_context
 def cli(click_ctx: click.Context, home: Path | None, claude_config: Path | None) -> None:
     """Diagnose and repair the SideQuest QuickBooks connector."""
-    click_ctx.obj = Settings(home, claude_config)
+    console = click_ctx.obj if isinstance(click_ctx.obj, Console) else Console()
+    click_ctx.obj = Settings(console, home, claude_config)
 
 
 @cli.command("doctor", add_help_option=False)
@@ -194,157 +168,35 @@ def doctor_command(
     timeout: float,
 ) -> int:
     """Run every probe, name the root cause and say how to fix it."""
-    from doctor.plugins import build_plugins
-    from doctor.session import SelectionError, build_context, execute
+    from doctor.commands.diagnose import DoctorOptions, run_doctor_command
+    from doctor.session import SelectionError
 
     if (yes or dry_run) and not fix:
         raise click.UsageError("--yes and --dry-run go with --fix")
     if fix and fmt == "json" and not dry_run and not yes:
         raise click.UsageError("--fix asks questions; with --format json add --yes or --dry-run")
-
-    def make_context():
-        return build_context(settings.home, settings.claude_config, offline=offline, verbose=verbose)
-
-    ctx = make_context()
-    try:
-        plugins = build_plugins(ctx.environ)
-        if list_probes:
-            emit(render_probe_list(plugins, fmt), output=output)
-            return EXIT_OK
-        try:
-            run = execute(ctx, plugins, only=only, skip=skip, timeout=timeout, strict=strict)
-        except SelectionError as exc:
-            raise click.UsageError(str(exc)) from None
-        settings.secrets = [(s.kind, s.value) for s in run.redactor.secrets]
-        settings.client_id = ctx.client_id()
-        if fix:
-            run = fix_and_report(run, make_context, timeout=timeout, yes=yes, dry_run=dry_run, fmt=fmt)
-        text = render(run.document, fmt, verbose=verbose, to_file=output is not None)
-        emit(run.redactor.check(text), output=output)
-        if output is not None:
-            emit(f"Wrote the {fmt} report to {output}\n", err=True)
-        if fix and not dry_run and offer_reauth(run.report.diagnosis.cause):
-            from doctor.commands.reauth import run_reauth
-
-            return run_reauth(settings, no_browser=False, environment=None, timeout=300.0, yes=False)
-        return run.report.exit_code
-    finally:
-        ctx.close()
-
-
-def offer_reauth(cause: str) -> bool:
-    """Ask, on a terminal only, whether to start the consent flow the cause needs.
-
-    Never automatic, not even with --yes: consent is a person's click in the browser, and a
-    flow that waits minutes for it must not start where nobody is there to click.
-    """
-    from doctor.fixing import CONSENT_CAUSES
-
-    if cause not in CONSENT_CAUSES or not (sys.stdin and sys.stdin.isatty()):
-        return False
-    return click.confirm(
-        "Start `sidequest reauth-qb` now? It opens QuickBooks in your browser, where you click Connect.",
-        default=False,
-        err=True,
-    )
-
-
-def render(document: dict[str, Any], fmt: str, *, verbose: bool, to_file: bool) -> str:
-    from doctor import renderers
-
-    if fmt == "json":
-        return renderers.render_json(document)
-    if fmt == "prompt":
-        return renderers.render_prompt(document)
-    stream = sys.stdout
-    unicode = True if to_file else renderers.stream_supports_unicode(stream)
-    colour = False if to_file else renderers.use_colour(stream, os.environ)
-    return renderers.render_text(document, verbose=verbose, unicode=unicode, colour=colour)
-
-
-def render_probe_list(plugins, fmt: str) -> str:
-    rows = [
-        {
-            "id": r.probe.id,
-            "title": r.probe.title,
-            "side_effects": r.probe.side_effects,
-            "needs_network": r.probe.needs_network,
-            "depends_on": list(r.probe.depends_on),
-            "plugin": r.plugin,
-            "fixer": r.probe.fixer is not None,
-        }
-        for r in plugins.probes
-    ]
-    if fmt == "json":
-        import json
-
-        return (
-            json.dumps(
-                {
-                    "probes": rows,
-                    "plugin_problems": [{"plugin": p.plugin, "message": p.message} for p in plugins.problems],
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-    width = max((len(r["id"]) for r in rows), default=2)
-    lines = [f"{'ID'.ljust(width)}  {'SIDE EFFECTS'.ljust(12)}  {'PLUGIN'.ljust(22)}  TITLE"]
-    for r in rows:
-        lines.append(f"{r['id'].ljust(width)}  {r['side_effects'].ljust(12)}  {r['plugin'].ljust(22)}  {r['title']}")
-    for problem in plugins.problems:
-        lines.append(f"! plugin {problem.plugin}: {problem.message}")
-    return "\n".join(lines) + "\n"
-
-
-def fix_and_report(run, make_context, *, timeout: float, yes: bool, dry_run: bool, fmt: str):
-    """Run the fixers, tell the user what happened on stderr, return the run to render."""
-    from doctor.diagnosis import diagnose, exit_code_for
-    from doctor.fixing import rerun_in_fresh_context, run_fixes
-    from doctor.session import redacted_document
-
-    def say(line: str) -> None:
-        emit(run.redactor.check(run.redactor.redact_text(line)) + "\n", err=True)
-
-    def confirm(question: str) -> bool:
-        if not sys.stdin or not sys.stdin.isatty():
-            say(f"{question} [skipped: no terminal to ask; use --yes]")
-            return False
-        return click.confirm(run.redactor.redact_text(question), default=False, err=True)
-
-    outcome = run_fixes(
-        run,
+    options = DoctorOptions(
+        home=settings.home,
+        claude_config=settings.claude_config,
+        fmt=fmt,
+        output=output,
+        offline=offline,
+        only=only,
+        skip=skip,
+        verbose=verbose,
+        strict=strict,
+        list_probes=list_probes,
+        fix=fix,
         yes=yes,
         dry_run=dry_run,
-        confirm=confirm,
-        rerun=rerun_in_fresh_context(run, make_context, timeout),
+        timeout=timeout,
     )
-    if not outcome.planned:
-        say("No automatic fix applies to what the doctor found.")
-    for probe_id, description in outcome.planned:
-        prefix = "Would fix" if dry_run else "Fix"
-        say(f"{prefix} {probe_id}: {description}")
-    for probe_id, did in outcome.applied:
-        say(f"  done: {probe_id}: {did}")
-    for probe_id, why in outcome.failed:
-        say(f"  failed: {probe_id}: {why}")
-    if outcome.needs_consent:
-        say(
-            "This needs you to connect QuickBooks again, which takes a click in the browser: run `sidequest reauth-qb`."
-        )
-    if outcome.after is None:
-        return run
-    after = {r.id: r for r in outcome.after.report.results}
-    for before in run.report.results:
-        if before.id in after and after[before.id].status != before.status:
-            say(f"  {before.id}: {before.status} → {after[before.id].status}")
-    merged = [after.get(r.id, r) for r in run.report.results]
-    report = run.report
-    report.results = merged
-    report.diagnosis = diagnose(merged)
-    report.exit_code = exit_code_for(report.diagnosis, merged, report.strict)
-    run.document = redacted_document(report, run.redactor)
-    return run
+    try:
+        return run_doctor_command(settings.console, options)
+    except SelectionError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OutputFileError as exc:
+        raise click.ClickException(f"{exc}. Nothing was written there.") from None
 
 
 @cli.command("refresh-qb", add_help_option=False)
@@ -354,7 +206,7 @@ def refresh_command(settings: Settings) -> int:
     """Refresh the QuickBooks token chain once, under the lock (safe for cron/launchd)."""
     from doctor.commands.refresh import refresh_once
 
-    return refresh_once(settings)
+    return refresh_once(settings.console, settings.home)
 
 
 @cli.command("reauth-qb", add_help_option=False)
@@ -377,9 +229,17 @@ def refresh_command(settings: Settings) -> int:
 @click.pass_obj
 def reauth_command(settings: Settings, no_browser: bool, environment: str | None, timeout: float, yes: bool) -> int:
     """Connect QuickBooks again: consent in the browser, save the new token, update Claude Desktop."""
-    from doctor.commands.reauth import run_reauth
+    from doctor.commands.reauth import ReauthOptions, run_reauth
 
-    return run_reauth(settings, no_browser=no_browser, environment=environment, timeout=timeout, yes=yes)
+    options = ReauthOptions(
+        home=settings.home,
+        claude_config=settings.claude_config,
+        no_browser=no_browser,
+        environment=environment,
+        timeout=timeout,
+        yes=yes,
+    )
+    return run_reauth(settings.console, options)
 
 
 @cli.command("setup", add_help_option=False)
@@ -457,43 +317,45 @@ def keepalive_command(settings: Settings, action: str, every: int | None) -> int
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    settings_holder: dict[str, Settings] = {}
+    console = Console()  # made here, so even the last-resort error line knows the secrets a command met
     try:
-        with cli.make_context("sidequest", list(args)) as click_ctx:
-            settings_holder["s"] = click_ctx.obj
+        with cli.make_context("sidequest", list(args), obj=console) as click_ctx:
             code = cli.invoke(click_ctx)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except click.UsageError as exc:
-        exc.show()
-        code = EXIT_USAGE
     except click.ClickException as exc:
-        exc.show()
-        code = EXIT_PROBLEM
+        # click's own message can quote what was typed (a path, a probe id): it goes out like the rest.
+        shown = io.StringIO()
+        exc.show(file=shown)
+        console.write(shown.getvalue(), err=True)
+        code = EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_PROBLEM
     except (click.Abort, KeyboardInterrupt):
-        emit("\nInterrupted; nothing was changed after that point.\n", err=True)
+        console.write("\nInterrupted; nothing was changed after that point.\n", err=True)
         code = EXIT_PROBLEM
     except Exception as exc:  # the tool itself failed: one line, traceback only with --verbose
-        from doctor.redaction import SecretLeak
-
-        settings = settings_holder.get("s")
-        if isinstance(exc, SecretLeak):
-            line = f"sidequest: {exc}"
-        else:
-            first = (str(exc).strip().splitlines() or [""])[0]
-            line = f"sidequest: internal error: {type(exc).__name__}: {first}".rstrip(": ")
-            line += "\n  (run again with --verbose for details, and send them to support)"
-        if "--verbose" in args or "-v" in args:
-            import traceback
-
-            line += "\n" + traceback.format_exc()
-        try:
-            line = checked(line, settings.secrets if settings else [], settings.client_id if settings else None)
-        except Exception:
-            line = f"sidequest: internal error: {type(exc).__name__} (details withheld: they held a secret)"
-        emit(line + "\n", err=True)
+        console.write(internal_error_line(console, exc, verbose="--verbose" in args or "-v" in args), err=True)
         code = EXIT_INTERNAL
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def internal_error_line(console: Console, exc: Exception, *, verbose: bool) -> str:
+    """One line for an unexpected failure (plus the traceback with --verbose), never holding a secret."""
+    from doctor.redaction import SecretLeak
+
+    if isinstance(exc, SecretLeak):
+        line = f"sidequest: {exc}"
+    else:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        line = f"sidequest: internal error: {type(exc).__name__}: {first}".rstrip(": ")
+        line += "\n  (run again with --verbose for details, and send them to support)"
+    if verbose:
+        import traceback
+
+        line += "\n" + traceback.format_exc()
+    try:
+        return console.clean(line + "\n")
+    except Exception:
+        return f"sidequest: internal error: {type(exc).__name__} (details withheld: they held a secret)\n"
 
 
 if __name__ == "__main__":  # pragma: no cover

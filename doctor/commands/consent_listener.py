@@ -14,7 +14,8 @@ those three values into this process, safely, in three situations:
   `http://127.0.0.1:<port>/callback?<the same parameters>` (a redirect, so the code travels
   from the user's browser to the user's machine only). It stores and logs nothing.
 * **Paste**: anything else, or a browser on another machine. The user pastes the address
-  the browser ended on (or the code and the company ID) into the terminal.
+  the browser ended on (or the code and the company ID) into the terminal
+  (`doctor.commands.terminal_input`).
 
 Rules the listener keeps, because anything on this machine or any web page the user visits
 can send requests to a loopback port: it binds 127.0.0.1 only; it accepts one reply and only
@@ -54,18 +55,21 @@ class ConsentReply:
     realm_id: str | None = None
     error: str | None = None
     error_description: str | None = None
+    # A pasted address that carried no `state`: nothing ties it to this attempt, so reauth-qb
+    # uses it only once the person confirms (or --yes).
+    state_missing: bool = False
 
     def __repr__(self) -> str:
         # The code is a secret: say only whether there is one.
         return (
             f"ConsentReply(source={self.source!r}, code={'<set>' if self.code else None}, "
-            f"realm_id={self.realm_id!r}, error={self.error!r})"
+            f"realm_id={self.realm_id!r}, error={self.error!r}, state_missing={self.state_missing!r})"
         )
 
 
 @dataclass(frozen=True)
 class Refused:
-    """A reply that was turned away (the wait goes on). `reason`: wrong_state, incomplete."""
+    """A reply that was turned away (the wait goes on). `reason`: wrong_state, incomplete, bad_realm."""
 
     source: str
     reason: str
@@ -79,13 +83,24 @@ def split_state(state: str) -> tuple[str, int | None]:
     return state, None
 
 
+# QuickBooks company ids (realmId) are decimal numbers, about 16-19 digits today.
+MAX_REALM_DIGITS = 32
+
+
+def is_realm_id(text: str) -> bool:
+    """Whether `text` can be a QuickBooks company id: ASCII digits only (str.isdigit alone takes "١٢٣")."""
+    return 0 < len(text) <= MAX_REALM_DIGITS and text.isascii() and text.isdigit()
+
+
 def judge_reply(
     params: Mapping[str, str], expected_state: str, source: str, *, require_state: bool
 ) -> ConsentReply | Refused:
     """Turn redirect parameters into a ConsentReply, or a Refused when they must be ignored.
 
-    A pasted reply may lack `state` (the user typed the code from another page); a reply
-    reaching the listener never may, because any web page could send one there.
+    A pasted reply may lack `state` (then the reply says `state_missing`, and the caller asks
+    before using it); a reply reaching the listener never may, because any web page could send
+    one there. A realmId that is not a number is refused: it would be saved into `.env` and
+    Claude Desktop's config and used in every QuickBooks address.
     """
     state = params.get("state")
     if state is not None or require_state:
@@ -99,51 +114,14 @@ def judge_reply(
     realm_id = (params.get("realmId") or "").strip()
     if not code or not realm_id:
         return Refused(source, "incomplete")
-    return ConsentReply(source, code=code, realm_id=realm_id)
+    if not is_realm_id(realm_id):
+        return Refused(source, "bad_realm")
+    return ConsentReply(source, code=code, realm_id=realm_id, state_missing=state is None)
 
 
-def _query(text: str) -> dict[str, str]:
+def query_params(text: str) -> dict[str, str]:
+    """A query string as a dict of first values (blank values kept)."""
     return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
-
-
-class PasteReader:
-    """Understands what a person pastes: the final address, a query string, or code and company ID.
-
-    `feed` returns a ConsentReply or Refused once a line completes one, None while more is
-    needed (then `wants_realm` says the company ID is missing).
-    """
-
-    def __init__(self, expected_state: str) -> None:
-        self.expected_state = expected_state
-        self.code: str | None = None
-        self.realm_id: str | None = None
-
-    @property
-    def wants_realm(self) -> bool:
-        return self.code is not None and self.realm_id is None
-
-    def feed(self, line: str) -> ConsentReply | Refused | None:
-        text = line.strip().strip("'\"<>")
-        if not text:
-            return None
-        if "code=" in text or "error=" in text or "realmId=" in text:
-            query = text.split("?", 1)[1] if "?" in text else text
-            params = _query(query.split("#", 1)[0])
-            if "code" not in params and "error" not in params and self.code:
-                params["code"] = self.code
-            verdict = judge_reply(params, self.expected_state, "paste", require_state=False)
-            if isinstance(verdict, Refused) and verdict.reason == "incomplete" and params.get("code"):
-                self.code = params["code"].strip()
-                return None
-            return verdict
-        for word in text.replace(",", " ").split():
-            if word.isdigit():
-                self.realm_id = word
-            else:
-                self.code = word
-        if self.code and self.realm_id:
-            return ConsentReply("paste", code=self.code, realm_id=self.realm_id)
-        return None
 
 
 @dataclass(frozen=True)
@@ -213,9 +191,17 @@ class ConsentListener:
         parts = urlsplit(raw_path)
         if parts.path != self.path:
             return 404, "Not found", "This address only receives the QuickBooks sign-in reply for SideQuest.", False
-        verdict = judge_reply(_query(parts.query), self.expected_state or "", "browser", require_state=True)
+        verdict = judge_reply(query_params(parts.query), self.expected_state or "", "browser", require_state=True)
         if isinstance(verdict, Refused):
             self.events.put(verdict)
+            if verdict.reason == "bad_realm":
+                return (
+                    400,
+                    "Sign-in reply refused",
+                    "The company ID in this reply is not a number, so it was refused and nothing was "
+                    "changed. Go back to the terminal window.",
+                    False,
+                )
             if verdict.reason == "wrong_state":
                 return (
                     400,

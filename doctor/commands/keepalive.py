@@ -33,6 +33,7 @@ from doctor.commands.schedulers import (
     Systemd,
     describe_schedule,
 )
+from doctor.console import Console
 from doctor.store.home import resolve_home
 
 PLATFORM_ENV = "SIDEQUEST_PLATFORM"
@@ -108,11 +109,10 @@ def schedulers_for(platform: str, environ: Mapping[str, str]) -> list[Scheduler]
 
 
 class _Printer:
-    """Prints through the redactor: nothing here holds a secret, but the CLI's rule is one path out."""
+    """Prints through the one console (doctor/console.py): nothing here holds a secret, but there is one path out."""
 
-    def __init__(self, home: Path) -> None:
-        self.secrets: list[tuple[str, str]] = []
-        self.client_id: str | None = None
+    def __init__(self, console: Console, home: Path) -> None:
+        self.console = console
         try:
             from doctor.store.env_file import read_env_file
 
@@ -120,15 +120,11 @@ class _Printer:
         except Exception:
             return
         for key, kind in (("QB_REFRESH_TOKEN", "refresh_token"), ("QB_CLIENT_SECRET", "client_secret")):
-            value = env.get(key)
-            if value:
-                self.secrets.append((kind, value))
-        self.client_id = env.get("QB_CLIENT_ID")
+            console.know(kind, env.get(key))
+        console.know_client_id(env.get("QB_CLIENT_ID"))
 
     def say(self, text: str, *, err: bool = False) -> None:
-        from doctor.commands.cli import checked, emit
-
-        emit(checked(text, self.secrets, self.client_id) + "\n", err=err)
+        self.console.say(text, err=err)
 
 
 def check_can_install(home: Path) -> None:
@@ -313,7 +309,7 @@ def run_keepalive(settings, action: str, every_days: int | None) -> int:
     """The `keepalive` command; usage problems are raised as click.UsageError by the caller's wiring."""
     environ = os.environ
     home = resolve_home(settings.home, environ)
-    out = _Printer(home)
+    out = _Printer(settings.console, home)
     if action == "on":
         return turn_on(home, every_days or DEFAULT_EVERY_DAYS, environ, out)
     if action == "off":

@@ -17,25 +17,30 @@ that. This command does all of it in one go:
    then push QB_REFRESH_TOKEN, QB_REALM_ID and QB_ENVIRONMENT into Claude Desktop's entry;
 6. say what to do next: quit Claude Desktop completely and reopen it.
 
-Everything printed goes through the redactor, which knows the client secret, the old and
-new tokens and the authorization code: only `RT…1a2b`-style forms ever reach the screen.
+`run_reauth` reads as that list: each step is a function that returns what the next needs, or
+says why the flow ends and raises `_Stop` (exit 1; the browser tab is told too). Everything
+printed goes through the `doctor.console.Console` the CLI hands in, which learns the client
+secret, the old and new tokens and the authorization code as the steps meet them: only
+`RT…1a2b`-style forms ever reach the screen.
 """
 
 from __future__ import annotations
 
-import codecs
 import os
 import queue
 import secrets
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from doctor.advice import RESTART_ADVICE
 from doctor.claude_desktop.paths import resolve_claude_config
+from doctor.commands.consent_listener import ConsentReply, PageOutcome, Refused
+from doctor.commands.terminal_input import PasteReader, TerminalLines, answered_yes, read_stdin_lines, stdin_is_terminal
+from doctor.console import Console
 from doctor.store.home import resolve_home
 from doctor.store.keys import APP_KEYS
 
@@ -61,63 +66,135 @@ EXCHANGE_EXPLANATIONS = {
     "insecure_url": "A SIDEQUEST_OAUTH_* address is plain http:// to a non-local host; refusing to send secrets there.",
 }
 
-
-class _Output:
-    """Prints through the redactor, which learns every secret the flow touches as it goes."""
-
-    def __init__(self) -> None:
-        self.secrets: list[tuple[str, str]] = []
-        self.client_id: str | None = None
-        self._lock = threading.Lock()
-
-    def know(self, kind: str, value: str | None) -> None:
-        if value:
-            with self._lock:
-                self.secrets.append((kind, value))
-
-    def clean(self, text: str) -> str:
-        from doctor.commands.cli import checked
-
-        with self._lock:
-            known = list(self.secrets)
-        return checked(text, known, self.client_id)
-
-    def say(self, text: str, *, err: bool = False) -> None:
-        from doctor.commands.cli import emit
-
-        cleaned = self.clean(text)
-        with self._lock:
-            emit(cleaned + "\n", err=err)
+NOT_RECONNECTED = "QuickBooks was not reconnected"
 
 
-def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, timeout: float, yes: bool) -> int:
+@dataclass(frozen=True)
+class ReauthOptions:
+    """What the person asked for (the command line, or `doctor --fix` offering a reconnect)."""
+
+    home: Path | None = None
+    claude_config: Path | None = None
+    no_browser: bool = False
+    environment: str | None = None
+    timeout: float = 300.0
+    yes: bool = False
+
+
+class _Stop(Exception):
+    """A step ended the flow for a reason already told to the user; `page` is the browser tab's last word."""
+
+    def __init__(self, detail: str = "See the terminal window for what to do.") -> None:
+        super().__init__(detail)
+        self.page = PageOutcome(False, NOT_RECONNECTED, detail)
+
+
+@dataclass(frozen=True)
+class _AppKeys:
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    realm_id: str | None
+    environment: str
+
+
+@dataclass
+class _Flow:
+    """What the steps share: where things live, the open resources, and the attempt's state."""
+
+    console: Console
+    options: ReauthOptions
+    home: Path
+    claude_path: Path
+    store: object
+    intuit: object = None
+    listener: object = None
+    loopback: bool = False
+    state: str = ""
+    lines: TerminalLines | None = None
+
+    @property
+    def env_path(self) -> Path:
+        return self.home / ".env"
+
+
+def run_reauth(console: Console, options: ReauthOptions) -> int:
     """Run the whole recovery; return the exit code (0 connected, 1 diagnosed failure)."""
-    from doctor.intuit.client import IntuitClient
-    from doctor.intuit.endpoints import normalise_environment
-    from doctor.intuit.errors import IntuitError
-    from doctor.store.env_file import EnvFileError
-    from doctor.store.token_store import StoreError, TokenStore
+    from doctor.store.token_store import TokenStore
 
-    out = _Output()
-    home = resolve_home(settings.home, os.environ)
-    claude_path = resolve_claude_config(settings.claude_config, os.environ)
+    home = resolve_home(options.home, os.environ)
     store = TokenStore(home, environ=os.environ, command="sidequest reauth-qb")
-    env_path = home / ".env"
-
+    flow = _Flow(console, options, home, resolve_claude_config(options.claude_config, os.environ), store)
+    page = PageOutcome(False, NOT_RECONNECTED, "See the terminal window for what to do.")
     try:
-        creds = store.credentials()
-    except (StoreError, EnvFileError) as exc:
-        out.say(f"Cannot connect QuickBooks: {exc}", err=True)
+        keys = _read_app_keys(flow)
+        _open_listener(flow, keys.redirect_uri)
+        reply = _wait_for_consent(flow, keys)
+        current_realm = _current_realm(store, keys.realm_id)
+        _accept_company(flow, current_realm, reply.realm_id)
+        token = _exchange_code(flow, keys, reply.code)
+        company_name, environment = _check_company(
+            console, flow.intuit, token.access_token, reply.realm_id, keys.environment
+        )
+        _save(console, store, token, reply.realm_id, environment)
+        page = PageOutcome(
+            True,
+            "QuickBooks is connected again",
+            "SideQuest saved the new connection. Go back to the terminal window for the last step.",
+        )
+        _report_success(
+            console,
+            flow.env_path,
+            token.refresh_token,
+            reply.realm_id,
+            environment,
+            previous_realm=current_realm,
+            company_name=company_name,
+        )
+        if _update_claude(console, flow.claude_path, flow.env_path, token.refresh_token, reply.realm_id, environment):
+            console.say(RESTART_ADVICE)
+            return EXIT_OK
+        console.say(
+            "Once Claude Desktop's config holds these values, quit Claude Desktop completely and open it "
+            "again (closing the window is not enough).",
+            err=True,
+        )
         return EXIT_FAILED
-    out.client_id = creds.client_id
-    out.know("client_secret", creds.client_secret)
-    out.know("refresh_token", creds.refresh_token)
-    settings.client_id = creds.client_id
-    settings.secrets = out.secrets  # the CLI's last-resort error line redacts with the same list
+    except _Stop as stop:
+        page = stop.page
+        return EXIT_FAILED
+    finally:
+        if flow.listener is not None:
+            flow.listener.finish(PageOutcome(page.success, console.clean(page.headline), console.clean(page.detail)))
+            flow.listener.close()
+        if flow.intuit is not None:
+            flow.intuit.close()
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# steps
+
+
+def _read_app_keys(flow: _Flow) -> _AppKeys:
+    """The app's keys and the environment to connect in; says what is missing and stops otherwise."""
+    from doctor.intuit.endpoints import normalise_environment
+    from doctor.store.env_file import EnvFileError
+    from doctor.store.token_store import StoreError
+
+    console, env_path = flow.console, flow.env_path
+    try:
+        creds = flow.store.credentials()
+    except (StoreError, EnvFileError) as exc:
+        console.say(f"Cannot connect QuickBooks: {exc}", err=True)
+        raise _Stop() from None
+    console.know_client_id(creds.client_id)
+    console.know("client_secret", creds.client_secret)
+    console.know("refresh_token", creds.refresh_token)
 
     missing = creds.missing(APP_KEYS)
-    chosen_environment = environment or creds.environment
-    if not chosen_environment:
+    environment = flow.options.environment or creds.environment
+    if not environment:
         missing.append("QB_ENVIRONMENT")
     if missing:
         where = str(env_path) if env_path.exists() else f"{env_path} (the file does not exist)"
@@ -127,144 +204,147 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
                 "Add QB_ENVIRONMENT=sandbox or QB_ENVIRONMENT=production to that file, or run "
                 "`sidequest reauth-qb --environment production` (or sandbox)."
             )
-        out.say(f"Cannot connect QuickBooks: {where} is missing {', '.join(missing)}.\n{advice}", err=True)
-        return EXIT_FAILED
+        console.say(f"Cannot connect QuickBooks: {where} is missing {', '.join(missing)}.\n{advice}", err=True)
+        raise _Stop()
     try:
-        chosen_environment = normalise_environment(chosen_environment)
+        environment = normalise_environment(environment)
     except ValueError:
-        out.say(
+        console.say(
             f"Cannot connect QuickBooks: QB_ENVIRONMENT in {env_path} must be sandbox or production "
-            f"(it is {chosen_environment!r}).",
+            f"(it is {environment!r}).",
             err=True,
         )
-        return EXIT_FAILED
+        raise _Stop() from None
+    return _AppKeys(creds.client_id, creds.client_secret, creds.redirect_uri, creds.realm_id, environment)
 
-    redirect_uri = creds.redirect_uri
-    listen_port, listen_path, loopback = _listening_plan(redirect_uri)
+
+def _open_listener(flow: _Flow, redirect_uri: str) -> None:
+    """Bind the loopback listener where the reply will arrive, and make this attempt's state."""
+    from doctor.commands.consent_listener import ConsentListener
+
+    listen_port, listen_path, flow.loopback = _listening_plan(redirect_uri)
     events: queue.Queue = queue.Queue()
-    nonce = secrets.token_urlsafe(24)
-    from doctor.commands.consent_listener import ConsentListener, PageOutcome
-
     try:
         listener = ConsentListener(listen_port, listen_path, events)
     except OSError as exc:
-        if loopback:
-            out.say(
-                f"Cannot wait for the QuickBooks sign-in: port {listen_port} on this computer (from "
-                f"QB_REDIRECT_URI {redirect_uri}) cannot be used: {exc.strerror or exc}. If another program "
-                "has it in use (perhaps another `sidequest reauth-qb` window), close it and try again.",
-                err=True,
-            )
-            return EXIT_FAILED
-        raise
-    # The hosted page finds this window by the port after the last "." (doctor.commands.consent_listener).
-    state = f"{nonce}.{listener.port}"
-    listener.start(state)
-    outcome = PageOutcome(False, "QuickBooks was not reconnected", "See the terminal window for what to do.")
-    intuit = IntuitClient(environ=os.environ)
-    try:
-        consent_url = intuit.authorize_url(creds.client_id, redirect_uri, state)
-        try:
-            _announce(out, consent_url, no_browser=no_browser, loopback=loopback, timeout=timeout)
-            lines = _stdin_lines()
-            if not no_browser:
-                _open_browser(out, consent_url)
-            reply = _wait_for_reply(out, events, lines, state, timeout)
-        except KeyboardInterrupt:
-            out.say("\nStopped waiting for the QuickBooks sign-in. Nothing was changed.", err=True)
-            return EXIT_FAILED
-        if reply is None:
-            out.say(
-                f"No sign-in reply arrived within {timeout:g} seconds. Nothing was changed. "
-                "Run `sidequest reauth-qb` again when you are ready to click Connect.",
-                err=True,
-            )
-            return EXIT_FAILED
-        out.know("auth_code", reply.code)
-
-        if reply.error:
-            what = (
-                "You chose not to connect QuickBooks (or Intuit cancelled the sign-in)"
-                if reply.error == "access_denied"
-                else f"Intuit refused the sign-in ({reply.error})"
-            )
-            outcome = PageOutcome(
-                False,
-                "QuickBooks was not reconnected",
-                f"{what}. Nothing was changed. Run sidequest reauth-qb again to retry.",
-            )
-            out.say(
-                f"{what}. Nothing was changed.\nTo try again, run `sidequest reauth-qb` and click Connect "
-                "on the Intuit page.",
-                err=True,
-            )
-            return EXIT_FAILED
-
-        current_realm = _current_realm(store, creds.realm_id)
-        if current_realm and reply.realm_id != current_realm:
-            try:
-                confirmed = _confirm_company_change(out, lines, current_realm, reply.realm_id, yes=yes, timeout=timeout)
-            except KeyboardInterrupt:
-                confirmed = False
-                out.say("\nStopped. Nothing was changed.", err=True)
-            if not confirmed:
-                outcome = PageOutcome(
-                    False,
-                    "QuickBooks was not reconnected",
-                    "You picked a different QuickBooks company; nothing was changed. See the terminal window.",
-                )
-                return EXIT_FAILED
-
-        try:
-            token = intuit.exchange_code(creds.client_id, creds.client_secret, reply.code, redirect_uri)
-        except IntuitError as exc:
-            explanation = EXCHANGE_EXPLANATIONS.get(exc.kind, "Run `sidequest doctor` for a diagnosis.")
-            outcome = PageOutcome(False, "QuickBooks was not reconnected", f"{exc}. See the terminal window.")
-            out.say(f"Could not finish connecting QuickBooks: {exc}. Nothing was changed.\n{explanation}", err=True)
-            return EXIT_FAILED
-        out.know("refresh_token", token.refresh_token)
-        out.know("access_token", token.access_token)
-
-        company_name, chosen_environment = _check_company(
-            out, intuit, token.access_token, reply.realm_id, chosen_environment
-        )
-        saved = _save(out, store, token, reply.realm_id, chosen_environment)
-        if not saved:
-            outcome = PageOutcome(False, "QuickBooks was not reconnected", "Saving failed; see the terminal window.")
-            return EXIT_FAILED
-        outcome = PageOutcome(
-            True,
-            "QuickBooks is connected again",
-            "SideQuest saved the new connection. Go back to the terminal window for the last step.",
-        )
-        _report_success(
-            out,
-            env_path,
-            token.refresh_token,
-            reply.realm_id,
-            chosen_environment,
-            previous_realm=current_realm,
-            company_name=company_name,
-        )
-        claude_ok = _update_claude(out, claude_path, env_path, token.refresh_token, reply.realm_id, chosen_environment)
-        if claude_ok:
-            out.say(RESTART_ADVICE)
-            return EXIT_OK
-        out.say(
-            "Once Claude Desktop's config holds these values, quit Claude Desktop completely and open it "
-            "again (closing the window is not enough).",
+        if not flow.loopback:
+            raise
+        flow.console.say(
+            f"Cannot wait for the QuickBooks sign-in: port {listen_port} on this computer (from "
+            f"QB_REDIRECT_URI {redirect_uri}) cannot be used: {exc.strerror or exc}. If another program "
+            "has it in use (perhaps another `sidequest reauth-qb` window), close it and try again.",
             err=True,
         )
-        return EXIT_FAILED
-    finally:
-        listener.finish(PageOutcome(outcome.success, out.clean(outcome.headline), out.clean(outcome.detail)))
-        listener.close()
-        intuit.close()
-        store.close()
+        raise _Stop() from None
+    flow.listener = listener
+    # The hosted page finds this window by the port after the last "." (doctor.commands.consent_listener).
+    flow.state = f"{secrets.token_urlsafe(24)}.{listener.port}"
+    listener.start(flow.state)
 
 
-# ---------------------------------------------------------------------------------------------
-# steps
+def _wait_for_consent(flow: _Flow, keys: _AppKeys) -> ConsentReply:
+    """Send the person to Intuit's consent page and wait for an accepted reply with a code."""
+    from doctor.intuit.client import IntuitClient
+
+    console, options = flow.console, flow.options
+    flow.intuit = IntuitClient(environ=os.environ)
+    consent_url = flow.intuit.authorize_url(keys.client_id, keys.redirect_uri, flow.state)
+    try:
+        _announce(console, consent_url, no_browser=options.no_browser, loopback=flow.loopback, timeout=options.timeout)
+        flow.lines = read_stdin_lines()
+        if not options.no_browser:
+            _open_browser(console, consent_url)
+        reply = _wait_for_reply(console, flow.listener.events, flow.lines, flow.state, options.timeout)
+    except KeyboardInterrupt:
+        console.say("\nStopped waiting for the QuickBooks sign-in. Nothing was changed.", err=True)
+        raise _Stop() from None
+    if reply is None:
+        console.say(
+            f"No sign-in reply arrived within {options.timeout:g} seconds. Nothing was changed. "
+            "Run `sidequest reauth-qb` again when you are ready to click Connect.",
+            err=True,
+        )
+        raise _Stop()
+    console.know("auth_code", reply.code)
+    if reply.state_missing and not reply.error:
+        _accept_address_without_state(flow)
+    if reply.error:
+        what = (
+            "You chose not to connect QuickBooks (or Intuit cancelled the sign-in)"
+            if reply.error == "access_denied"
+            else f"Intuit refused the sign-in ({reply.error})"
+        )
+        console.say(
+            f"{what}. Nothing was changed.\nTo try again, run `sidequest reauth-qb` and click Connect "
+            "on the Intuit page.",
+            err=True,
+        )
+        raise _Stop(f"{what}. Nothing was changed. Run sidequest reauth-qb again to retry.")
+    return reply
+
+
+def _accept_address_without_state(flow: _Flow) -> None:
+    """Use a pasted address without `state` only when the person confirms it is from their own click.
+
+    Without the state nothing ties the address to this attempt: it could be one someone sent,
+    which would connect the connector to their QuickBooks company.
+    """
+    console = flow.console
+    console.say(
+        "The pasted address has no state= part, so SideQuest cannot tell that it comes from the sign-in "
+        "this window started (it could be an address someone sent you). Use it only if you clicked "
+        "Connect yourself just now.",
+        err=True,
+    )
+    if flow.options.yes:
+        console.say("Using it (--yes).", err=True)
+        return
+    if not stdin_is_terminal():
+        console.say(
+            "Nothing was changed. Paste the whole address, including state=, or run `sidequest reauth-qb --yes` "
+            "to accept an address without it.",
+            err=True,
+        )
+        raise _Stop("The pasted address could not be tied to this sign-in; nothing was changed.")
+    console.say("Use this address? Type y and press Enter (anything else stops):", err=True)
+    try:
+        confirmed = answered_yes(flow.lines, time.monotonic() + max(flow.options.timeout, MIN_CONFIRM_SECONDS))
+    except KeyboardInterrupt:
+        confirmed = False
+    if not confirmed:
+        console.say("Did not use the pasted address. Nothing was changed.", err=True)
+        raise _Stop("The pasted address was not used; nothing was changed.")
+
+
+def _accept_company(flow: _Flow, current_realm: str | None, new_realm: str) -> None:
+    """Go on only with the company the connector already uses, or one the person confirmed."""
+    if not current_realm or new_realm == current_realm:
+        return
+    try:
+        confirmed = _confirm_company_change(
+            flow.console, flow.lines, current_realm, new_realm, yes=flow.options.yes, timeout=flow.options.timeout
+        )
+    except KeyboardInterrupt:
+        confirmed = False
+        flow.console.say("\nStopped. Nothing was changed.", err=True)
+    if not confirmed:
+        raise _Stop("You picked a different QuickBooks company; nothing was changed. See the terminal window.")
+
+
+def _exchange_code(flow: _Flow, keys: _AppKeys, code: str):
+    """Trade the code for the new chain (same redirect URI); the new tokens become known secrets."""
+    from doctor.intuit.errors import IntuitError
+
+    console = flow.console
+    try:
+        token = flow.intuit.exchange_code(keys.client_id, keys.client_secret, code, keys.redirect_uri)
+    except IntuitError as exc:
+        explanation = EXCHANGE_EXPLANATIONS.get(exc.kind, "Run `sidequest doctor` for a diagnosis.")
+        console.say(f"Could not finish connecting QuickBooks: {exc}. Nothing was changed.\n{explanation}", err=True)
+        raise _Stop(f"{exc}. See the terminal window.") from None
+    console.know("refresh_token", token.refresh_token)
+    console.know("access_token", token.access_token)
+    return token
 
 
 def _listening_plan(redirect_uri: str) -> tuple[int, str, bool]:
@@ -282,24 +362,24 @@ def _listening_plan(redirect_uri: str) -> tuple[int, str, bool]:
     return 0, HOSTED_CALLBACK_PATH, False
 
 
-def _announce(out: _Output, consent_url: str, *, no_browser: bool, loopback: bool, timeout: float) -> None:
+def _announce(console: Console, consent_url: str, *, no_browser: bool, loopback: bool, timeout: float) -> None:
     # The address is the first line of standard output, alone, so a script (or a person
     # on another machine) can take it; the explanation goes to standard error around it.
     if no_browser:
-        out.say("Open this address in a browser, sign in to QuickBooks and click Connect:", err=True)
+        console.say("Open this address in a browser, sign in to QuickBooks and click Connect:", err=True)
     else:
-        out.say(
+        console.say(
             "Opening the QuickBooks sign-in page in your browser. If it does not open, "
             "copy this address into a browser:",
             err=True,
         )
-    out.say(consent_url)
+    console.say(consent_url)
     where = (
         "This window receives the reply by itself"
         if loopback
         else "The SideQuest page you land on sends the reply to this window by itself"
     )
-    out.say(
+    console.say(
         f"{where}. If instead the browser stops on a page that says something went wrong, copy the "
         "whole address from its address bar, paste it here and press Enter. "
         f"Waiting up to {timeout:g} seconds (Ctrl+C to stop)...",
@@ -307,7 +387,7 @@ def _announce(out: _Output, consent_url: str, *, no_browser: bool, loopback: boo
     )
 
 
-def _open_browser(out: _Output, url: str) -> None:
+def _open_browser(console: Console, url: str) -> None:
     """Open the platform browser without ever blocking or taking over the terminal."""
     import webbrowser
 
@@ -318,7 +398,7 @@ def _open_browser(out: _Output, url: str) -> None:
         and not os.environ.get("WAYLAND_DISPLAY")
     ):
         # Without a display, webbrowser falls back to text browsers that would seize this terminal.
-        out.say("No graphical browser here: open the address above on any device.", err=True)
+        console.say("No graphical browser here: open the address above on any device.", err=True)
         return
 
     def run() -> None:
@@ -327,72 +407,14 @@ def _open_browser(out: _Output, url: str) -> None:
         except Exception:  # webbrowser.Error, OSError from a broken BROWSER command
             opened = False
         if not opened:
-            out.say("Could not open a browser: copy the address above into one.", err=True)
+            console.say("Could not open a browser: copy the address above into one.", err=True)
 
     # Some "browsers" (BROWSER commands, xdg-open) only return when they exit.
     threading.Thread(target=run, name="open-browser", daemon=True).start()
 
 
-class _Lines:
-    """Lines typed or pasted on standard input, read in the background (None at end of input)."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue = queue.Queue()
-        self.closed = False
-
-    def get(self, timeout: float) -> str | None | bool:
-        """A line, None at end of input, False when nothing arrived within `timeout`."""
-        if self.closed:
-            time.sleep(timeout)
-            return False
-        try:
-            line = self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return False
-        if line is None:
-            self.closed = True
-        return line
-
-
-def _stdin_lines() -> _Lines:
-    lines = _Lines()
-    stream = sys.stdin
-    try:
-        fd = stream.fileno() if stream is not None else None
-    except (OSError, ValueError):
-        fd = None
-    if fd is None:
-        lines.closed = True
-        return lines
-
-    def read() -> None:
-        # os.read, not sys.stdin: a daemon thread parked inside the buffered reader's lock
-        # makes interpreter shutdown abort ("could not acquire lock for <stdin>").
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending = ""
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                chunk = b""
-            pending += decoder.decode(chunk, final=not chunk)
-            *complete, pending = pending.split("\n")
-            for line in complete:
-                lines.queue.put(line.rstrip("\r"))
-            if not chunk:
-                if pending.strip():
-                    lines.queue.put(pending)
-                lines.queue.put(None)
-                return
-
-    threading.Thread(target=read, name="stdin-reader", daemon=True).start()
-    return lines
-
-
-def _wait_for_reply(out: _Output, events: queue.Queue, lines: _Lines, state: str, timeout: float):
+def _wait_for_reply(console: Console, events: queue.Queue, lines: TerminalLines, state: str, timeout: float):
     """The first acceptable reply from the listener or the terminal; None when time runs out."""
-    from doctor.commands.consent_listener import ConsentReply, PasteReader, Refused
-
     paste = PasteReader(state)
     deadline = time.monotonic() + timeout
     while True:
@@ -406,33 +428,39 @@ def _wait_for_reply(out: _Output, events: queue.Queue, lines: _Lines, state: str
         if isinstance(event, ConsentReply):
             return event
         if isinstance(event, Refused):
-            _explain_refusal(out, event)
+            _explain_refusal(console, event)
         line = lines.get(0)
         if isinstance(line, str):
             verdict = paste.feed(line)
             if isinstance(verdict, ConsentReply):
                 return verdict
             if isinstance(verdict, Refused):
-                _explain_refusal(out, verdict)
+                _explain_refusal(console, verdict)
             elif paste.wants_realm:
-                out.say("Got the code. Now paste the company ID (the realmId number) and press Enter.", err=True)
+                console.say("Got the code. Now paste the company ID (the realmId number) and press Enter.", err=True)
             elif line.strip():
-                out.say(
+                console.say(
                     "That does not look like the sign-in address. Paste the whole address from the "
                     "browser's address bar (it contains code= and realmId=).",
                     err=True,
                 )
 
 
-def _explain_refusal(out: _Output, refused) -> None:
-    if refused.reason == "wrong_state":
-        out.say(
+def _explain_refusal(console: Console, refused) -> None:
+    if refused.reason == "bad_realm":
+        console.say(
+            "Refused a sign-in reply whose company ID (realmId) is not a number; a real one is all digits. "
+            "Nothing was changed. Still waiting: paste the whole address from the browser's address bar.",
+            err=True,
+        )
+    elif refused.reason == "wrong_state":
+        console.say(
             "Ignored a sign-in reply that does not belong to this attempt (it may come from an older "
             "window or another web page). Still waiting.",
             err=True,
         )
     else:
-        out.say("Ignored an incomplete sign-in reply (no code or no company ID). Still waiting.", err=True)
+        console.say("Ignored an incomplete sign-in reply (no code or no company ID). Still waiting.", err=True)
 
 
 def _current_realm(store, fallback: str | None) -> str | None:
@@ -443,43 +471,34 @@ def _current_realm(store, fallback: str | None) -> str | None:
         return fallback
 
 
-def _confirm_company_change(out: _Output, lines: _Lines, current: str, new: str, *, yes: bool, timeout: float) -> bool:
-    out.say(
+def _confirm_company_change(
+    console: Console, lines: TerminalLines, current: str, new: str, *, yes: bool, timeout: float
+) -> bool:
+    console.say(
         f"You connected a different QuickBooks company: company ID {new}. The connector works with "
         f"company ID {current} now. Continuing switches Claude to the books of company {new}.",
         err=True,
     )
     if yes:
-        out.say("Switching companies (--yes).", err=True)
+        console.say("Switching companies (--yes).", err=True)
         return True
-    if not _is_terminal():
-        out.say(
+    if not stdin_is_terminal():
+        console.say(
             "Nothing was changed. Run `sidequest reauth-qb --yes` to switch companies, or run it again "
             f"and pick company {current} on the Intuit page.",
             err=True,
         )
         return False
-    out.say(f"Switch to company {new}? Type y and press Enter (anything else keeps company {current}):", err=True)
-    deadline = time.monotonic() + max(timeout, MIN_CONFIRM_SECONDS)
-    while time.monotonic() < deadline:
-        line = lines.get(POLL_SECONDS)
-        if line is False:
-            continue
-        if isinstance(line, str) and line.strip().lower() in ("y", "yes"):
-            return True
-        break
-    out.say("Kept the current company. Nothing was changed.", err=True)
+    console.say(f"Switch to company {new}? Type y and press Enter (anything else keeps company {current}):", err=True)
+    if answered_yes(lines, time.monotonic() + max(timeout, MIN_CONFIRM_SECONDS), POLL_SECONDS):
+        return True
+    console.say("Kept the current company. Nothing was changed.", err=True)
     return False
 
 
-def _is_terminal() -> bool:
-    try:
-        return bool(sys.stdin) and sys.stdin.isatty()
-    except (ValueError, OSError):
-        return False
-
-
-def _check_company(out: _Output, intuit, access_token: str, realm_id: str, environment: str) -> tuple[str | None, str]:
+def _check_company(
+    console: Console, intuit, access_token: str, realm_id: str, environment: str
+) -> tuple[str | None, str]:
     """(company name, the environment the new chain really works in), by one companyinfo read.
 
     A chain only works in the environment of the app's keys (development keys: sandbox). If
@@ -500,13 +519,13 @@ def _check_company(out: _Output, intuit, access_token: str, realm_id: str, envir
         except IntuitError:
             name = None
         else:
-            out.say(
+            console.say(
                 f"Note: these app keys work with QuickBooks {other}, not {environment}, so SideQuest "
                 f"saved QB_ENVIRONMENT={other}.",
                 err=True,
             )
             return name, other
-    out.say(
+    console.say(
         f"Note: could not read the company's name to double-check the connection ({first_error}). "
         "The new connection is saved anyway; `sidequest doctor` checks it in detail.",
         err=True,
@@ -514,25 +533,25 @@ def _check_company(out: _Output, intuit, access_token: str, realm_id: str, envir
     return None, environment
 
 
-def _save(out: _Output, store, token, realm_id: str, environment: str) -> bool:
+def _save(console: Console, store, token, realm_id: str, environment: str) -> None:
     from doctor.store.env_file import EnvFileError
     from doctor.store.token_store import LockTimeout, StoreError
 
     try:
         store.save_consent(token, realm_id=realm_id, environment=environment, wait=SAVE_LOCK_WAIT_SECONDS)
-        return True
+        return
     except LockTimeout as exc:
-        out.say(
+        console.say(
             f"Could not save the new QuickBooks connection: {exc}.\nWait for that program to finish "
             "(or restart the computer), then run `sidequest reauth-qb` again.",
             err=True,
         )
     except (StoreError, EnvFileError) as exc:
-        out.say(
+        console.say(
             f"Could not save the new QuickBooks connection: {exc}.\nFix that, then run `sidequest reauth-qb` again.",
             err=True,
         )
-    return False
+    raise _Stop("Saving failed; see the terminal window.")
 
 
 def _paste_instructions(env_path: Path, refresh_token: str, realm_id: str, environment: str) -> str:
@@ -547,7 +566,7 @@ def _paste_instructions(env_path: Path, refresh_token: str, realm_id: str, envir
 
 
 def _update_claude(
-    out: _Output, claude_path: Path, env_path: Path, refresh_token: str, realm_id: str, environment: str
+    console: Console, claude_path: Path, env_path: Path, refresh_token: str, realm_id: str, environment: str
 ) -> bool:
     """Push the three synced values into Claude Desktop's entry; explain what to do when it cannot."""
     from doctor.claude_desktop.config import CONNECTOR_NAME, ClaudeConfigError
@@ -560,7 +579,7 @@ def _update_claude(
     except ClaudeConfigError as exc:
         if exc.reason in ("no_connector", "missing"):
             found = "has no SideQuest connector entry" if exc.reason == "no_connector" else "does not exist yet"
-            out.say(
+            console.say(
                 f"Claude Desktop's config ({claude_path}) {found}, so Claude cannot start the connector.\n"
                 "Add the connector as described in the SideQuest setup instructions: an entry named "
                 f'"{CONNECTOR_NAME}" under "mcpServers" (in Claude Desktop: Settings > Developer > Edit Config), '
@@ -568,7 +587,7 @@ def _update_claude(
                 err=True,
             )
         else:
-            out.say(
+            console.say(
                 f"SideQuest did not change Claude Desktop's config: {exc}\n"
                 f'The file was left exactly as it was. Fix it, or paste these values by hand into the "env" '
                 f'of the "{CONNECTOR_NAME}" entry in {claude_path}:\n' + values + "\n"
@@ -578,17 +597,17 @@ def _update_claude(
         return False
     if result.changed:
         backup = f" (previous version kept as {result.backup_path})" if result.backup_path else ""
-        out.say(
+        console.say(
             f'Updated Claude Desktop\'s config, entry "{result.entry_name}": '
             f"{', '.join(sorted(result.changed))}{backup}."
         )
     else:
-        out.say(f'Claude Desktop\'s config already had these values (entry "{result.entry_name}").')
+        console.say(f'Claude Desktop\'s config already had these values (entry "{result.entry_name}").')
     return True
 
 
 def _report_success(
-    out: _Output,
+    console: Console,
     env_path: Path,
     refresh_token: str,
     realm_id: str,
@@ -600,7 +619,7 @@ def _report_success(
     from doctor.redaction import redacted_form
 
     switched = f" (was {previous_realm})" if previous_realm and previous_realm != realm_id else ""
-    out.say(
+    console.say(
         "QuickBooks is connected again.\n"
         + (f"  company:             {company_name}\n" if company_name else "")
         + f"  company ID (realm):  {realm_id}{switched}\n"

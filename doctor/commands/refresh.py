@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 
+from doctor.console import Console
 from doctor.store.home import resolve_home
 from doctor.store.keys import APP_KEYS, CHAIN_KEYS
 
@@ -30,14 +32,15 @@ def _day(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "not reported by Intuit"
 
 
-def refresh_once(settings) -> int:
-    """Run one locked refresh; print the outcome; record it in the home's run log; return the exit code."""
+def refresh_once(console: Console, home_option: Path | None) -> int:
+    """Run one locked refresh; print the outcome through `console`; record it in the home's run log;
+    return the exit code."""
     from doctor.store.run_log import record_run
 
-    home = resolve_home(settings.home, os.environ)
+    home = resolve_home(home_option, os.environ)
     outcome = ["error"]  # the kind of refusal, or "ok"; an unexpected exception leaves "error"
     try:
-        return _refresh(settings, home, outcome)
+        return _refresh(console, home, outcome)
     except KeyboardInterrupt:
         outcome[0] = "interrupted"
         raise
@@ -45,8 +48,7 @@ def refresh_once(settings) -> int:
         record_run(home, outcome[0])
 
 
-def _refresh(settings, home, outcome: list[str]) -> int:
-    from doctor.commands.cli import checked, emit
+def _refresh(console: Console, home: Path, outcome: list[str]) -> int:
     from doctor.intuit.errors import IntuitError
     from doctor.redaction import redacted_form
     from doctor.store.env_file import EnvFileError
@@ -64,7 +66,8 @@ def _refresh(settings, home, outcome: list[str]) -> int:
             pass
         if creds is not None:
             secrets += [("refresh_token", creds.refresh_token or ""), ("client_secret", creds.client_secret or "")]
-        emit(checked(text, secrets, creds.client_id if creds else None) + "\n", err=err)
+        console.know_all(secrets, creds.client_id if creds else None)
+        console.say(text, err=err)
 
     try:
         creds = store.credentials()

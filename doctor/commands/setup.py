@@ -30,7 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from doctor.context import resolve_claude_config
+from doctor.claude_desktop.paths import resolve_claude_config
+from doctor.console import Console
 from doctor.store.home import resolve_home
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -48,18 +49,21 @@ class SetupUsageError(Exception):
 
 
 class _Output:
-    def __init__(self) -> None:
+    """Setup's words, through the one console (doctor/console.py), which learns every secret met."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
         self.secrets: list[tuple[str, str]] = []
         self.client_id: str | None = None
 
     def know(self, kind: str, value: str | None) -> None:
         if value:
             self.secrets.append((kind, value))
+            self.console.know(kind, value)
 
     def say(self, text: str, *, err: bool = False) -> None:
-        from doctor.commands.cli import checked, emit
-
-        emit(checked(text, self.secrets, self.client_id) + "\n", err=err)
+        self.console.know_client_id(self.client_id)
+        self.console.say(text, err=err)
 
     def step(self, number: int, title: str) -> None:
         self.say(f"\n[{number}/{STEPS}] {title}")
@@ -211,10 +215,9 @@ def run_setup(
     no_consent: bool,
     yes: bool,
 ) -> int:
-    out = _Output()
+    out = _Output(settings.console)
     home = resolve_home(settings.home, os.environ)
     claude_path = resolve_claude_config(settings.claude_config, os.environ)
-    settings.secrets = out.secrets  # the CLI's last-resort error line redacts with the same list
     done: list[str] = []
     left = [
         "save the app keys (`sidequest setup`)",
@@ -287,7 +290,6 @@ def _run(
     client_secret, secret_note = clean_key("client secret", raw_secret)
     out.know("client_secret", client_secret)
     out.client_id = client_id
-    settings.client_id = client_id
     for note in (id_note, secret_note):
         if note:
             out.say(note)
@@ -393,13 +395,13 @@ def _run(
         else:
             out.say("Skipped (--no-consent). Run `sidequest reauth-qb` to connect QuickBooks.")
     else:
-        from doctor.commands.reauth import run_reauth
+        from doctor.commands.reauth import ReauthOptions, run_reauth
 
-        run_reauth(settings, no_browser=False, environment=environment, timeout=300.0, yes=yes)
-        # reauth-qb keeps its own list of what it saw (the new tokens, the code): learn it too.
-        learnt = [item for item in list(getattr(settings, "secrets", [])) if item not in out.secrets]
-        out.secrets.extend(learnt)
-        settings.secrets = out.secrets
+        # reauth-qb writes through the same console, which learns the new tokens and the code it meets.
+        options = ReauthOptions(
+            home=settings.home, claude_config=settings.claude_config, environment=environment, timeout=300.0, yes=yes
+        )
+        run_reauth(settings.console, options)
         after = _read_env(home)
         # reauth-qb's exit code also counts the Claude Desktop step; the saved chain is what counts here.
         connected = after is not None and after.get("QB_REFRESH_TOKEN") and after.get("QB_TOKEN_REFRESHED_AT") != stamp

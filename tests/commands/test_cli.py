@@ -166,6 +166,7 @@ def test_an_internal_error_is_one_line_and_exit_3(monkeypatch, capsys, home: Pat
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: kaput" in err and "--verbose" in err
     assert "Traceback" not in err
+    assert CLIENT_SECRET not in err and "kaput CS…" in err  # the secrets of .env are known even then
     with pytest.raises(SystemExit):
         doctor.commands.cli.main(["doctor", "--offline", "--verbose"])
     assert "Traceback" in capsys.readouterr().err
@@ -351,3 +352,59 @@ def test_text_from_files_reaches_claude_only_inside_fences(home: Path, tmp_path:
     result = run_cli("doctor", "--offline", "--format", "prompt", env=cli_env(home, config))
     assert "IGNORE PREVIOUS INSTRUCTIONS" in result.stdout  # the finding is there...
     assert "IGNORE PREVIOUS INSTRUCTIONS" not in outside_fences(result.stdout)  # ...but only as data
+
+
+# -- the precompiled prompt template ---------------------------------------------------------
+
+
+def _prompt_document(home: Path) -> dict:
+    from doctor.plugins import build_plugins
+    from doctor.session import build_context, execute
+
+    ctx = build_context(home, None, environ={}, offline=True)
+    try:
+        return execute(ctx, build_plugins(ctx.environ)).document
+    finally:
+        ctx.close()
+
+
+def test_the_precompiled_prompt_template_is_current_and_used(home: Path) -> None:
+    # Regenerate with: python -c "from doctor.renderers import write_compiled_prompt; write_compiled_prompt()"
+    from doctor import renderers
+
+    template = renderers.prompt_template()
+    assert Path(template.filename).name == renderers.COMPILED_PROMPT, "the compiled template is stale: regenerate it"
+    document = _prompt_document(home)
+    compiled_now = renderers._prompt_environment().get_template(renderers.PROMPT_TEMPLATE)
+    assert template.render(doc=document, problems=[]) == compiled_now.render(doc=document, problems=[])
+
+
+def test_a_stale_compiled_prompt_is_not_used(home: Path, tmp_path: Path, monkeypatch) -> None:
+    from doctor import renderers
+
+    for name in (renderers.PROMPT_TEMPLATE, renderers.COMPILED_PROMPT):
+        (tmp_path / name).write_bytes((renderers.templates_dir() / name).read_bytes())
+    source = tmp_path / renderers.PROMPT_TEMPLATE
+    source.write_text(source.read_text(encoding="utf-8") + "EDITED AFTER COMPILING\n", encoding="utf-8")
+    monkeypatch.setattr(renderers, "templates_dir", lambda: tmp_path)
+    assert renderers.render_prompt(_prompt_document(home)).endswith("EDITED AFTER COMPILING\n")
+
+
+def test_output_never_follows_a_planted_temp_file_symlink(home: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    # The old temp name was predictable (.NAME.tmp-PID): a symlink planted there made the report
+    # overwrite whatever it pointed at. Run in this process so the PID is the one we plant for.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's file\n")
+    target = tmp_path / "out" / "report.json"
+    target.parent.mkdir()
+    planted = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    planted.symlink_to(victim)
+    monkeypatch.setenv("SIDEQUEST_HOME", str(home))
+    monkeypatch.setenv("SIDEQUEST_CLAUDE_CONFIG", str(tmp_path / "none.json"))
+    with pytest.raises(SystemExit) as exited:
+        doctor.commands.cli.main(["doctor", "--offline", "--format", "json", "--output", str(target)])
+    assert exited.value.code == 0, capsys.readouterr().err
+    assert victim.read_text() == "someone else's file\n"
+    assert planted.is_symlink()  # left alone
+    assert_valid_report(json.loads(target.read_text(encoding="utf-8")))
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted([target.name, planted.name])  # no temp left

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import stat
+import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.framework.test_plugins import install_plugin
 from tests.support.homes import cli_env, run_cli, write_env
 from tests.support.local_support import (
     CLAUDE_TOKEN,
@@ -161,3 +163,71 @@ def test_consent_causes_point_at_reauth_and_are_never_automated(tmp_path: Path, 
     assert "sidequest reauth-qb" in result.stderr
     assert "No automatic fix applies" in result.stderr
     assert snapshot(*folders) == before  # no consent, no token, no config was written
+
+
+BROKEN_FIXER_PLUGIN = textwrap.dedent(
+    """
+    from doctor import hookimpl
+    from doctor.model import Finding, Fixer, Probe
+
+    def describe(ctx):
+        raise RuntimeError("cannot read the widget file")
+
+    @hookimpl
+    def sidequest_probes():
+        fixer = Fixer(describe, lambda ctx: "changed nothing")
+        return [Probe(id="widget", title="Widget", run=lambda ctx: Finding("fail", "widget broken"), fixer=fixer)]
+    """
+)
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_fixer_whose_describe_fails_is_shown_in_the_report_and_on_stderr(messy, tmp_path: Path, fmt: str) -> None:
+    # Before: the error went into the results after the report had been rendered, and was lost.
+    site = tmp_path / "site"
+    install_plugin(site, "widget", "sidequest_widget", BROKEN_FIXER_PLUGIN)
+    env = {**messy["env"], "PYTHONPATH": str(site)}
+    result = run_cli("doctor", "--offline", "--fix", "--yes", "--format", fmt, env=env)
+    check_clean(result, messy["values"])
+    assert "Could not check widget: its fixer could not check what to change: RuntimeError" in result.stderr
+    assert "done: claude-config-sync" in result.stderr  # the other fixers still ran
+    why = "--fix: its fixer could not check what to change: RuntimeError: cannot read the widget file"
+    if fmt == "json":
+        doc = result.json()
+        assert_valid_report(doc)
+        widget = next(p for p in doc["probes"] if p["id"] == "widget")
+        assert why in widget["details"]
+        statuses = {p["id"]: p["status"] for p in doc["probes"]}
+        assert statuses["claude-config-sync"] == "ok"  # the after-run, rendered once
+    else:
+        assert why in result.stdout
+
+
+def test_fix_returns_a_new_run_and_leaves_the_diagnosed_one_alone(messy) -> None:
+    from doctor.fixing import fix_run, rerun_in_fresh_context
+    from doctor.plugins import build_plugins
+    from doctor.session import build_context, execute
+
+    def make_context():
+        return build_context(messy["home"], messy["config"], environ=messy["env"], offline=True)
+
+    ctx = make_context()
+    try:
+        before = execute(ctx, build_plugins(ctx.environ))
+        document_before = json.dumps(before.document, sort_keys=True)
+        statuses_before = {r.id: r.status for r in before.report.results}
+        outcome = fix_run(
+            before,
+            yes=True,
+            dry_run=False,
+            confirm=lambda q: False,
+            rerun=rerun_in_fresh_context(before, make_context, 20),
+        )
+    finally:
+        ctx.close()
+    assert outcome.run is not before and outcome.run.report is not before.report
+    assert {r.id: r.status for r in before.report.results} == statuses_before
+    assert json.dumps(before.document, sort_keys=True) == document_before
+    assert outcome.run.report.diagnosis.cause == "healthy" and outcome.run.report.exit_code == 0
+    assert outcome.run.document["diagnosis"]["cause"] == "healthy"
+    assert ("claude-config-sync", "fail", "ok") in outcome.changes

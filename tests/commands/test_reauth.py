@@ -26,7 +26,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from doctor.commands.consent_listener import ConsentReply, PasteReader, Refused, judge_reply, split_state
+from doctor.commands.consent_listener import ConsentReply, Refused, judge_reply, split_state
+from doctor.commands.terminal_input import PasteReader
 from tests.support.homes import CLIENT_ID, CLIENT_SECRET, REALM_ID, REPO, cli_env, configured_values, write_env
 
 FAKE_BROWSER = Path(__file__).resolve().parents[1] / "support" / "fake_browser.py"
@@ -161,6 +162,12 @@ def run_reauth(env: dict[str, str], *args: str, stdin: str = "", timeout: float 
     )
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl+C interrupts again. A background job (`pytest &`) inherits SIGINT ignored,
+    and Python then leaves it ignored, so the Ctrl+C test would wait out its timeout."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Interactive:
     """reauth-qb in a subprocess we talk to: read the consent URL, act, then collect the rest."""
 
@@ -174,6 +181,7 @@ class Interactive:
             stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
+            preexec_fn=default_sigint if sys.platform != "win32" else None,
         )
         self.url = self.proc.stdout.readline().rstrip("\n")
         assert self.url.startswith("http://127.0.0.1:"), f"first stdout line is not the consent URL: {self.url!r}"
@@ -697,3 +705,133 @@ def test_listener_answers_once_and_logs_nothing(capfd) -> None:
         listener.close()
     captured = capfd.readouterr()
     assert code not in captured.out + captured.err and "GET /callback" not in captured.err
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 9 §6: a realmId that is not a number, and a pasted address without state
+
+
+def with_params(location: str, **changes: str | None) -> str:
+    """`location` with query parameters replaced (None drops one)."""
+    parts = urlsplit(location)
+    params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    return parts._replace(query=urlencode(params)).geturl()
+
+
+@pytest.mark.parametrize("bad_realm", ["9130355377371234x", "../../v3/company/1", "١٢٣٤"])
+def test_callback_realm_id_that_is_not_ascii_digits_is_refused(world: World, bad_realm: str) -> None:
+    port = free_port()
+    world.write_env(QB_REDIRECT_URI=f"http://localhost:{port}/callback")
+    session = Interactive(world.env(), "--timeout", "30")
+    location = consent_redirect(session.url)
+
+    status, _, page = http_get(with_params(location, realmId=bad_realm))  # the right state, a bad company id
+    assert status == 400 and "not a number" in page
+    assert session.proc.poll() is None  # still waiting
+    status, _, _ = http_get(location)
+    assert status == 200
+    result = session.finish()
+
+    assert result.returncode == 0, result.stderr
+    assert "company ID (realmId) is not a number" in result.stderr
+    assert env_lines(world.env_path)[1]["QB_REALM_ID"] == REALM_ID
+    assert_clean(result, world.new_token())
+
+
+@pytest.mark.parametrize("how", ["address", "typed"])
+def test_pasted_realm_id_that_is_not_ascii_digits_is_refused(world: World, how: str) -> None:
+    session = Interactive(world.env(browser=False), "--timeout", "30")
+    location = consent_redirect(session.url)
+    params = parse_qs(urlsplit(location).query)
+    if how == "address":
+        session.paste(with_params(location, realmId="12ab34"))
+    else:
+        session.paste(params["code"][0])
+        session.paste("١٢٣٤")  # Arabic-Indic digits: str.isdigit() says yes
+    session.paste(location)
+    result = session.finish()
+
+    assert result.returncode == 0, result.stderr
+    assert "company ID (realmId) is not a number" in result.stderr
+    assert env_lines(world.env_path)[1]["QB_REALM_ID"] == REALM_ID
+    assert_clean(result, world.new_token(), params["code"][0])
+
+
+def test_pasted_address_without_state_is_refused_without_a_terminal(world: World) -> None:
+    before = snapshot(world)
+    session = Interactive(world.env(browser=False), "--timeout", "30")
+    session.paste(with_params(consent_redirect(session.url), state=None))
+    result = session.finish()
+
+    assert result.returncode == 1
+    assert "no state=" in result.stderr and "--yes" in result.stderr and "Nothing was changed" in result.stderr
+    assert_untouched(world, before)
+    assert world.token_calls() == []
+    assert_clean(result)
+
+
+def test_pasted_address_without_state_is_accepted_with_yes(world: World) -> None:
+    session = Interactive(world.env(browser=False), "--timeout", "30", "--yes")
+    session.paste(with_params(consent_redirect(session.url), state=None))
+    result = session.finish()
+
+    assert result.returncode == 0, result.stderr
+    assert "no state=" in result.stderr and "Using it (--yes)" in result.stderr
+    assert env_lines(world.env_path)[1]["QB_REFRESH_TOKEN"] == world.new_token()
+    assert_clean(result, world.new_token())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_pasted_address_without_state_is_asked_about_on_a_terminal(world: World, answer: str) -> None:
+    import pty
+
+    before = snapshot(world)
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "doctor.commands.cli", "reauth-qb", "--no-browser", "--timeout", "30"],
+        env=world.env(browser=False),
+        cwd=REPO,
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    os.close(secondary)
+    try:
+        url = proc.stdout.readline().strip()
+        os.write(main, (with_params(consent_redirect(url), state=None) + f"\n{answer}\n").encode())
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        os.close(main)
+        if proc.poll() is None:
+            proc.kill()
+    assert "Use this address?" in stderr
+    if answer == "y":
+        assert proc.returncode == 0, stderr
+        assert env_lines(world.env_path)[1]["QB_REFRESH_TOKEN"] == world.new_token()
+    else:
+        assert proc.returncode == 1 and "Did not use the pasted address" in stderr
+        assert_untouched(world, before)
+        assert world.token_calls() == []
+
+
+def test_reply_rules_for_the_company_id_and_a_missing_state() -> None:
+    state = "n0nce.4242"
+    for realm in ("12a", "١٢٣", "1" * 33, " 12 3"):
+        verdict = judge_reply({"code": "c", "realmId": realm, "state": state}, state, "browser", require_state=True)
+        assert isinstance(verdict, Refused) and verdict.reason == "bad_realm", realm
+    with_state = judge_reply({"code": "c", "realmId": "123", "state": state}, state, "paste", require_state=False)
+    without = judge_reply({"code": "c", "realmId": "123"}, state, "paste", require_state=False)
+    assert with_state.state_missing is False and without.state_missing is True
+    reader = PasteReader(state)
+    assert reader.feed("AB11xyz") is None and reader.wants_realm
+    refused = reader.feed("12x")
+    assert isinstance(refused, Refused) and refused.reason == "bad_realm"
+    assert reader.feed("123") == ConsentReply("paste", code="AB11xyz", realm_id="123")

@@ -123,3 +123,51 @@ def test_a_basic_header_in_output_is_refused_with_exit_3(home: Path, tmp_path: P
         basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
         assert basic not in result.stderr and CLIENT_SECRET not in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def _percent_all(text: str, case: str) -> str:
+    hexes = [f"{b:02X}" for b in text.encode()]
+    if case == "lower":
+        hexes = [h.lower() for h in hexes]
+    elif case == "mixed":
+        hexes = [h.lower() if i % 2 else h for i, h in enumerate(hexes)]
+    return "".join("%" + h for h in hexes)
+
+
+@pytest.mark.parametrize("case", ["upper", "lower", "mixed"])
+def test_fully_percent_encoded_secrets_are_redacted_and_caught(case: str) -> None:
+    # Every byte encoded, letters and digits too: quote() leaves those alone, so this form was unknown.
+    for kind, secret, shown in (("client_secret", CLIENT_SECRET, "CS…"), ("refresh_token", REFRESH, "RT…")):
+        encoded = _percent_all(secret, case)
+        text = f"error_description=Bad token {encoded} end"
+        out = redactor().redact_text(text)
+        assert encoded not in out and shown in out
+        assert redactor().leaks(out) == []
+        with pytest.raises(SecretLeak):
+            redactor().check(text)
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    with pytest.raises(SecretLeak):
+        redactor().check("Authorization: Basic " + _percent_all(basic, case))
+
+
+@pytest.mark.parametrize("which, case", [("refresh_token", "upper"), ("client_secret", "lower")])
+def test_a_percent_encoded_secret_in_intuit_error_description_is_never_printed(
+    tmp_path: Path, fake_intuit, which: str, case: str
+) -> None:
+    from tests.support.chain_support import sandbox_world, write_chain_env
+
+    token = sandbox_world(fake_intuit)
+    home = tmp_path / "home"
+    write_chain_env(home, token)
+    secret, shown = (token, "RT…" + token[-4:]) if which == "refresh_token" else (CLIENT_SECRET, "CS…")
+    # One secret per answer: Intuit's detail is cut at 200 characters, and a cut form is not the secret.
+    body = json.dumps({"error": "invalid_grant", "error_description": f"Bad {_percent_all(secret, case)}"}).encode()
+    fake_intuit._token_endpoint = lambda authorization, form, want_hard: (400, body)
+    env = cli_env(home, **fake_intuit.environ())
+    refreshed = run_cli("refresh-qb", env=env)
+    assert refreshed.returncode == 1 and "Refresh failed" in refreshed.stderr
+    assert f"Bad {shown}" in refreshed.stderr
+    for result in (refreshed, run_cli("doctor", "--format", "json", env=env)):
+        text = (result.stdout + result.stderr).lower()
+        assert _percent_all(secret, "lower") not in text and secret.lower() not in text
+        assert "traceback" not in text
