@@ -1,7 +1,7 @@
 # Generated from diagnose_prompt.md.j2 by doctor.renderers.write_compiled_prompt(); do not edit.
 # ruff: noqa
 # fmt: off
-TEMPLATE_CHECKSUM = 880311159
+TEMPLATE_CHECKSUM = 1620754563
 JINJA2_VERSION = '3.1.6'
 from jinja2.runtime import LoopContext, Macro, Markup, Namespace, TemplateNotFound, TemplateReference, TemplateRuntimeError, Undefined, escape, identity, internalcode, markup_join, missing, str_join
 name = 'diagnose_prompt.md.j2'
@@ -95,7 +95,7 @@ def root(context, missing=missing):
         yield '\n2. Have them run `sidequest reauth-qb` in a terminal. A QuickBooks page opens; they sign in if asked, pick the right company and click **Connect**.\n3. Check: the terminal should print "Connected" with a redacted token such as `RT…1a2b`. If it printed an error, ask them what it said (the message has no secrets).\n4. Have them quit Claude Desktop completely (macOS: Cmd+Q; Windows: quit from the tray icon) and reopen it.\n5. Check: run `sidequest doctor` again; it should say the connection is working.\n'
         if ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'refresh_token_expired'):
             pass
-            yield '6. To prevent this: use QuickBooks through Claude at least monthly, or schedule `sidequest refresh-qb` (the README has a cron and a launchd example).\n'
+            yield '6. To prevent this: have them run `sidequest keepalive on` once; this computer then refreshes the connection every 7 days by itself, so the 100-day limit is never reached.\n'
         else:
             pass
             yield '6. Remind them: in QuickBooks, clicking **Disconnect** on the SideQuest app ends the connection; only do that on purpose.\n'

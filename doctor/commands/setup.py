@@ -437,7 +437,7 @@ def _run(
         if wanted_on:
             from doctor.commands.keepalive import _Printer, turn_on
 
-            if turn_on(home, DEFAULT_EVERY_DAYS, os.environ, _Printer(home)) == EXIT_OK:
+            if turn_on(home, DEFAULT_EVERY_DAYS, os.environ, _Printer(settings.console, home)) == EXIT_OK:
                 left.remove("turn on the keep-alive (`sidequest keepalive on`)")
                 done.append("the keep-alive is on")
             else:
