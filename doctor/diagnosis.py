@@ -13,8 +13,8 @@ from doctor.advice import REAUTH_CLICK_CONNECT as REAUTH
 from doctor.model import CAUSE_ORDER, CAUSES, Diagnosis, ProbeResult
 
 KEEP_ALIVE = (
-    "Keep the connection alive: use QuickBooks through Claude at least once a month, or let "
-    "`sidequest refresh-qb` run from cron or launchd (see the README)."
+    "Keep the connection alive: use QuickBooks through Claude at least once a month, or run "
+    "`sidequest keepalive on` once, so this computer refreshes it on a schedule."
 )
 NO_DISCONNECT = "In QuickBooks, don't click Disconnect on the SideQuest app unless you mean to end the connection."
 
