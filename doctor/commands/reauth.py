@@ -240,8 +240,8 @@ def run_reauth(settings: Any, *, no_browser: bool, environment: str | None, time
             return EXIT_FAILED
         outcome = PageOutcome(
             True,
-            "QuickBooks is connected again",
-            "SideQuest saved the new connection. Go back to the terminal window for the last step.",
+            f"Connected to {company_name or 'QuickBooks company ' + reply.realm_id}.",
+            "QuickBooks is connected again: SideQuest saved the new connection.",
         )
         _report_success(
             out,
