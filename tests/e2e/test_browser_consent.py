@@ -179,11 +179,15 @@ def visible_text(driver) -> str:
 
 def wait_for_text(driver, *needles: str) -> str:
     """The page's visible text once it shows every needle (fails with what it showed instead)."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # Between two pages the old body goes stale or there is none yet: poll again.
+    between_pages = (NoSuchElementException, StaleElementReferenceException)
     try:
-        WebDriverWait(driver, WAIT, poll_frequency=0.1).until(lambda d: all(n in visible_text(d) for n in needles))
+        WebDriverWait(driver, WAIT, poll_frequency=0.1, ignored_exceptions=between_pages).until(
+            lambda d: all(n in visible_text(d) for n in needles)
+        )
     except TimeoutException:
         raise AssertionError(f"page never showed {needles!r}; it shows:\n{visible_text(driver)}") from None
     return visible_text(driver)
