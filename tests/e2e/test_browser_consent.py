@@ -160,7 +160,7 @@ def browser(tmp_path: Path):
         f"--host-resolver-rules=MAP {PUBLIC_NAME} 127.0.0.1, MAP {LOOPBACK_NAME} 127.0.0.1",
     ):
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     # Commands must not wait for a navigation the listener holds open: every check polls the text.
     options.page_load_strategy = "none"
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
@@ -207,6 +207,11 @@ def screenshot(driver, tmp_path: Path, name: str) -> Path:
     if docs:
         shutil.copy(path, Path(docs) / path.name)
     return path
+
+
+def csp_violations(driver) -> list[str]:
+    """Console messages about a blocked script, style or request: the pages must need none."""
+    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
 
 
 def requested_hosts(driver) -> set[str]:
@@ -331,6 +336,7 @@ def test_connect_through_the_hosted_page_reaches_the_terminal(browser, site, rea
     # The hosted page was loaded, and nothing but the fake Intuit, the site and the listener was asked.
     assert "/qb/callback/callback.js" in site.requests
     assert requested_hosts(browser) <= {"127.0.0.1", PUBLIC_NAME}
+    assert csp_violations(browser) == []
 
 
 def test_cancel_changes_nothing_and_says_how_to_try_again(browser, site, reauth, home_world, tmp_path):
@@ -393,6 +399,7 @@ def test_listener_blocked_fallback_copy_and_paste_completes(browser, site, reaut
     assert clipboard == address
     assert run.proc.poll() is None  # still waiting
 
+    assert csp_violations(browser) == []
     run.paste(clipboard)
     assert_connected(home_world, run.finish())
 
