@@ -13,7 +13,9 @@
   // reauth-qb's state: a URL-safe random nonce, ".", the listener's port.
   var STATE_SHAPE = /^[A-Za-z0-9_-]{16,256}\.([0-9]{1,5})$/;
   var PROBE_WAIT_MS = 3000; // a probe that neither answers nor fails: forward anyway
-  var STILL_HERE_MS = 12000; // still on this page this long after forwarding: offer the copy box
+  // Still on this page this long after forwarding: offer the copy box. The listener holds the
+  // browser's request while reauth-qb finishes (usually a second or two), so not too early.
+  var STILL_HERE_MS = 20000;
 
   var params = new URLSearchParams(window.location.search);
   var SECTIONS = ["forwarding", "fallback", "denied", "failed"];
@@ -155,8 +157,8 @@
     window.setTimeout(function () {
       // Still showing: the browser did not leave (blocked, or the window does not answer).
       fallback(
-        "The SideQuest window on this computer has not answered yet. If nothing happens in a few " +
-          "seconds, pass the sign-in to it by hand."
+        "The SideQuest window on this computer has not answered yet. If the terminal window still says " +
+          "it is waiting for the sign-in, pass it on by hand."
       );
     }, STILL_HERE_MS);
     window.location.replace(forwardUrl(port));
