@@ -62,8 +62,8 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _need_browser():
+@pytest.fixture(scope="module")
+def need_browser():
     reason = _missing()
     if reason and os.environ.get("CI") == "true":
         pytest.fail(f"browser tests must run in CI: {reason}")
@@ -139,7 +139,7 @@ def site():
 
 
 @pytest.fixture
-def browser(tmp_path: Path):
+def browser(need_browser, tmp_path: Path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -464,7 +464,7 @@ def test_reconnect_page_speaks_to_a_business_owner(browser, site, tmp_path):
 
 
 def test_the_static_host_serves_the_documented_headers(site):
-    """web/_headers is what the browser tests get, and web/README.md lists the same policies."""
+    """web/_headers is what the browser tests get, and web/README.md lists the same policies (no browser needed)."""
     import urllib.request
 
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
