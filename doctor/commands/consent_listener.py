@@ -28,7 +28,6 @@ external resources, and `no-store` / `no-referrer` so the address does not trave
 from __future__ import annotations
 
 import hmac
-import html
 import queue
 import sys
 import threading
@@ -36,6 +35,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
+
+from doctor.commands import consent_pages
 
 HOSTED_CALLBACK_PATH = "/callback"
 # How long the browser's request is held open waiting for the outcome, so the page can say
@@ -186,68 +187,38 @@ class ConsentListener:
 
     # -- used by the handler -----------------------------------------------------------------
 
-    def _handle(self, raw_path: str) -> tuple[int, str, str, bool]:
-        """(status, title, message, is_accepted_reply) for one request."""
+    def _handle(self, raw_path: str) -> tuple[int, bytes, bool]:
+        """(status, page, is_accepted_reply) for one request (pages: doctor.commands.consent_pages)."""
         parts = urlsplit(raw_path)
         if parts.path != self.path:
-            return 404, "Not found", "This address only receives the QuickBooks sign-in reply for SideQuest.", False
+            return 404, consent_pages.not_found_page(), False
         verdict = judge_reply(query_params(parts.query), self.expected_state or "", "browser", require_state=True)
         if isinstance(verdict, Refused):
             self.events.put(verdict)
             if verdict.reason == "bad_realm":
-                return (
-                    400,
-                    "Sign-in reply refused",
-                    "The company ID in this reply is not a number, so it was refused and nothing was "
-                    "changed. Go back to the terminal window.",
-                    False,
-                )
+                return 400, consent_pages.bad_realm_page(), False
             if verdict.reason == "wrong_state":
-                return (
-                    400,
-                    "Sign-in reply ignored",
-                    "This reply does not belong to the SideQuest window that is waiting, so it was ignored "
-                    "and nothing was changed. If you started sidequest reauth-qb more than once, use the "
-                    "link from the most recent window.",
-                    False,
-                )
-            return (
-                400,
-                "Sign-in reply incomplete",
-                "The reply from Intuit did not say which QuickBooks company you connected. "
-                "Nothing was changed; go back to the terminal window.",
-                False,
-            )
+                return 400, consent_pages.wrong_state_page(), False
+            return 400, consent_pages.incomplete_page(), False
         with self._server.accept_lock:
             if self._accepted.is_set():
-                return (
-                    409,
-                    "Already received",
-                    "SideQuest already received the sign-in reply. Go back to the terminal window.",
-                    False,
-                )
+                return 409, consent_pages.already_received_page(), False
             self._accepted.set()
         self.events.put(verdict)
-        return 200, "", "", True
+        return 200, b"", True
 
-    def _final_page(self) -> tuple[int, str, str]:
+    def _final_page(self) -> tuple[int, bytes]:
         self._outcome_ready.wait(PAGE_WAIT_SECONDS)
         outcome = self._outcome
         if outcome is None:
-            return 200, "Sign-in received", "SideQuest received the reply. Finish in the terminal window."
-        return (200 if outcome.success else 400), outcome.headline, outcome.detail
+            return 200, consent_pages.received_page()
+        page = consent_pages.outcome_page(outcome.success, outcome.headline, outcome.detail)
+        return (200 if outcome.success else 400), page
 
 
 def render_page(title: str, message: str) -> bytes:
     """A small self-contained page: no scripts, no external resources, nothing secret."""
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>SideQuest: {html.escape(title)}</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;"
-        "line-height:1.5}</style></head>\n"
-        f"<body><h1>{html.escape(title)}</h1>\n<p>{html.escape(message)}</p>\n"
-        "<p>You can close this tab.</p></body></html>\n"
-    ).encode("utf-8")
+    return consent_pages.page(title, [message])
 
 
 class _Server(ThreadingHTTPServer):
@@ -274,15 +245,15 @@ def _make_handler(listener: ConsentListener) -> type[BaseHTTPRequestHandler]:
             if urlsplit(self.path).path == FAVICON:
                 self._send(404, b"")
                 return
-            status, title, message, accepted = listener._handle(self.path)
+            status, page, accepted = listener._handle(self.path)
             if accepted:
                 try:
-                    status, title, message = listener._final_page()
-                    self._send(status, render_page(title, message))
+                    status, page = listener._final_page()
+                    self._send(status, page)
                 finally:
                     listener._page_sent.set()
                 return
-            self._send(status, render_page(title, message))
+            self._send(status, page)
 
         def do_HEAD(self) -> None:
             self._send(405, b"")
@@ -294,8 +265,8 @@ def _make_handler(listener: ConsentListener) -> type[BaseHTTPRequestHandler]:
                 self.send_response(status)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.send_header("Referrer-Policy", "no-referrer")
+                for name, value in consent_pages.SECURITY_HEADERS:
+                    self.send_header(name, value)
                 self.send_header("Connection", "close")
                 self.end_headers()
                 if body and self.command != "HEAD":

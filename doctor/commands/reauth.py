@@ -139,8 +139,8 @@ def run_reauth(console: Console, options: ReauthOptions) -> int:
         _save(console, store, token, reply.realm_id, environment)
         page = PageOutcome(
             True,
-            "QuickBooks is connected again",
-            "SideQuest saved the new connection. Go back to the terminal window for the last step.",
+            f"Connected to {company_name or 'QuickBooks company ' + reply.realm_id}.",
+            "QuickBooks is connected again: SideQuest saved the new connection.",
         )
         _report_success(
             console,

@@ -357,6 +357,9 @@ class FakeIntuit:
         self.retry_after: str | None = None
         self.consent_realm: str | None = None
         self.consent_deny: bool = False
+        # True: GET authorize first answers with a page whose Connect / Cancel buttons decide
+        # (what a real browser sees); False: it redirects at once (consent_deny decides).
+        self.consent_page: bool = False
         self.requests: list[RecordedRequest] = []
         self.url: str = ""
         self._lock = threading.RLock()
@@ -698,7 +701,10 @@ class FakeIntuit:
                 return back({"error": "unsupported_response_type", "state": state})
             if "com.intuit.quickbooks.accounting" not in query.get("scope", "").split():
                 return back({"error": "invalid_scope", "state": state})
-            if self.consent_deny:
+            decision = query.get("decision")
+            if self.consent_page and decision is None:
+                return 200, {"Content-Type": "text/html; charset=utf-8"}, _consent_page_html(query, self._companies)
+            if self.consent_deny or decision == "cancel":
                 return back({"error": "access_denied", "state": state})
             realm = self.consent_realm
             if realm is None:
@@ -717,6 +723,24 @@ def _throttled(throttle: str, retry_after: str | None) -> tuple[dict[str, str], 
         return {**headers, "Content-Type": "text/plain"}, b"Too Many Requests"
     body = _lowercase_fault("3001", "ThrottleExceeded", 429, "SERVICE", "The request limit for this month was reached")
     return {**headers, "Content-Type": "application/json"}, body
+
+
+def _consent_page_html(query: dict[str, str], companies: dict[str, _Company]) -> bytes:
+    """Intuit's consent page, reduced to what a user does there: Connect or Cancel (a GET form)."""
+    import html
+
+    hidden = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in query.items()
+    )
+    names = ", ".join(html.escape(c.name) for c in companies.values()) or "(none)"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Fake Intuit: connect</title></head>'
+        f"<body><h1>Connect SideQuest to QuickBooks</h1><p>Companies: {names}</p>"
+        f'<form method="get" action="{PATH_AUTHORIZE}">{hidden}'
+        '<button type="submit" name="decision" value="connect" id="connect">Connect</button> '
+        '<button type="submit" name="decision" value="cancel" id="cancel">Cancel</button>'
+        "</form></body></html>"
+    ).encode("utf-8")
 
 
 def _check_environment(environment: str) -> None:
