@@ -150,3 +150,14 @@ def test_entry_point_scan_agrees_with_importlib_metadata() -> None:
     theirs = {(ep.name, ep.value.split("[", 1)[0].strip()) for ep in metadata.entry_points(group="console_scripts")}
     assert ("sidequest", "doctor.commands.cli:main") in ours
     assert ours == theirs
+
+
+def test_every_module_in_probes_is_a_listed_builtin_and_every_listed_one_exists() -> None:
+    import pkgutil
+
+    import probes
+    from doctor.plugins import BUILTIN_PROBES
+
+    found = {f"probes.{info.name}" for info in pkgutil.iter_modules(probes.__path__) if not info.name.startswith("_")}
+    assert len(set(BUILTIN_PROBES)) == len(BUILTIN_PROBES)
+    assert set(BUILTIN_PROBES) == found
