@@ -7,7 +7,27 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.support.homes import configured_values, write_env
+from tests.support.homes import CORPUS, REQUIRE_CORPUS_ENV, configured_values, corpus_required, write_env
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Tests parametrized over the corpus files collect nothing when it is absent, so the
+    # folder itself is checked up front when it is required.
+    if corpus_required() and not CORPUS.is_dir():
+        raise pytest.UsageError(f"{REQUIRE_CORPUS_ENV} is set but the corpus {CORPUS} is missing")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    # A test that skips for want of a corpus sample fails when the corpus is required, whichever
+    # helper it skipped through.
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and corpus_required() and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        if "corpus" in reason.lower():
+            report.outcome = "failed"
+            report.longrepr = f"skipped although {REQUIRE_CORPUS_ENV} is set: {reason}"
 
 
 @pytest.fixture
