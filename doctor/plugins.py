@@ -71,13 +71,19 @@ def entry_points(group: str, path: Iterable[str] | None = None) -> list[tuple[st
     Reads `*.dist-info/entry_points.txt` directly, for a lookup that is a folder listing and a
     small INI file: importing `importlib.metadata` and asking it for one group costs 105 M
     instructions in the test virtualenv (23 distributions), more than a third of the whole
-    offline doctor (282 M); this scan costs about 1 M. As with importlib.metadata, the first
+    offline doctor (282 M); this scan costs about 0.6 M. As with importlib.metadata, the first
     distribution of a name on the path wins.
     """
     found: list[tuple[str, str]] = []
     seen: set[str] = set()
     marker = group.encode()
-    for entry in sys.path if path is None else path:
+    if path is None:
+        # The interpreter's own library folders never hold an installed distribution: not
+        # listing their few hundred names saves a third of the scan.
+        stdlib = os.path.dirname(os.__file__)
+        own = {stdlib, os.path.join(stdlib, "lib-dynload")}
+        path = [entry for entry in sys.path if entry not in own]
+    for entry in path:
         where = entry or "."
         try:
             names = os.listdir(where)
