@@ -194,6 +194,55 @@ class ProbeResult:
     def __repr__(self) -> str:
         return f"ProbeResult(id={self.id!r}, status={self.status!r})"
 
+    # The outcomes the runner decides itself, rather than a probe's finding (flutter's
+    # ValidationResult.crash): one place for each status's cause, so no call site can differ.
+
+    @classmethod
+    def crashed(
+        cls,
+        probe: Probe,
+        summary: str,
+        *,
+        plugin: str = "builtin",
+        details: list[str] | None = None,
+        duration_ms: float = 0.0,
+    ) -> ProbeResult:
+        """`error`: the probe raised, returned something that is not a valid Finding, or cannot run."""
+        return cls(
+            probe.id, probe.title, "error", summary, details=details, duration_ms=duration_ms,
+            side_effects=probe.side_effects, cause="unknown", plugin=plugin,
+        )  # fmt: skip
+
+    @classmethod
+    def timed_out(
+        cls,
+        probe: Probe,
+        summary: str,
+        *,
+        plugin: str = "builtin",
+        duration_ms: float = 0.0,
+        remediation: Remediation | None = None,
+    ) -> ProbeResult:
+        """`timeout`: the probe overran its time, or the run's budget ended before it started.
+
+        A network probe that runs out of time points at the network; any other at `unknown`.
+        """
+        return cls(
+            probe.id, probe.title, "timeout", summary, remediation=remediation, duration_ms=duration_ms,
+            side_effects=probe.side_effects, cause="network_unreachable" if probe.needs_network else "unknown",
+            plugin=plugin,
+        )  # fmt: skip
+
+    @classmethod
+    def skipped(
+        cls, probe: Probe, summary: str, *, plugin: str = "builtin", blocked_by: str | None = None
+    ) -> ProbeResult:
+        """`skip`: the probe was not run; `blocked_by` names the probe that stopped it, if one did."""
+        return cls(
+            probe.id, probe.title, "skip", summary, side_effects=probe.side_effects, blocked_by=blocked_by,
+            plugin=plugin,
+        )  # fmt: skip
+
     @property
     def is_problem(self) -> bool:
         return self.status in PROBLEM_STATUSES

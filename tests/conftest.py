@@ -1,12 +1,33 @@
-"""Shared fixtures: a temp connector home and the fake Intuit."""
+"""Shared fixtures: a temp connector home, the fake Intuit, and throwaway plugins."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
-from tests.support.homes import configured_values, write_env
+from tests.support.homes import CORPUS, REQUIRE_CORPUS_ENV, configured_values, corpus_required, write_env
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Tests parametrized over the corpus files collect nothing when it is absent, so the
+    # folder itself is checked up front when it is required.
+    if corpus_required() and not CORPUS.is_dir():
+        raise pytest.UsageError(f"{REQUIRE_CORPUS_ENV} is set but the corpus {CORPUS} is missing")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    # A test that skips for want of a corpus sample fails when the corpus is required, whichever
+    # helper it skipped through.
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and corpus_required() and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        if "corpus" in reason.lower():
+            report.outcome = "failed"
+            report.longrepr = f"skipped although {REQUIRE_CORPUS_ENV} is set: {reason}"
 
 
 @pytest.fixture
@@ -26,3 +47,19 @@ def fake_intuit():
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture
+def plugin_set() -> Callable[..., Any]:
+    """Build a plugin set in-process with throwaway plugins (llm's tests/conftest.py style).
+
+    A throwaway plugin is any object with `@hookimpl` methods, passed as `(name, obj)`. Each
+    call builds a new plugin manager, so nothing a test registers outlives it; entry points
+    are not scanned (tests/framework/test_plugins.py has the one real installed one).
+    """
+    from doctor.plugins import build_plugins
+
+    def build(*plugins: tuple[str, Any], environ: dict[str, str] | None = None, builtins: bool = True):
+        return build_plugins(environ or {}, load_entry_points=False, load_builtins=builtins, extra_plugins=plugins)
+
+    return build

@@ -29,8 +29,8 @@ EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 # --help, --version and path options are built here rather than with click.help_option,
 # click.version_option and click.Path: those look their default texts up in gettext even when
-# given texts of their own, and the first lookup imports `locale`, about 2% of the offline
-# doctor's start-up. They behave as click's do.
+# given texts of their own, and the first lookup imports `locale`: 4.4 M instructions (callgrind),
+# about 1.5% of the offline doctor's start-up. They behave as click's do.
 
 
 def _show_help(ctx: click.Context, param: click.Parameter, value: bool) -> None:

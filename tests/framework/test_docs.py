@@ -40,7 +40,7 @@ def test_committed_examples_show_what_their_names_say() -> None:
 
 def test_readme_documents_every_environment_variable() -> None:
     used = set()
-    for source in list((REPO / "doctor").glob("*.py")) + list((REPO / "probes").glob("*.py")):
+    for source in list((REPO / "doctor").rglob("*.py")) + list((REPO / "probes").glob("*.py")):
         used |= set(re.findall(r"\"(SIDEQUEST_[A-Z_]+)\"", source.read_text(encoding="utf-8")))
     assert used, "no SIDEQUEST_* variable found: the scan is broken"
     missing = sorted(v for v in used if v not in README)
@@ -57,3 +57,22 @@ def test_readme_documents_every_doctor_option_and_hook() -> None:
                 assert opt in README, f"README does not document {opt}"
     for hook in ("sidequest_probes", "sidequest_secrets"):
         assert hasattr(hookspecs, hook) and hook in README
+
+
+def readme_headings() -> set[str]:
+    """Every Markdown heading's text, with its code quotes taken off."""
+    return {m.group(1).strip().strip("`") for m in re.finditer(r"^#{2,6} (.+)$", README, re.MULTILINE)}
+
+
+def test_plugin_hooks_are_documented_with_their_exact_signature(plugin_set) -> None:
+    # datasette's tests/test_docs.py: every hook the plugin manager knows has a README heading
+    # `name(arg, ...)` with the hookspec's argument names, so a new or changed hook fails here.
+    pm = plugin_set(builtins=False).manager
+    hooks = [name for name in vars(pm.hook) if not name.startswith("_")]
+    assert set(hooks) >= {"sidequest_probes", "sidequest_secrets"}
+    headings = readme_headings()
+    for name in hooks:
+        caller = getattr(pm.hook, name)
+        assert caller.spec is not None, f"{name} has no hookspec"
+        expected = f"{name}({', '.join(caller.spec.argnames)})"
+        assert expected in headings, f"README has no heading {expected!r}"

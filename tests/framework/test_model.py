@@ -10,7 +10,7 @@ import pytest
 
 import doctor
 import probes
-from doctor.model import Diagnosis, Finding, Probe, Remediation, is_probe_id
+from doctor.model import Diagnosis, Finding, Probe, ProbeResult, Remediation, is_probe_id
 from doctor.values import Value
 
 
@@ -80,3 +80,42 @@ def test_other_probe_ids_are_refused(text) -> None:
     assert not is_probe_id(text)
     with pytest.raises(ValueError, match="kebab-case"):
         Probe(id=text, title="t", run=lambda ctx: Finding("ok", "fine"))
+
+
+@pytest.mark.parametrize("cls", VALUES, ids=lambda cls: f"{cls.__module__}.{cls.__name__}")
+def test_every_value_hashes_consistently_with_equality(cls: type) -> None:
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    value = cls(*[p.default if p.default is not p.empty else None for p in params])
+    assert hash(value) == hash(value._replace())
+
+
+def test_values_holding_plain_data_hash_by_their_contents() -> None:
+    # Finding's facts is a dict and details may be a list: both are hashed by their contents.
+    a = Finding("ok", "x", details=["one"], facts={"n": [1, 2], "s": {"k": "v"}})
+    b = Finding("ok", "x", details=["one"], facts={"s": {"k": "v"}, "n": [1, 2]})
+    assert a == b and hash(a) == hash(b)
+    assert hash(Finding("ok", "x")) == hash(Finding("ok", "x"))
+    assert len({a, b, Finding("ok", "x"), Finding("warn", "x")}) == 3
+    assert Finding("ok", "x", facts={"n": 1}) != Finding("ok", "x", facts={"n": 2})
+
+
+def test_a_field_of_an_unhashable_kind_still_refuses_hashing() -> None:
+    class Opaque:
+        __hash__ = None  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(Finding("ok", "x", facts={"thing": Opaque()}))
+
+
+def test_result_constructors_carry_the_probe_and_the_cause() -> None:
+    net = Probe(id="net", title="Net", run=lambda ctx: Finding("ok", "x"), needs_network=True, side_effects="network")
+    local = Probe(id="local", title="Local", run=lambda ctx: Finding("ok", "x"))
+    crashed = ProbeResult.crashed(local, "the probe crashed (ValueError: x)", plugin="p", duration_ms=3.0)
+    assert (crashed.id, crashed.title, crashed.status, crashed.cause, crashed.plugin, crashed.duration_ms) == (
+        "local", "Local", "error", "unknown", "p", 3.0,
+    )  # fmt: skip
+    assert ProbeResult.timed_out(net, "late").cause == "network_unreachable"
+    assert ProbeResult.timed_out(net, "late").side_effects == "network"
+    assert ProbeResult.timed_out(local, "late").cause == "unknown"
+    skipped = ProbeResult.skipped(local, "not run", blocked_by="env-file")
+    assert (skipped.status, skipped.blocked_by, skipped.cause, skipped.is_problem) == ("skip", "env-file", None, False)
