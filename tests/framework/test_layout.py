@@ -18,9 +18,9 @@ The rules (README "Layout", ../shared/STYLE.md "Rooms and who may enter"):
 Imports under `if TYPE_CHECKING:` count too, except for the cycle check: a type-only import
 of the framework from the domain is still the domain knowing the framework.
 
-KNOWN_VIOLATIONS lists the (module, imported) pairs that break a rule, or close a cycle, today
-and are being fixed in parallel; the lead empties it at merge. Any pair not listed fails the
-test, and so does a listed pair that no longer occurs (so the list only shrinks).
+KNOWN_VIOLATIONS lists (module, imported) pairs that may break a rule or close a cycle, each
+with its reason. It is empty: every rule holds. A pair added there must still occur, or the
+test fails, so the list can only shrink.
 """
 
 from __future__ import annotations
@@ -42,17 +42,8 @@ DOMAIN_MAY_IMPORT = ("doctor.values", "doctor.redaction")
 NEVER_IN_DOMAIN = ("pluggy", "click")
 HTTPX_USER = "doctor.intuit.client"
 
-# (module, imported): today's violations, each being fixed on another branch. Empty at merge.
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # The commands import emit/checked back from the click module, which imports them (a cycle).
-    ("doctor.commands.reauth", "doctor.commands.cli"),
-    ("doctor.commands.refresh", "doctor.commands.cli"),
-    # Probes lean on each other (issue 14: typed run facts instead).
-    ("probes.realm_match", "probes.refresh_chain"),
-    ("probes.environment_match", "probes.refresh_chain"),
-    ("probes.environment_match", "probes.realm_match"),
-    ("probes.refresh_chain", "probes.token_age"),
-}
+# (module, imported) pairs allowed to break a rule, each with a comment saying why. None today.
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 
 def _load_tool():
