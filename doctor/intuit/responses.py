@@ -80,15 +80,29 @@ class _Reply:
         return classify_error_response(200, raw, self.headers, api=api, secrets=self.secrets)  # type: ignore[arg-type]
 
 
+# Durations are metadata: a number longer than this many digits (10^18 s is far past any real
+# lifetime) is unusable, and Python refuses to turn more than 4300 digits into an int at all (a
+# ValueError that, after a rotation, would have cost the user the new token: issue 9 §2).
+_MAX_DIGITS = 18
+# Intuit's access tokens live an hour (INTUIT.md §2.2): what an unusable expires_in stands for.
+DEFAULT_ACCESS_SECONDS = 3600
+
+
+def _bounded_int(text: str) -> int | None:
+    """json's parse_int: an integer literal, or None when it is too long to be a duration."""
+    digits = text.lstrip("-")
+    return int(text) if len(digits) <= _MAX_DIGITS else None
+
+
 def _as_seconds(value: Any) -> int | None:
     """expires_in arrives as 3600 or "3600" (corpus/intuit/03); anything else is unusable."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 10**_MAX_DIGITS:
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= _MAX_DIGITS:
         return int(value.strip())
     return None
 
@@ -103,7 +117,7 @@ def parse_token_response(body: bytes, headers: Mapping[str, str], secrets: Itera
     if not raw:
         raise reply.bad("empty body where the tokens were expected")
     try:
-        data = json.loads(raw.decode("utf-8", errors="replace"))
+        data = json.loads(raw.decode("utf-8", errors="replace"), parse_int=_bounded_int)
     except ValueError:
         raise reply.bad("token answer is not valid JSON (truncated or an HTML page)") from None
     if not isinstance(data, dict):
@@ -118,7 +132,8 @@ def parse_token_response(body: bytes, headers: Mapping[str, str], secrets: Itera
     if not isinstance(refresh_token, str) or not refresh_token.strip():
         raise reply.bad("token answer has no refresh_token")
     if expires_in is None:
-        raise reply.bad("token answer has no usable expires_in")
+        # The tokens are what matters once Intuit has rotated: an unusable lifetime is metadata.
+        expires_in = DEFAULT_ACCESS_SECONDS
     return TokenResponse(
         access_token=access_token.strip(),
         refresh_token=refresh_token.strip(),
@@ -168,7 +183,7 @@ def _company_from_xml(reply: _Reply, raw: bytes) -> tuple[str | None, str | None
 def _company_from_json(reply: _Reply, raw: bytes) -> tuple[str | None, str | None]:
     """(CompanyName, Country) from a JSON companyinfo answer, or a one-row CompanyInfo query."""
     try:
-        data = json.loads(raw.decode("utf-8", errors="replace"))
+        data = json.loads(raw.decode("utf-8", errors="replace"), parse_int=_bounded_int)
     except ValueError:
         raise reply.bad("company answer is not valid JSON (truncated or an HTML page)") from None
     info = data.get("CompanyInfo") if isinstance(data, dict) else None

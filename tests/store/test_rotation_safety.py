@@ -43,7 +43,7 @@ class TamperingIntuit(FakeIntuit):
         if status == 200 and self.tamper is not None:
             answer = json.loads(body)
             self.tamper(answer)
-            body = json.dumps(answer).encode()
+            body = json.dumps(answer).encode().replace(b'"__5000_DIGITS__"', b"9" * 5000)
         return status, body
 
 
@@ -133,6 +133,24 @@ def test_an_absurd_duration_is_ignored_and_the_new_token_saved(intuit: Tampering
     again = run_cli("refresh-qb", env=cli_env(home, **intuit.environ()))
     assert again.returncode == 0, again.stderr
     assert env_token(home) == live_token(intuit)
+
+
+@pytest.mark.parametrize("field", ["expires_in", "x_refresh_token_expires_in", "x_refresh_token_hard_expires_in"])
+@pytest.mark.parametrize("form", ["json_number", "string"])
+def test_a_duration_of_5000_digits_is_ignored_and_the_new_token_saved(
+    intuit: TamperingIntuit, tmp_path: Path, field: str, form: str
+) -> None:
+    # Python refuses int() of more than 4300 digits (a ValueError, in json.loads too): it must not
+    # cost the rotated token.
+    home, _ = make_home(tmp_path, intuit)
+    value = "__5000_DIGITS__" if form == "json_number" else "9" * 5000
+    intuit.tamper = lambda answer: answer.__setitem__(field, value)
+    result = run_cli("refresh-qb", env=cli_env(home, **intuit.environ()))
+    assert result.returncode == 0, result.stderr
+    assert env_token(home) == live_token(intuit)
+    intuit.tamper = None
+    again = run_cli("refresh-qb", env=cli_env(home, **intuit.environ()))
+    assert again.returncode == 0, again.stderr
 
 
 def test_a_token_env_cannot_hold_is_named_and_the_user_told_to_reconnect(
