@@ -72,3 +72,31 @@ EDIT_CONFIG = "Open Claude Desktop → Settings → Developer → Edit Config"
 # -- the token lock ---------------------------------------------------------------------------
 
 LOCK_WAIT = "Wait a minute and run the doctor again"
+
+
+# What to do after Intuit refused, per error kind (doctor/intuit/errors.py names the kinds and
+# says what happened): one table for a refresh (refresh-qb, the keep-alive's status), one for
+# the sign-in code exchange (reauth-qb, setup), sharing the sentences both say.
+COPY_APP_KEYS = "Intuit does not accept the app keys QB_CLIENT_ID / QB_CLIENT_SECRET in .env. "
+INSECURE_URL = "A SIDEQUEST_OAUTH_* address is plain http:// to a non-local host; refusing to send secrets there."
+DIAGNOSIS_PLEASE = f"Run `{DOCTOR}` for a diagnosis."
+AFTER_REFRESH_REFUSAL: dict[str, str] = {
+    "invalid_grant": "Intuit no longer accepts this connection (expired, disconnected in QuickBooks, or made "
+    f"with other app keys). Run `{DOCTOR}` to see which, then `{REAUTH}`.",
+    "invalid_client": COPY_APP_KEYS + f"Copy them again from the SideQuest setup email; `{DOCTOR}` explains more.",
+    "network": "Could not reach Intuit. Check the internet connection and try again.",
+    "timeout": "Intuit did not answer in time. Try again in a few minutes.",
+    "server_error": "Intuit's sign-in service had an error. Try again in a few minutes; nothing was changed.",
+    "bad_response": "Intuit answered with something that is not a token response. Try again in a few minutes.",
+    "insecure_url": INSECURE_URL,
+}
+AFTER_EXCHANGE_REFUSAL: dict[str, str] = {
+    "invalid_grant": "Intuit did not accept the sign-in code: it was already used, is older than a few "
+    "minutes, or QB_REDIRECT_URI in .env differs from the one registered for the app. "
+    f"Run `{REAUTH}` again.",
+    "invalid_client": COPY_APP_KEYS + f"Copy them again from the SideQuest setup email, then run `{REAUTH}`.",
+    "network": f"Could not reach Intuit. Check the internet connection and run `{REAUTH}` again.",
+    "timeout": f"Intuit did not answer in time. Run `{REAUTH}` again in a few minutes.",
+    "server_error": f"Intuit's sign-in service had an error. Run `{REAUTH}` again in a few minutes.",
+    "insecure_url": INSECURE_URL,
+}

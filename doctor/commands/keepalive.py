@@ -297,11 +297,11 @@ def _describe(found: Found, every_days: int, job: Job | None) -> str:
 
 
 def _outcome_words(outcome: str) -> str:
-    from doctor.commands.refresh import INTUIT_EXPLANATIONS
+    from doctor.advice import AFTER_REFRESH_REFUSAL
 
     if outcome == "ok":
         return "ok"
-    explanation = INTUIT_EXPLANATIONS.get(outcome)
+    explanation = AFTER_REFRESH_REFUSAL.get(outcome)
     return f"failed ({outcome}). {explanation}" if explanation else f"failed ({outcome})"
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from doctor.advice import RESTART_ADVICE
+from doctor.advice import AFTER_EXCHANGE_REFUSAL, DIAGNOSIS_PLEASE, RESTART_ADVICE
 from doctor.claude_desktop.paths import resolve_claude_config
 from doctor.commands.consent_listener import ConsentReply, PageOutcome, Refused
 from doctor.commands.terminal_input import PasteReader, TerminalLines, answered_yes, read_stdin_lines, stdin_is_terminal
@@ -54,17 +54,6 @@ MIN_CONFIRM_SECONDS = 60.0
 POLL_SECONDS = 0.2
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 
-EXCHANGE_EXPLANATIONS = {
-    "invalid_grant": "Intuit did not accept the sign-in code: it was already used, is older than a few "
-    "minutes, or QB_REDIRECT_URI in .env differs from the one registered for the app. "
-    "Run `sidequest reauth-qb` again.",
-    "invalid_client": "Intuit does not accept the app keys QB_CLIENT_ID / QB_CLIENT_SECRET in .env. "
-    "Copy them again from the SideQuest setup email, then run `sidequest reauth-qb`.",
-    "network": "Could not reach Intuit. Check the internet connection and run `sidequest reauth-qb` again.",
-    "timeout": "Intuit did not answer in time. Run `sidequest reauth-qb` again in a few minutes.",
-    "server_error": "Intuit's sign-in service had an error. Run `sidequest reauth-qb` again in a few minutes.",
-    "insecure_url": "A SIDEQUEST_OAUTH_* address is plain http:// to a non-local host; refusing to send secrets there.",
-}
 
 NOT_RECONNECTED = "QuickBooks was not reconnected"
 
@@ -339,7 +328,7 @@ def _exchange_code(flow: _Flow, keys: _AppKeys, code: str):
     try:
         token = flow.intuit.exchange_code(keys.client_id, keys.client_secret, code, keys.redirect_uri)
     except IntuitError as exc:
-        explanation = EXCHANGE_EXPLANATIONS.get(exc.kind, "Run `sidequest doctor` for a diagnosis.")
+        explanation = AFTER_EXCHANGE_REFUSAL.get(exc.kind, DIAGNOSIS_PLEASE)
         console.say(f"Could not finish connecting QuickBooks: {exc}. Nothing was changed.\n{explanation}", err=True)
         raise _Stop(f"{exc}. See the terminal window.") from None
     console.know("refresh_token", token.refresh_token)

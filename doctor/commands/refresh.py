@@ -11,21 +11,10 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from doctor.advice import AFTER_REFRESH_REFUSAL, DIAGNOSIS_PLEASE
 from doctor.console import Console
 from doctor.store.home import resolve_home
 from doctor.store.keys import APP_KEYS, CHAIN_KEYS
-
-INTUIT_EXPLANATIONS = {
-    "invalid_grant": "Intuit no longer accepts this connection (expired, disconnected in QuickBooks, or made "
-    "with other app keys). Run `sidequest doctor` to see which, then `sidequest reauth-qb`.",
-    "invalid_client": "Intuit does not accept the app keys QB_CLIENT_ID / QB_CLIENT_SECRET in .env. "
-    "Copy them again from the SideQuest setup email; `sidequest doctor` explains more.",
-    "network": "Could not reach Intuit. Check the internet connection and try again.",
-    "timeout": "Intuit did not answer in time. Try again in a few minutes.",
-    "server_error": "Intuit's sign-in service had an error. Try again in a few minutes; nothing was changed.",
-    "bad_response": "Intuit answered with something that is not a token response. Try again in a few minutes.",
-    "insecure_url": "A SIDEQUEST_OAUTH_* address is plain http:// to a non-local host; refusing to send secrets there.",
-}
 
 
 def _day(moment: datetime | None) -> str:
@@ -92,7 +81,7 @@ def _refresh(console: Console, home: Path, outcome: list[str]) -> int:
         return 1
     except IntuitError as exc:
         outcome[0] = exc.kind
-        explanation = INTUIT_EXPLANATIONS.get(exc.kind, "Run `sidequest doctor` for a diagnosis.")
+        explanation = AFTER_REFRESH_REFUSAL.get(exc.kind, DIAGNOSIS_PLEASE)
         say(f"Refresh failed: {exc}\n{explanation}", err=True)
         return 1
     except (StoreError, EnvFileError) as exc:
