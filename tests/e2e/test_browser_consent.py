@@ -28,11 +28,9 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -423,34 +421,36 @@ def test_pages_without_a_listener_explain_what_to_do(browser, site, tmp_path):
 
 
 def test_forwarding_page_shows_while_the_listener_is_slow(browser, site, tmp_path):
-    """The page a user sees for the moment the listener takes (it holds the request while finishing).
+    """The page a user sees for the moment the listener takes to answer.
 
-    While that navigation is pending ChromeDriver's own commands wait for it, so this test
-    reads the page through the DevTools protocol (innerText is the rendered, visible text).
+    A listener that never answers keeps the forward pending, and ChromeDriver (and DevTools'
+    Runtime.evaluate) then wait on it: that hung this test under load. Here the stand-in listener
+    answers 204 No Content, on which a browser stays on the page it is on, so the forwarding page
+    stays on screen exactly as the user sees it while the real listener finishes.
     """
-    import base64
 
-    with socket.socket() as slow:  # takes connections into its backlog, never answers
-        slow.bind(("127.0.0.1", 0))
-        slow.listen(4)
-        port = slow.getsockname()[1]
+    class NoContent(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):  # silent
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoContent)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
         query = urlencode({"code": "AB11x", "state": f"{'n' * 32}.{port}", "realmId": "1"})
         browser.get(site.url(PUBLIC_NAME, "/qb/callback?" + query))
-        text = ""
-        for _ in range(300):
-            result = browser.execute_cdp_cmd("Runtime.evaluate", {"expression": "document.body.innerText"})
-            text = result["result"].get("value") or ""
-            if "Connecting QuickBooks to SideQuest" in text:
-                break
-            time.sleep(0.05)
+        text = wait_for_text(browser, "Connecting QuickBooks to SideQuest")
         assert "Passing the sign-in to the SideQuest window on this computer" in text, text
-        shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
-        path = tmp_path / "screenshots" / "forwarding.png"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(base64.b64decode(shot["data"]))
-        if os.environ.get("SIDEQUEST_DOCS_SCREENSHOTS"):
-            shutil.copy(path, Path(os.environ["SIDEQUEST_DOCS_SCREENSHOTS"]) / path.name)
-        assert path.stat().st_size > 1000
+        screenshot(browser, tmp_path, "forwarding")
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_reconnect_page_speaks_to_a_business_owner(browser, site, tmp_path):
