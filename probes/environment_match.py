@@ -156,7 +156,7 @@ def lookup_failed_here(r: _Reading) -> Finding | None:
             details=[f"QuickBooks' answer: {r.here}."],
             facts=r.facts,
         )
-    return lookup_failure(r.here, f"the {r.configured} company")
+    return lookup_failure(r.ctx, r.here, f"the {r.configured} company", r.facts)
 
 
 # -- refused here: what the other environment says

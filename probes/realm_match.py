@@ -178,7 +178,7 @@ def refused_in_this_environment(r: _Reading) -> Finding | None:
 
 
 def lookup_failed(r: _Reading) -> Finding:
-    return lookup_failure(r.refused, f"company {r.realm}")
+    return lookup_failure(r.ctx, r.refused, f"company {r.realm}", r.facts)
 
 
 # Tried in order; the first finding is the verdict (doctor/situations.py).
