@@ -149,6 +149,16 @@ FIXES: dict[str, tuple[str, ...]] = {
 
 assert set(HEADLINES) == set(CAUSES) == set(FIXES)
 
+# rate_limited's fix once the finding says which limit was hit (its "limit" fact), after the finding's own step.
+RATE_LIMIT_FIXES: dict[str, tuple[str, ...]] = {
+    "per_minute": ("Don't reconnect QuickBooks: the connection is fine and reconnecting does not help.",),
+    "monthly": (
+        'The SideQuest app\'s monthly QuickBooks allowance is used up; QuickBooks shows the app as "Offline" '
+        "until the start of next month. SideQuest support can help: attach the JSON report "
+        "(`sidequest doctor --format json --output sidequest-report.json`; it contains no secrets).",
+    ),
+}
+
 
 def cause_of(result: ProbeResult) -> str | None:
     """The cause a result points to, or None when it is not a problem."""
@@ -164,6 +174,15 @@ def diagnose(results: list[ProbeResult]) -> Diagnosis:
     if not candidates:
         return Diagnosis("healthy", HEADLINES["healthy"], FIXES["healthy"])
     cause, result = min(candidates, key=lambda pair: CAUSE_ORDER.index(pair[0]))
+    bad = result.facts.get("invalid_value") if cause == "not_configured" else None
+    if isinstance(bad, dict) and bad.get("problem") and result.remediation is not None:
+        # Set up, but one value cannot work: say which and what is wrong with it, not "not set up yet".
+        headline = f"SideQuest is set up on this computer, but one setting is wrong: {bad['problem']}."
+        return Diagnosis(cause, headline, (result.remediation.text, QUIT_CLAUDE), probe_id=result.id)
+    limit = result.facts.get("limit") if cause == "rate_limited" else None
+    if limit in RATE_LIMIT_FIXES and result.remediation is not None:
+        # Which limit it is decides the advice: wait until the time the finding gives, or contact support.
+        return Diagnosis(cause, HEADLINES[cause], (result.remediation.text,) + RATE_LIMIT_FIXES[limit], result.id)
     return Diagnosis(cause, HEADLINES[cause], FIXES[cause], probe_id=result.id)
 
 

@@ -180,18 +180,19 @@ def clock_skew_line(server_date: datetime | None, local: datetime) -> str | None
     if abs(skew) <= CLOCK_SKEW_LIMIT:
         return None
     direction = "ahead of" if skew > timedelta(0) else "behind"
-    minutes = int(abs(skew).total_seconds() // 60)
     return (
-        f"This computer's clock is {_duration(minutes)} {direction} Intuit's; expiry dates computed here "
-        "are off by as much. Turn on automatic date and time in the system settings."
+        f"This computer's clock is {_duration(abs(skew).total_seconds())} {direction} Intuit's; expiry dates "
+        "computed here are off by as much. Turn on automatic date and time in the system settings."
     )
 
 
-def _duration(minutes: int) -> str:
+def _duration(seconds: float) -> str:
+    """A clock difference in words, rounded to the nearest unit (a skew of 5 h 59 min 59 s is "6 hours")."""
+    minutes = round(seconds / 60)
     if minutes >= 2 * 24 * 60:
-        return f"{minutes // (24 * 60)} days"
+        return f"{round(seconds / 86400)} days"
     if minutes >= 120:
-        return f"{minutes // 60} hours"
+        return f"{round(seconds / 3600)} hours"
     return f"{minutes} minutes"
 
 

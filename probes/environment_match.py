@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Union
 
-from doctor.advice import REAUTH, environment_invalid, environment_remediation, reauth_in, reauth_remediation
+from doctor.advice import (
+    REAUTH,
+    environment_invalid,
+    environment_meant,
+    environment_problem,
+    environment_remediation,
+    invalid_value,
+    reauth_in,
+    reauth_remediation,
+)
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
@@ -80,12 +89,17 @@ class _Reading:
 def not_an_environment(r: _Reading) -> Finding | None:
     if r.configured in ENVIRONMENTS:
         return None
+    meant = environment_meant(r.raw)
     return Finding(
         "fail",
         environment_invalid(r.raw),
-        facts=r.facts,
+        facts={**r.facts, "invalid_value": invalid_value("QB_ENVIRONMENT", environment_problem(r.raw))},
         cause="not_configured",
-        remediation=Remediation("Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox in .env."),
+        remediation=Remediation(
+            f"Set QB_ENVIRONMENT={meant} in .env."
+            if meant
+            else "Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox in .env."
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Union
 
-from doctor.advice import REAUTH, reauth_remediation
+from doctor.advice import REAUTH, invalid_value, reauth_remediation
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe
@@ -70,15 +70,30 @@ def realm_missing(r: _Reading) -> Finding | None:
 def realm_not_digits(r: _Reading) -> Finding | None:
     if r.realm.isascii() and r.realm.isdigit():
         return None
+    problem, digits = realm_problem(r.realm)
+    fix = (
+        f"Set QB_REALM_ID={digits} in .env (digits only), or run `{REAUTH}`; it saves the right company ID for you."
+        if digits
+        else f"Run `{REAUTH}`; it saves the right company ID for you."
+    )
     return Finding(
         "fail",
-        "QB_REALM_ID in .env is not a QuickBooks company ID: it must be digits only "
-        f"({len(r.realm)} characters found, not all digits).",
+        f"QB_REALM_ID in .env is not a QuickBooks company ID: it {problem}.",
         details=["A company name, spaces or quotes pasted into the value give this."],
-        facts=r.facts,
+        facts={**r.facts, "invalid_value": invalid_value("QB_REALM_ID", f"QB_REALM_ID (the company ID) {problem}")},
         cause="not_configured",
-        remediation=reauth_remediation(f"Run `{REAUTH}`; it saves the right company ID for you."),
+        remediation=reauth_remediation(fix),
     )
+
+
+def realm_problem(realm: str) -> tuple[str, str | None]:
+    """(what is wrong with a company ID that is not all digits, the digits it holds when only separators are extra)."""
+    digits = "".join(ch for ch in realm if ch.isascii() and ch.isdigit())
+    separators = set(realm) - set("0123456789")
+    if separators and separators <= set(" \t-'\""):
+        what = "spaces" if separators <= {" ", "\t"} else "spaces, dashes or quotes"
+        return f"has {what} in it; a company ID is digits only", digits or None
+    return f"must be digits only ({len(realm)} characters found, not all digits)", None
 
 
 def minted_for_other_company(r: _Reading) -> Finding | None:

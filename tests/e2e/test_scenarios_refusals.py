@@ -108,6 +108,7 @@ def test_rate_limited_per_minute_at_the_token_endpoint(tmp_path, fake_intuit, re
         assert refresh["facts"]["retry_after_seconds"] == 30
         assert refresh["facts"]["retry_at"].endswith("Z")
         assert "in 30 seconds, after " in refresh["summary"]
+        assert "in 30 seconds, after " in doc["diagnosis"]["fix"][0]
     else:
         assert "retry_after_seconds" not in refresh["facts"]
         assert "in a minute" in refresh["summary"]
@@ -131,6 +132,7 @@ def test_rate_limited_by_the_monthly_cap(tmp_path, fake_intuit):
     assert refresh["facts"]["http_status"] == 429
     assert "until next month" in refresh["summary"] and "Offline" in refresh["summary"]
     assert "SideQuest support" in text
+    assert any("Offline" in step for step in doc["diagnosis"]["fix"])
     # Not retried: the allowance does not come back by asking again.
     assert fake_intuit.refresh_count == 0
     assert env_path.read_bytes() == before
@@ -198,3 +200,44 @@ def test_proxy_facts_never_show_proxy_credentials(tmp_path):
 
     ctx = Context(tmp_path, None, environ={"HTTPS_PROXY": "http://alice:s3cretPass@proxy.example:8080"})
     assert proxy_facts(ctx) == {"https_proxy": "http://proxy.example:8080", "no_proxy": None}
+
+
+# ----------------------------------------------------------------------------- headlines that said the wrong thing
+
+
+@pytest.mark.parametrize(
+    ("values", "says", "fix"),
+    [
+        ({"QB_ENVIRONMENT": "prod"}, "QB_ENVIRONMENT is 'prod'", "QB_ENVIRONMENT=production"),
+        ({"QB_REALM_ID": "9130 3553 7737 1234"}, "has spaces in it", f"QB_REALM_ID={REALM_ID}"),
+    ],
+)
+def test_a_wrong_value_is_named_not_called_not_set_up(tmp_path, fake_intuit, values, says, fix):
+    home = tmp_path / "home"
+    now = utc_now()
+    token = sandbox_world(fake_intuit, issued_at=now - timedelta(hours=2))
+    write_chain_env(home, token, **values)
+
+    doc, text, prompt = doctor_all_formats(home, fake_intuit)
+
+    assert doc["diagnosis"]["cause"] == "not_configured"
+    headline = doc["diagnosis"]["headline"]
+    assert "not set up" not in headline and "one setting is wrong" in headline
+    assert says in headline
+    assert any(fix in step for step in doc["diagnosis"]["fix"])
+    assert text.startswith(headline)
+    assert says in prompt
+
+
+def test_a_six_hour_clock_skew_is_six_hours(tmp_path, fake_intuit):
+    # Intuit's clock 6 hours ahead of this one: measured a few seconds short of 6 h, it still reads "6 hours".
+    fake_intuit.now = lambda: utc_now() + timedelta(hours=6)
+    home = tmp_path / "home"
+    _world(fake_intuit, home)
+
+    doc, text, _prompt = doctor_all_formats(home, fake_intuit)
+
+    skew = probe(doc, "clock-skew")
+    assert skew["status"] == "warn"
+    assert "6 hours behind Intuit's" in skew["summary"], skew["summary"]
+    assert "5 hours" not in text
