@@ -24,6 +24,8 @@ DOCTOR = "sidequest doctor"
 FIX = "sidequest doctor --fix"
 KEEPALIVE_ON = "sidequest keepalive on"
 KEEPALIVE_STATUS = "sidequest keepalive status"
+# The report support asks for (it contains no secrets).
+REPORT_FOR_SUPPORT = f"{DOCTOR} --format json --output sidequest-report.json"
 
 # -- connect QuickBooks again -------------------------------------------------------------------
 

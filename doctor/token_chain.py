@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Iterable, Union
 
-from doctor.advice import REAUTH, reauth_remediation
+from doctor.advice import DOCTOR, REAUTH, REPORT_FOR_SUPPORT, reauth_remediation
 from doctor.context import Context
 from doctor.intuit.endpoints import ENVIRONMENTS
 from doctor.model import Finding, Remediation
@@ -300,7 +300,9 @@ def named_refusal(ctx: Context, exc: IntuitError, what: str, known: dict[str, ob
             ],
             facts={**facts, "limit": "monthly"},
             cause="rate_limited",
-            remediation=Remediation("Send the JSON report (`sidequest doctor --format json`) to SideQuest support."),
+            remediation=Remediation(
+                f"Send SideQuest support the report `{REPORT_FOR_SUPPORT}` writes (it contains no secrets)."
+            ),
         )
     if exc.kind == "rate_limited" or exc.status == 429:
         when = retry_time(ctx, exc.retry_after)
@@ -310,7 +312,7 @@ def named_refusal(ctx: Context, exc: IntuitError, what: str, known: dict[str, ob
             details=details + ["The connection itself is fine; reconnecting does not help."],
             facts={**facts, "limit": "per_minute", "retry_at": _iso(_retry_moment(ctx, exc.retry_after))},
             cause="rate_limited",
-            remediation=Remediation(f"Wait, then run `sidequest doctor` again {when}."),
+            remediation=Remediation(f"Wait, then run `{DOCTOR}` again {when}."),
         )
     if exc.kind == "certificate":
         issuer = certificate_issuer(exc)
@@ -329,7 +331,7 @@ def named_refusal(ctx: Context, exc: IntuitError, what: str, known: dict[str, ob
             cause="tls_untrusted",
             remediation=Remediation(
                 "Install the company's root certificate, or set SSL_CERT_FILE to a PEM file of trusted roots "
-                "that includes it, then run `sidequest doctor` again."
+                f"that includes it, then run `{DOCTOR}` again."
             ),
         )
     return None

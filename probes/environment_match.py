@@ -34,6 +34,7 @@ from doctor.token_chain import (
     fresh_access_token,
     lookup_failure,
     other_environment,
+    refusal_facts,
     why_not_refreshed,
 )
 
@@ -145,7 +146,7 @@ def answers_here(r: _Reading) -> Finding | None:
     if not isinstance(here, IntuitError):
         return Finding("ok", f"QuickBooks answers in {r.configured}, as QB_ENVIRONMENT says.", facts=r.facts)
     r.here = here
-    r.facts.update({"error_kind": here.kind, "http_status": here.status, "intuit_tid": here.intuit_tid})
+    r.facts.update(refusal_facts(here))
     return None
 
 

@@ -24,6 +24,7 @@ from doctor.token_chain import (
     company_lookup,
     fresh_access_token,
     lookup_failure,
+    refusal_facts,
     why_not_refreshed,
 )
 
@@ -149,9 +150,7 @@ def ask_quickbooks(r: _Reading) -> None:
     r.answer = company_lookup(r.ctx, r.access_token, r.realm, r.environment)
     if isinstance(r.answer, IntuitError):
         r.refused = r.answer
-        r.facts.update(
-            {"error_kind": r.refused.kind, "http_status": r.refused.status, "intuit_tid": r.refused.intuit_tid}
-        )
+        r.facts.update(refusal_facts(r.refused))
 
 
 def confirmed(r: _Reading) -> Finding | None:

@@ -309,13 +309,30 @@ def intuit_in_trouble(r: _Refusal) -> Finding | None:
         )
     return Finding(
         "fail",
-        "Intuit's sign-in service answered with an error page instead of a token, so the connection could "
+        f"Intuit's sign-in service answered with {what_arrived(exc)} instead of a token, so the connection could "
         "not be checked.",
         details=details,
         facts=r.facts,
         cause="intuit_unavailable",
         remediation=Remediation(f"Wait a few minutes and run `{DOCTOR}` again."),
     )
+
+
+def what_arrived(exc: IntuitError) -> str:
+    """What Intuit sent instead of a token, in words: the status and the kind of body (never the body)."""
+    status = f"HTTP {exc.status}" if exc.status is not None else "an answer"
+    detail = (exc.detail or "").strip()
+    if detail.startswith("an HTML page"):
+        return f"an error page ({status}{detail[len('an HTML page') :]})"
+    if "truncated" in detail:
+        return f"a cut-off answer ({status}, {detail})"
+    if exc.kind == "server_error" and exc.code:
+        return f"a server error ({status}, error code {exc.code})"
+    if detail == "empty body":
+        return f"an empty answer ({status})"
+    if detail:
+        return f"a server error ({status}, {detail})" if exc.kind == "server_error" else f"{status} with {detail}"
+    return f"a server error ({status})" if exc.kind == "server_error" else f"an answer it could not read ({status})"
 
 
 def insecure_token_url(r: _Refusal) -> Finding | None:

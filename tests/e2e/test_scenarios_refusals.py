@@ -241,3 +241,25 @@ def test_a_six_hour_clock_skew_is_six_hours(tmp_path, fake_intuit):
     assert skew["status"] == "warn"
     assert "6 hours behind Intuit's" in skew["summary"], skew["summary"]
     assert "5 hours" not in text
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "says"),
+    [
+        (500, b'{"error":"server_error"}', "a server error (HTTP 500, error code server_error)"),
+        (502, b"<html><head><title>502 Bad Gateway</title></head></html>", "an error page (HTTP 502: 502 Bad Gateway)"),
+        (200, b'{"access_token": "eyJ', "a cut-off answer (HTTP 200"),
+    ],
+)
+def test_what_arrived_instead_of_a_token_is_said(tmp_path, status, body, says):
+    """A 500 with a JSON body, an HTML error page and a truncated body each say what arrived."""
+    from doctor.intuit.errors import classify_error_response
+    from probes import refresh_chain
+    from tests.probes.test_probe_situations import context
+
+    ctx = context(tmp_path, offline=False)
+    exc = classify_error_response(status, body, {}, api="token")
+    refusal = refresh_chain._Refusal(ctx, exc, refresh_chain._ChainState(ctx))
+    name, finding = which(refresh_chain.REFUSALS, refusal)
+    assert name == "intuit_in_trouble" and finding.cause == "intuit_unavailable"
+    assert says in finding.summary, finding.summary
