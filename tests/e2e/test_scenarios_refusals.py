@@ -263,3 +263,19 @@ def test_what_arrived_instead_of_a_token_is_said(tmp_path, status, body, says):
     name, finding = which(refresh_chain.REFUSALS, refusal)
     assert name == "intuit_in_trouble" and finding.cause == "intuit_unavailable"
     assert says in finding.summary, finding.summary
+
+
+def test_wrong_cluster_in_both_environments_is_unknown_with_the_code_shown(tmp_path, fake_intuit):
+    """Code 130 everywhere: no environment answers, so it is not called a mismatch; the code is in the facts."""
+    home = tmp_path / "home"
+    _world(fake_intuit, home)
+    fake_intuit.qbo_fault = "130"
+
+    doc, text, _prompt = doctor_all_formats(home, fake_intuit)
+
+    assert doc["diagnosis"]["cause"] == "unknown"
+    env_match = probe(doc, "environment-match")
+    assert env_match["status"] == "fail"
+    assert env_match["facts"]["error_code"] == "130"
+    assert env_match["facts"]["intuit_tid"]
+    assert "130" in text
