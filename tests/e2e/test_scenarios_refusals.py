@@ -279,3 +279,14 @@ def test_wrong_cluster_in_both_environments_is_unknown_with_the_code_shown(tmp_p
     assert env_match["facts"]["error_code"] == "130"
     assert env_match["facts"]["intuit_tid"]
     assert "130" in text
+
+
+def test_the_certificate_issuer_is_named_when_the_error_carries_it(tmp_path):
+    from doctor.token_chain import named_refusal
+
+    exc = IntuitError("certificate", detail="unable to get local issuer certificate", retryable=False)
+    exc.issuer = "Zscaler Root CA"
+    finding = named_refusal(Context(tmp_path, None, environ={}), exc, "the company")
+    assert finding.cause == "tls_untrusted"
+    assert "issued by “Zscaler Root CA”" in finding.summary
+    assert finding.facts["certificate_issuer"] == "Zscaler Root CA"
