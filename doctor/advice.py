@@ -24,6 +24,8 @@ DOCTOR = "sidequest doctor"
 FIX = "sidequest doctor --fix"
 KEEPALIVE_ON = "sidequest keepalive on"
 KEEPALIVE_STATUS = "sidequest keepalive status"
+# The report support asks for (it contains no secrets).
+REPORT_FOR_SUPPORT = f"{DOCTOR} --format json --output sidequest-report.json"
 
 # -- connect QuickBooks again -------------------------------------------------------------------
 
@@ -49,9 +51,45 @@ def environment_remediation(works: str, configured: str) -> Remediation:
     )
 
 
+# What people type for an environment, and the one they mean.
+ENVIRONMENT_ALIASES = {
+    "prod": "production",
+    "prd": "production",
+    "live": "production",
+    "real": "production",
+    "dev": "sandbox",
+    "development": "sandbox",
+    "test": "sandbox",
+    "testing": "sandbox",
+    "staging": "sandbox",
+}
+
+
+def environment_meant(raw: str) -> str | None:
+    """The environment a wrong QB_ENVIRONMENT most likely means ('prod' → 'production'), or None."""
+    cleaned = raw.strip().strip("'\"").strip().lower()
+    if cleaned in ("sandbox", "production"):
+        return cleaned
+    return ENVIRONMENT_ALIASES.get(cleaned)
+
+
+def environment_problem(raw: str) -> str:
+    """What is wrong with a QB_ENVIRONMENT that is neither sandbox nor production, in words."""
+    if not raw:
+        return "QB_ENVIRONMENT is empty; it must be 'production' (your real books) or 'sandbox' (a test company)"
+    meant = environment_meant(raw)
+    said = f"QB_ENVIRONMENT is {raw!r}, which QuickBooks does not know; it must be exactly 'production' or 'sandbox'"
+    return said + (f" (did you mean {meant!r}?)" if meant else "")
+
+
 def environment_invalid(raw: str) -> str:
     """The summary for a QB_ENVIRONMENT that is neither sandbox nor production."""
-    return f"QB_ENVIRONMENT is {raw!r}; it must be 'sandbox' or 'production'."
+    return environment_problem(raw) + "."
+
+
+def invalid_value(key: str, problem: str) -> dict[str, str]:
+    """The fact a finding carries when a setting has a value that cannot work; the diagnosis headline says it."""
+    return {"key": key, "problem": problem}
 
 
 # -- restart Claude Desktop ---------------------------------------------------------------------

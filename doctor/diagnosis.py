@@ -29,6 +29,17 @@ HEADLINES: dict[str, str] = {
     "environment_mismatch": "SideQuest is pointed at the wrong kind of QuickBooks company (sandbox versus production).",
     "realm_mismatch": "SideQuest is set up for a different QuickBooks company than the one your connection belongs to.",
     "invalid_client": "QuickBooks does not accept SideQuest's app keys (client ID and secret).",
+    "qbo_access_denied": (
+        "QuickBooks says the person who connected SideQuest is no longer an administrator of this company "
+        "(or lost their QuickBooks user), so it refuses SideQuest's requests."
+    ),
+    "subscription_lapsed": (
+        "QuickBooks refuses SideQuest because this company's QuickBooks subscription has ended or has a "
+        "billing problem; nothing on this computer is wrong."
+    ),
+    "connector_not_starting": (
+        "Claude Desktop cannot start the SideQuest QuickBooks connector, so Claude has no QuickBooks tools."
+    ),
     "claude_config_invalid": (
         "Claude Desktop's settings file is broken, so Claude cannot start the QuickBooks connector."
     ),
@@ -36,7 +47,15 @@ HEADLINES: dict[str, str] = {
     "lock_problem": (
         "SideQuest cannot safely save its QuickBooks token: its lock is taken or its folder is not writable."
     ),
+    "tls_untrusted": (
+        "This computer does not trust the secure connection to QuickBooks: a certificate problem, usually a "
+        "company proxy or antivirus that inspects secure traffic, not the internet connection."
+    ),
     "network_unreachable": "This computer cannot reach QuickBooks over the internet right now.",
+    "rate_limited": (
+        "QuickBooks is holding back SideQuest's requests because too many were sent; "
+        "waiting, not reconnecting, fixes it."
+    ),
     "intuit_unavailable": "QuickBooks' sign-in service (Intuit) is having trouble right now; it is not your setup.",
     "unknown": "The doctor found a problem it cannot name; send the JSON report to support.",
 }
@@ -68,6 +87,22 @@ FIXES: dict[str, tuple[str, ...]] = {
         "Make sure development keys go with QB_ENVIRONMENT=sandbox and production keys with QB_ENVIRONMENT=production.",
         REAUTH,
     ),
+    "qbo_access_denied": (
+        "Ask a current administrator of the QuickBooks company (QuickBooks → Settings → Manage users) to run "
+        "`sidequest reauth-qb` on this computer and click Connect; a user who is not an admin cannot connect apps.",
+        QUIT_CLAUDE,
+    ),
+    "subscription_lapsed": (
+        "The company's owner signs in to QuickBooks Online and settles the subscription (Settings → "
+        "Subscriptions and billing): renew it or fix the payment method.",
+        "Nothing on this computer needs changing; run `sidequest doctor` again once QuickBooks is paid up.",
+    ),
+    "connector_not_starting": (
+        "Follow the fix the `claude-logs` or `connector-launch` finding gives (a command that is not found, a "
+        "crash at start, a disabled extension or a missing setting).",
+        QUIT_CLAUDE,
+        "Then run `sidequest doctor` again to confirm Claude can start the connector.",
+    ),
     "claude_config_invalid": (
         "Open Claude Desktop → Settings → Developer → Edit Config and fix the spot the doctor names "
         "(often a missing or extra comma), or restore the backup next to the file.",
@@ -84,10 +119,23 @@ FIXES: dict[str, tuple[str, ...]] = {
         "If the doctor says the folder is not writable, give your user write access to ~/.qb-distributor-mcp "
         "(or move it out of a synced folder and point SIDEQUEST_HOME at the new place).",
     ),
+    "tls_untrusted": (
+        "If your company uses a proxy or antivirus that inspects secure traffic, ask IT for its root certificate "
+        "and install it in the system's trusted certificates.",
+        "Or point SideQuest at it: set SSL_CERT_FILE to a PEM file holding the trusted roots (including the "
+        "company root), e.g. `export SSL_CERT_FILE=/path/to/company-roots.pem`, then run `sidequest doctor` again.",
+        "Never turn certificate checking off.",
+    ),
     "network_unreachable": (
         "Check that this computer is online (open any website), and that no VPN or firewall blocks "
         "quickbooks.api.intuit.com and oauth.platform.intuit.com.",
         "Then run `sidequest doctor` again.",
+    ),
+    "rate_limited": (
+        "Wait: a per-minute limit clears within a minute (the refresh-chain or realm-match finding says when); "
+        "then run `sidequest doctor` again. Don't reconnect: it does not help.",
+        "If the finding says the app's monthly allowance is used up (QuickBooks shows the SideQuest app as "
+        '"Offline"), contact SideQuest support with the JSON report; it clears at the start of next month.',
     ),
     "intuit_unavailable": (
         "Wait a few minutes and run `sidequest doctor` again; Intuit's status page is status.developer.intuit.com.",
@@ -100,6 +148,16 @@ FIXES: dict[str, tuple[str, ...]] = {
 }
 
 assert set(HEADLINES) == set(CAUSES) == set(FIXES)
+
+# rate_limited's fix once the finding says which limit was hit (its "limit" fact), after the finding's own step.
+RATE_LIMIT_FIXES: dict[str, tuple[str, ...]] = {
+    "per_minute": ("Don't reconnect QuickBooks: the connection is fine and reconnecting does not help.",),
+    "monthly": (
+        'The SideQuest app\'s monthly QuickBooks allowance is used up; QuickBooks shows the app as "Offline" '
+        "until the start of next month. SideQuest support can help: attach the JSON report "
+        "(`sidequest doctor --format json --output sidequest-report.json`; it contains no secrets).",
+    ),
+}
 
 
 def cause_of(result: ProbeResult) -> str | None:
@@ -116,6 +174,15 @@ def diagnose(results: list[ProbeResult]) -> Diagnosis:
     if not candidates:
         return Diagnosis("healthy", HEADLINES["healthy"], FIXES["healthy"])
     cause, result = min(candidates, key=lambda pair: CAUSE_ORDER.index(pair[0]))
+    bad = result.facts.get("invalid_value") if cause == "not_configured" else None
+    if isinstance(bad, dict) and bad.get("problem") and result.remediation is not None:
+        # Set up, but one value cannot work: say which and what is wrong with it, not "not set up yet".
+        headline = f"SideQuest is set up on this computer, but one setting is wrong: {bad['problem']}."
+        return Diagnosis(cause, headline, (result.remediation.text, QUIT_CLAUDE), probe_id=result.id)
+    limit = result.facts.get("limit") if cause == "rate_limited" else None
+    if limit in RATE_LIMIT_FIXES and result.remediation is not None:
+        # Which limit it is decides the advice: wait until the time the finding gives, or contact support.
+        return Diagnosis(cause, HEADLINES[cause], (result.remediation.text,) + RATE_LIMIT_FIXES[limit], result.id)
     return Diagnosis(cause, HEADLINES[cause], FIXES[cause], probe_id=result.id)
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Iterable, Union
 
-from doctor.advice import REAUTH, reauth_remediation
+from doctor.advice import DOCTOR, REAUTH, REPORT_FOR_SUPPORT, reauth_remediation
 from doctor.context import Context
 from doctor.intuit.endpoints import ENVIRONMENTS
-from doctor.model import Finding
+from doctor.model import Finding, Remediation
 from doctor.store.timestamps import format_timestamp, parse_timestamp
 from doctor.values import Value
 
@@ -180,18 +180,19 @@ def clock_skew_line(server_date: datetime | None, local: datetime) -> str | None
     if abs(skew) <= CLOCK_SKEW_LIMIT:
         return None
     direction = "ahead of" if skew > timedelta(0) else "behind"
-    minutes = int(abs(skew).total_seconds() // 60)
     return (
-        f"This computer's clock is {_duration(minutes)} {direction} Intuit's; expiry dates computed here "
-        "are off by as much. Turn on automatic date and time in the system settings."
+        f"This computer's clock is {_duration(abs(skew).total_seconds())} {direction} Intuit's; expiry dates "
+        "computed here are off by as much. Turn on automatic date and time in the system settings."
     )
 
 
-def _duration(minutes: int) -> str:
+def _duration(seconds: float) -> str:
+    """A clock difference in words, rounded to the nearest unit (a skew of 5 h 59 min 59 s is "6 hours")."""
+    minutes = round(seconds / 60)
     if minutes >= 2 * 24 * 60:
-        return f"{minutes // (24 * 60)} days"
+        return f"{round(seconds / 86400)} days"
     if minutes >= 120:
-        return f"{minutes // 60} hours"
+        return f"{round(seconds / 3600)} hours"
     return f"{minutes} minutes"
 
 
@@ -246,19 +247,139 @@ def _asker(ctx: Context, access_token: str, realm_id: str, environment: str):
     return ask
 
 
-def lookup_failure(exc: IntuitError, what: str) -> Finding:
-    """A company lookup failure that is neither a wrong company nor a wrong environment."""
-    facts = {"error_kind": exc.kind, "http_status": exc.status, "intuit_tid": exc.intuit_tid}
-    details = [f"QuickBooks' answer: {exc}."]
+def refusal_facts(exc: IntuitError) -> dict[str, object]:
+    """What support needs to trace one Intuit refusal: its kind, HTTP status, Intuit's code and intuit_tid."""
+    facts: dict[str, object] = {
+        "error_kind": exc.kind,
+        "http_status": exc.status,
+        "error_code": exc.code,
+        "intuit_tid": exc.intuit_tid,
+    }
+    if exc.retry_after is not None:
+        facts["retry_after_seconds"] = int(round(exc.retry_after))
+    return facts
+
+
+def named_refusal(ctx: Context, exc: IntuitError, what: str, known: dict[str, object] | None = None) -> Finding | None:
+    """The finding for a refusal with a cause of its own (lost access, lapsed subscription, rate limit,
+    untrusted certificate), whichever call met it; None for the others. `known` are the caller's facts."""
+    facts = {**(known or {}), **refusal_facts(exc)}
+    details = [f"Intuit's answer: {exc}."]
     if exc.kind == "access_lost":
         return Finding(
             "fail",
-            f"QuickBooks says the person who connected SideQuest no longer has access to {what}.",
-            details=details + ["An administrator of the QuickBooks company must connect SideQuest again."],
+            f"QuickBooks says the person who connected SideQuest is no longer an administrator of {what} "
+            "(or lost their QuickBooks user), so it refuses SideQuest.",
+            details=details
+            + ["Only a current administrator of the company can connect an app; the connection itself is fine."],
             facts=facts,
-            cause="app_disconnected",
-            remediation=reauth_remediation(f"Ask a QuickBooks administrator to run `{REAUTH}`."),
+            cause="qbo_access_denied",
+            remediation=reauth_remediation(f"Ask a current QuickBooks administrator of {what} to run `{REAUTH}`."),
         )
+    if exc.kind == "subscription_lapsed":
+        return Finding(
+            "fail",
+            f"QuickBooks refuses SideQuest because the QuickBooks subscription of {what} has ended, was cancelled "
+            "or has a billing problem.",
+            details=details + ["Nothing on this computer needs changing; the owner settles it in QuickBooks."],
+            facts=facts,
+            cause="subscription_lapsed",
+            remediation=Remediation(
+                "The company's owner renews the QuickBooks subscription or fixes the payment method "
+                "(QuickBooks → Settings → Subscriptions and billing)."
+            ),
+        )
+    if exc.kind == "monthly_limit":
+        return Finding(
+            "fail",
+            "Intuit has blocked the SideQuest app's QuickBooks requests until next month: the app's monthly "
+            'allowance is used up (QuickBooks shows the app as "Offline").',
+            details=details
+            + [
+                "This is a SideQuest support matter, not something to fix on this computer; reconnecting does not help."
+            ],
+            facts={**facts, "limit": "monthly"},
+            cause="rate_limited",
+            remediation=Remediation(
+                f"Send SideQuest support the report `{REPORT_FOR_SUPPORT}` writes (it contains no secrets)."
+            ),
+        )
+    if exc.kind == "rate_limited" or exc.status == 429:
+        when = retry_time(ctx, exc.retry_after)
+        return Finding(
+            "fail",
+            f"QuickBooks is holding back requests for a moment (too many in a short time); try again {when}.",
+            details=details + ["The connection itself is fine; reconnecting does not help."],
+            facts={**facts, "limit": "per_minute", "retry_at": _iso(_retry_moment(ctx, exc.retry_after))},
+            cause="rate_limited",
+            remediation=Remediation(f"Wait, then run `{DOCTOR}` again {when}."),
+        )
+    if exc.kind == "certificate":
+        issuer = certificate_issuer(exc)
+        named = f" (the certificate presented was issued by “{issuer}”)" if issuer else ""
+        return Finding(
+            "fail",
+            f"Could not verify the secure connection to Intuit while looking at {what}: a certificate problem"
+            f"{named}, not the internet connection.",
+            details=details
+            + [
+                "A company proxy or antivirus that inspects secure traffic is the usual reason. Install its root "
+                "certificate in the system, or set SSL_CERT_FILE to a PEM file that holds it.",
+                "Certificate checking stays on; it is never turned off.",
+            ],
+            facts={**facts, "certificate_issuer": issuer, **proxy_facts(ctx)},
+            cause="tls_untrusted",
+            remediation=Remediation(
+                "Install the company's root certificate, or set SSL_CERT_FILE to a PEM file of trusted roots "
+                f"that includes it, then run `{DOCTOR}` again."
+            ),
+        )
+    return None
+
+
+def _retry_moment(ctx: Context, retry_after: float | None) -> datetime | None:
+    return ctx.now() + timedelta(seconds=retry_after) if retry_after is not None else None
+
+
+def retry_time(ctx: Context, retry_after: float | None) -> str:
+    """When to try again, in words: Intuit's Retry-After, else its documented minute."""
+    if retry_after is None:
+        return "in a minute (Intuit's per-minute limit; it did not say how long)"
+    moment = _retry_moment(ctx, retry_after)
+    seconds = int(round(retry_after))
+    wait = f"{seconds} seconds" if seconds < 120 else f"{(seconds + 59) // 60} minutes"
+    return f"in {wait}, after {moment:%H:%M:%S} UTC"
+
+
+def certificate_issuer(exc: IntuitError) -> str | None:
+    """The issuer the server's certificate names, when the error carries it (never a secret)."""
+    issuer = getattr(exc, "issuer", None)
+    return str(issuer) if issuer else None
+
+
+def proxy_facts(ctx: Context) -> dict[str, object]:
+    """HTTPS_PROXY / NO_PROXY as this run sees them, without credentials in the proxy URL."""
+    from urllib.parse import urlsplit
+
+    proxy = ctx.environ.get("HTTPS_PROXY") or ctx.environ.get("https_proxy")
+    no_proxy = ctx.environ.get("NO_PROXY") or ctx.environ.get("no_proxy")
+    if proxy:
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            port = ""
+        proxy = f"{parts.scheme}://{parts.hostname or '?'}{port}"
+    return {"https_proxy": proxy or None, "no_proxy": no_proxy or None}
+
+
+def lookup_failure(ctx: Context, exc: IntuitError, what: str, known: dict[str, object] | None = None) -> Finding:
+    """A company lookup failure that is neither a wrong company nor a wrong environment."""
+    named = named_refusal(ctx, exc, what, known)
+    if named is not None:
+        return named
+    facts = {**(known or {}), **refusal_facts(exc)}
+    details = [f"QuickBooks' answer: {exc}."]
     if exc.kind == "token_rejected":
         return Finding(
             "fail",
@@ -277,7 +398,7 @@ def lookup_failure(exc: IntuitError, what: str) -> Finding:
             facts=facts,
             cause="network_unreachable",
         )
-    if exc.kind in ("server_error", "bad_response") or exc.status == 429:
+    if exc.kind in ("server_error", "bad_response"):
         return Finding(
             "fail",
             f"QuickBooks answered with an error while looking up {what}; this is on Intuit's side.",

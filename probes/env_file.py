@@ -11,7 +11,7 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
-from doctor.advice import REAUTH, environment_invalid
+from doctor.advice import REAUTH, environment_invalid, environment_meant, environment_problem, invalid_value
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.intuit.endpoints import ENVIRONMENTS
@@ -165,15 +165,19 @@ def not_an_environment(r: _Reading) -> Finding | None:
     if environment.lower() in ENVIRONMENTS:
         r.warnings.append(f"QB_ENVIRONMENT is {environment!r}; write it in lower case: {environment.lower()!r}")
         return None
+    meant = environment_meant(environment)
+    fix = (
+        f"Set QB_ENVIRONMENT={meant} in {r.path}."
+        if meant
+        else f"Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox (a test company) in {r.path}."
+    )
     return Finding(
         "fail",
         environment_invalid(environment),
         details=r.details,
-        facts=r.facts,
+        facts={**r.facts, "invalid_value": invalid_value("QB_ENVIRONMENT", environment_problem(environment))},
         cause="not_configured",
-        remediation=Remediation(
-            f"Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox (a test company) in {r.path}."
-        ),
+        remediation=Remediation(fix),
     )
 
 

@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Union
 
-from doctor.advice import REAUTH, environment_invalid, environment_remediation, reauth_in, reauth_remediation
+from doctor.advice import (
+    REAUTH,
+    environment_invalid,
+    environment_meant,
+    environment_problem,
+    environment_remediation,
+    invalid_value,
+    reauth_in,
+    reauth_remediation,
+)
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
@@ -25,6 +34,7 @@ from doctor.token_chain import (
     fresh_access_token,
     lookup_failure,
     other_environment,
+    refusal_facts,
     why_not_refreshed,
 )
 
@@ -80,12 +90,17 @@ class _Reading:
 def not_an_environment(r: _Reading) -> Finding | None:
     if r.configured in ENVIRONMENTS:
         return None
+    meant = environment_meant(r.raw)
     return Finding(
         "fail",
         environment_invalid(r.raw),
-        facts=r.facts,
+        facts={**r.facts, "invalid_value": invalid_value("QB_ENVIRONMENT", environment_problem(r.raw))},
         cause="not_configured",
-        remediation=Remediation("Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox in .env."),
+        remediation=Remediation(
+            f"Set QB_ENVIRONMENT={meant} in .env."
+            if meant
+            else "Set QB_ENVIRONMENT=production (your real books) or QB_ENVIRONMENT=sandbox in .env."
+        ),
     )
 
 
@@ -131,7 +146,7 @@ def answers_here(r: _Reading) -> Finding | None:
     if not isinstance(here, IntuitError):
         return Finding("ok", f"QuickBooks answers in {r.configured}, as QB_ENVIRONMENT says.", facts=r.facts)
     r.here = here
-    r.facts.update({"error_kind": here.kind, "http_status": here.status, "intuit_tid": here.intuit_tid})
+    r.facts.update(refusal_facts(here))
     return None
 
 
@@ -156,7 +171,7 @@ def lookup_failed_here(r: _Reading) -> Finding | None:
             details=[f"QuickBooks' answer: {r.here}."],
             facts=r.facts,
         )
-    return lookup_failure(r.here, f"the {r.configured} company")
+    return lookup_failure(r.ctx, r.here, f"the {r.configured} company", r.facts)
 
 
 # -- refused here: what the other environment says

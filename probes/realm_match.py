@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Union
 
-from doctor.advice import REAUTH, reauth_remediation
+from doctor.advice import REAUTH, invalid_value, reauth_remediation
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe
@@ -24,6 +24,7 @@ from doctor.token_chain import (
     company_lookup,
     fresh_access_token,
     lookup_failure,
+    refusal_facts,
     why_not_refreshed,
 )
 
@@ -70,15 +71,30 @@ def realm_missing(r: _Reading) -> Finding | None:
 def realm_not_digits(r: _Reading) -> Finding | None:
     if r.realm.isascii() and r.realm.isdigit():
         return None
+    problem, digits = realm_problem(r.realm)
+    fix = (
+        f"Set QB_REALM_ID={digits} in .env (digits only), or run `{REAUTH}`; it saves the right company ID for you."
+        if digits
+        else f"Run `{REAUTH}`; it saves the right company ID for you."
+    )
     return Finding(
         "fail",
-        "QB_REALM_ID in .env is not a QuickBooks company ID: it must be digits only "
-        f"({len(r.realm)} characters found, not all digits).",
+        f"QB_REALM_ID in .env is not a QuickBooks company ID: it {problem}.",
         details=["A company name, spaces or quotes pasted into the value give this."],
-        facts=r.facts,
+        facts={**r.facts, "invalid_value": invalid_value("QB_REALM_ID", f"QB_REALM_ID (the company ID) {problem}")},
         cause="not_configured",
-        remediation=reauth_remediation(f"Run `{REAUTH}`; it saves the right company ID for you."),
+        remediation=reauth_remediation(fix),
     )
+
+
+def realm_problem(realm: str) -> tuple[str, str | None]:
+    """(what is wrong with a company ID that is not all digits, the digits it holds when only separators are extra)."""
+    digits = "".join(ch for ch in realm if ch.isascii() and ch.isdigit())
+    separators = set(realm) - set("0123456789")
+    if separators and separators <= set(" \t-'\""):
+        what = "spaces" if separators <= {" ", "\t"} else "spaces, dashes or quotes"
+        return f"has {what} in it; a company ID is digits only", digits or None
+    return f"must be digits only ({len(realm)} characters found, not all digits)", None
 
 
 def minted_for_other_company(r: _Reading) -> Finding | None:
@@ -134,9 +150,7 @@ def ask_quickbooks(r: _Reading) -> None:
     r.answer = company_lookup(r.ctx, r.access_token, r.realm, r.environment)
     if isinstance(r.answer, IntuitError):
         r.refused = r.answer
-        r.facts.update(
-            {"error_kind": r.refused.kind, "http_status": r.refused.status, "intuit_tid": r.refused.intuit_tid}
-        )
+        r.facts.update(refusal_facts(r.refused))
 
 
 def confirmed(r: _Reading) -> Finding | None:
@@ -178,7 +192,7 @@ def refused_in_this_environment(r: _Reading) -> Finding | None:
 
 
 def lookup_failed(r: _Reading) -> Finding:
-    return lookup_failure(r.refused, f"company {r.realm}")
+    return lookup_failure(r.ctx, r.refused, f"company {r.realm}", r.facts)
 
 
 # Tried in order; the first finding is the verdict (doctor/situations.py).

@@ -23,7 +23,14 @@ from doctor.model import Finding, Probe, Remediation
 from doctor.redaction import redacted_form
 from doctor.situations import first_finding
 from doctor.store.timestamps import format_timestamp, parse_timestamp
-from doctor.token_chain import LIMIT_HARD, clock_skew_line, describe_limit, expiry_status, record_server_date
+from doctor.token_chain import (
+    LIMIT_HARD,
+    clock_skew_line,
+    describe_limit,
+    expiry_status,
+    named_refusal,
+    record_server_date,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from doctor.intuit.errors import IntuitError
@@ -143,12 +150,14 @@ class _Refusal:
     """Intuit's refusal of this run's refresh, with what this computer knew before it."""
 
     def __init__(self, ctx: Context, exc: IntuitError, before: _ChainState) -> None:
+        self.ctx = ctx
         self.exc = exc
         self.before = before
         self.facts = {
             **before.facts(),
             "error_kind": exc.kind,
             "http_status": exc.status,
+            "error_code": exc.code,
             "intuit_tid": exc.intuit_tid,
         }
         self.details = [f"Intuit's answer: {exc}."]
@@ -266,6 +275,14 @@ def app_keys_refused(r: _Refusal) -> Finding | None:
     )
 
 
+def refusal_with_a_name(r: _Refusal) -> Finding | None:
+    # Lost access, a lapsed subscription, a rate limit (429 from the token endpoint), an untrusted certificate.
+    named = named_refusal(r.ctx, r.exc, "the company", r.before.facts())
+    if named is not None:
+        named = named._replace(details=tuple(named.details) + tuple(r.details[1:]))
+    return named
+
+
 def intuit_unreachable(r: _Refusal) -> Finding | None:
     if r.exc.kind not in ("network", "timeout"):
         return None
@@ -292,13 +309,30 @@ def intuit_in_trouble(r: _Refusal) -> Finding | None:
         )
     return Finding(
         "fail",
-        "Intuit's sign-in service answered with an error page instead of a token, so the connection could "
+        f"Intuit's sign-in service answered with {what_arrived(exc)} instead of a token, so the connection could "
         "not be checked.",
         details=details,
         facts=r.facts,
         cause="intuit_unavailable",
         remediation=Remediation(f"Wait a few minutes and run `{DOCTOR}` again."),
     )
+
+
+def what_arrived(exc: IntuitError) -> str:
+    """What Intuit sent instead of a token, in words: the status and the kind of body (never the body)."""
+    status = f"HTTP {exc.status}" if exc.status is not None else "an answer"
+    detail = (exc.detail or "").strip()
+    if detail.startswith("an HTML page"):
+        return f"an error page ({status}{detail[len('an HTML page') :]})"
+    if "truncated" in detail:
+        return f"a cut-off answer ({status}, {detail})"
+    if exc.kind == "server_error" and exc.code:
+        return f"a server error ({status}, error code {exc.code})"
+    if detail == "empty body":
+        return f"an empty answer ({status})"
+    if detail:
+        return f"a server error ({status}, {detail})" if exc.kind == "server_error" else f"{status} with {detail}"
+    return f"a server error ({status})" if exc.kind == "server_error" else f"an answer it could not read ({status})"
 
 
 def insecure_token_url(r: _Refusal) -> Finding | None:
@@ -324,6 +358,7 @@ REFUSALS = (
     past_a_deadline,
     disconnected_or_superseded,
     app_keys_refused,
+    refusal_with_a_name,
     intuit_unreachable,
     intuit_in_trouble,
     insecure_token_url,

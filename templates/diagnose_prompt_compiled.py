@@ -1,7 +1,7 @@
 # Generated from diagnose_prompt.md.j2 by doctor.renderers.write_compiled_prompt(); do not edit.
 # ruff: noqa
 # fmt: off
-TEMPLATE_CHECKSUM = 1620754563
+TEMPLATE_CHECKSUM = 3251263863
 JINJA2_VERSION = '3.1.6'
 from jinja2.runtime import LoopContext, Macro, Markup, Namespace, TemplateNotFound, TemplateReference, TemplateRuntimeError, Undefined, escape, identity, internalcode, markup_join, missing, str_join
 name = 'diagnose_prompt.md.j2'
@@ -108,6 +108,15 @@ def root(context, missing=missing):
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'invalid_client'):
         pass
         yield '1. Explain: QuickBooks does not accept the app keys (client ID and secret) SideQuest is using; usually a copy-paste slip or sandbox keys used with a real company.\n2. Have them copy `QB_CLIENT_ID` and `QB_CLIENT_SECRET` again from the SideQuest setup email into `~/.qb-distributor-mcp/.env` themselves (no spaces around the values). Do not ask for the values.\n3. Have them run `sidequest doctor` again. If it now reports an expired or disconnected connection, continue with `sidequest reauth-qb`.\n'
+    elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'qbo_access_denied'):
+        pass
+        yield '1. Explain: QuickBooks says the person who connected SideQuest is no longer an administrator of this company (or lost their QuickBooks user), so QuickBooks refuses SideQuest. Nothing on the computer is broken.\n2. Ask who is a current administrator of the company (QuickBooks → Settings → Manage users). That person runs `sidequest reauth-qb` on this computer, signs in with their own QuickBooks login and clicks **Connect**.\n3. Have them quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm.\n'
+    elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'subscription_lapsed'):
+        pass
+        yield "1. Explain: QuickBooks says this company's subscription has ended, was cancelled or has a billing problem, and it refuses every app until that is settled. Nothing on the computer needs changing.\n2. The company's owner signs in to QuickBooks Online and renews the subscription or fixes the payment method (Settings → Subscriptions and billing).\n3. Once QuickBooks is paid up, have them run `sidequest doctor` again; no reconnecting is needed.\n"
+    elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'connector_not_starting'):
+        pass
+        yield '1. Explain: Claude Desktop tries to start the SideQuest QuickBooks connector, but it does not start (or does not answer), so Claude has no QuickBooks tools.\n2. Follow the fix the `claude-logs` (or `connector-launch`) finding below gives: a command that is not found, a crash at start, a disabled extension or a missing setting.\n3. Have them quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm.\n'
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'claude_config_invalid'):
         pass
         yield "1. Explain: Claude Desktop's settings file (`claude_desktop_config.json`) has a typo, so Claude cannot start the QuickBooks connector (and possibly other tools).\n2. The findings below say where (line and column). Have them open Claude Desktop → Settings → Developer → Edit Config, go to that spot and fix it (often a missing or extra comma, or two `{...}` blocks pasted one after another).\n3. Have them save, quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm.\n"
@@ -117,9 +126,15 @@ def root(context, missing=missing):
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'lock_problem'):
         pass
         yield '1. Explain: SideQuest locks its connection file while it saves a new token, so two programs never save at once; right now the lock is taken, or the folder cannot be written.\n2. If the findings name a program holding the lock (a process id and command), have them quit Claude Desktop completely and stop that `sidequest` command; the lock is released the moment its holder ends.\n3. If the findings say the folder is not writable or sits in a synced folder (iCloud Drive, Dropbox, OneDrive), follow the fix the finding gives.\n4. Have them run `sidequest doctor` again to confirm.\n'
+    elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'tls_untrusted'):
+        pass
+        yield "1. Explain: the computer reaches QuickBooks, but it does not trust the certificate it is shown. This is a certificate problem, not the internet connection: usually a company proxy or antivirus that inspects secure traffic. The findings name the certificate's issuer when it is known.\n2. If they are on a company network, have them ask IT for the company's root certificate and install it in the system's trusted certificates, or set `SSL_CERT_FILE` to a PEM file holding it (`export SSL_CERT_FILE=/path/to/company-roots.pem`).\n3. Never suggest turning certificate checking off. Have them run `sidequest doctor` again to confirm.\n"
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'network_unreachable'):
         pass
         yield '1. Ask them to check that the computer is online (open any website) and that no VPN, proxy or firewall blocks Intuit.\n2. Have them run `sidequest doctor` again once online.\n'
+    elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'rate_limited'):
+        pass
+        yield '1. Explain: QuickBooks is holding back requests because too many were sent; the connection itself is fine and reconnecting would not help.\n2. If the findings say it is a per-minute limit, have them wait the time the finding gives (about a minute), then run `sidequest doctor` again.\n3. If the findings say the app\'s monthly allowance is used up (QuickBooks shows the SideQuest app as "Offline"), that is a SideQuest support matter: have them run `sidequest doctor --format json --output sidequest-report.json` and send the file to SideQuest support. It clears at the start of next month.\n'
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'intuit_unavailable'):
         pass
         yield "1. Explain: Intuit's servers answered with an error; this is on Intuit's side, not theirs.\n2. Suggest waiting a few minutes, then running `sidequest doctor` again. Nothing needs changing on their computer.\n"
@@ -170,4 +185,4 @@ def root(context, missing=missing):
     l_1_probe = l_1_lines = missing
 
 blocks = {}
-debug_info = '21=38&23=40&25=50&26=52&27=56&33=62&34=65&37=71&40=75&44=78&49=81&50=84&56=91&61=97&67=100&71=103&75=106&79=109&83=112&88=115&91=118&98=125&100=143&101=148&104=157&105=159&106=161&108=163'
+debug_info = '21=38&23=40&25=50&26=52&27=56&33=62&34=65&37=71&40=75&44=78&49=81&50=84&56=91&61=97&67=100&71=103&75=106&79=109&83=112&87=115&91=118&95=121&100=124&104=127&107=130&111=133&118=140&120=158&121=163&124=172&125=174&126=176&128=178'

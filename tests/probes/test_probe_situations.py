@@ -121,6 +121,7 @@ REFUSALS = {
     "past_a_deadline": ("invalid_grant", {"QB_REFRESH_TOKEN_EXPIRES_AT": stamp(NOW - timedelta(days=2))}),
     "disconnected_or_superseded": ("invalid_grant", {"QB_TOKEN_REFRESHED_AT": stamp(NOW - timedelta(hours=2))}),
     "app_keys_refused": ("invalid_client", {}),
+    "refusal_with_a_name": ("rate_limited", {}),
     "intuit_unreachable": ("network", {}),
     "intuit_in_trouble": ("server_error", {}),
     "insecure_token_url": ("insecure_url", {}),
