@@ -68,14 +68,18 @@ class ReauthOptions:
     environment: str | None = None
     timeout: float = 300.0
     yes: bool = False
+    # Ctrl+C is passed on (after the flow has cleaned up) instead of ending in exit 1: for `setup`,
+    # which must stop there and say what is left rather than go on to its next steps.
+    pass_interrupt: bool = False
 
 
 class _Stop(Exception):
     """A step ended the flow for a reason already told to the user; `page` is the browser tab's last word."""
 
-    def __init__(self, detail: str = "See the terminal window for what to do.") -> None:
+    def __init__(self, detail: str = "See the terminal window for what to do.", *, interrupted: bool = False) -> None:
         super().__init__(detail)
         self.page = PageOutcome(False, NOT_RECONNECTED, detail)
+        self.interrupted = interrupted  # the person pressed Ctrl+C
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,8 @@ def run_reauth(console: Console, options: ReauthOptions) -> int:
         return EXIT_FAILED
     except _Stop as stop:
         page = stop.page
+        if stop.interrupted and options.pass_interrupt:
+            raise KeyboardInterrupt from None
         return EXIT_FAILED
     finally:
         if flow.listener is not None:
@@ -246,7 +252,7 @@ def _wait_for_consent(flow: _Flow, keys: _AppKeys) -> ConsentReply:
         reply = _wait_for_reply(console, flow.listener.events, flow.lines, flow.state, options.timeout)
     except KeyboardInterrupt:
         console.say("\nStopped waiting for the QuickBooks sign-in. Nothing was changed.", err=True)
-        raise _Stop() from None
+        raise _Stop(interrupted=True) from None
     if reply is None:
         console.say(
             f"No sign-in reply arrived within {options.timeout:g} seconds. Nothing was changed. "
@@ -314,8 +320,8 @@ def _accept_company(flow: _Flow, current_realm: str | None, new_realm: str) -> N
             flow.console, flow.lines, current_realm, new_realm, yes=flow.options.yes, timeout=flow.options.timeout
         )
     except KeyboardInterrupt:
-        confirmed = False
         flow.console.say("\nStopped. Nothing was changed.", err=True)
+        raise _Stop("Stopped; nothing was changed. See the terminal window.", interrupted=True) from None
     if not confirmed:
         raise _Stop("You picked a different QuickBooks company; nothing was changed. See the terminal window.")
 

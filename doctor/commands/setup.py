@@ -399,7 +399,12 @@ def _run(
 
         # reauth-qb writes through the same console, which learns the new tokens and the code it meets.
         options = ReauthOptions(
-            home=settings.home, claude_config=settings.claude_config, environment=environment, timeout=300.0, yes=yes
+            home=settings.home,
+            claude_config=settings.claude_config,
+            environment=environment,
+            timeout=300.0,
+            yes=yes,
+            pass_interrupt=True,  # Ctrl+C while waiting for the consent stops setup here
         )
         run_reauth(settings.console, options)
         after = _read_env(home)

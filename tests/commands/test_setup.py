@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -191,7 +192,7 @@ def test_without_a_terminal_the_missing_options_are_a_usage_error(world) -> None
     assert not world.home.exists()
 
 
-def pty_session(world, answers: list[tuple[bytes, bytes]], *args: str) -> tuple[int, str]:
+def pty_session(world, answers: list[tuple[bytes, bytes]], *args: str, env: dict | None = None) -> tuple[int, str]:
     """Run setup on a pty, typing each answer when its prompt appears; (exit code, everything shown)."""
     pty = pytest.importorskip("pty")
     import fcntl
@@ -205,7 +206,7 @@ def pty_session(world, answers: list[tuple[bytes, bytes]], *args: str) -> tuple[
         stdin=follower,
         stdout=follower,
         stderr=follower,
-        env=world.env(),
+        env=env or world.env(),
         cwd=Path(__file__).resolve().parents[2],
         close_fds=True,
         # The pty becomes the controlling terminal, as a person's is: /dev/tty, Ctrl+C as SIGINT.
@@ -226,7 +227,7 @@ def pty_session(world, answers: list[tuple[bytes, bytes]], *args: str) -> tuple[
             if not chunk:
                 break
             seen += chunk
-            if answers and answers[0][0] in seen.split(b"\n")[-1]:
+            if answers and answers[0][0] in seen.rstrip().split(b"\n")[-1]:
                 os.write(leader, answers.pop(0)[1])
     finally:
         os.close(leader)
@@ -254,3 +255,15 @@ def test_ctrl_c_at_a_question_says_what_is_left_and_saves_nothing(world) -> None
     assert code == 1, text
     assert "Stopped." in text and "Left to do: save the app keys" in text
     assert "Traceback" not in text and not world.home.exists()
+
+
+def test_ctrl_c_while_waiting_for_the_consent_stops_setup_and_says_what_is_left(world) -> None:
+    # The browser opens nothing, so setup waits for the consent; Ctrl+C there must end setup, not go on.
+    answers = [(b"Client secret", CLIENT_SECRET.encode() + b"\n"), (b"Ctrl+C to stop", b"\x03")]
+    env = world.env(BROWSER=f"{shutil.which('true')} %s")
+    code, text = pty_session(world, answers, "--client-id", CLIENT_ID, "--environment", "sandbox", "--yes", env=env)
+    assert code == 1, text
+    assert "Stopped waiting for the QuickBooks sign-in. Nothing was changed." in text
+    assert "Left to do: connect QuickBooks" in text and "[6/7]" not in text, text
+    assert "Traceback" not in text and CLIENT_SECRET not in text
+    assert read_env_file(world.home / ".env").get("QB_CLIENT_SECRET") == CLIENT_SECRET  # what was saved stays
