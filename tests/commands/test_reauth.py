@@ -424,16 +424,16 @@ def test_environment_that_cannot_work_is_corrected(world: World) -> None:
     assert_clean(result, world.new_token())
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-def test_other_company_is_asked_about_on_a_terminal(world: World) -> None:
+def reauth_on_a_terminal(env: dict[str, str], typed) -> tuple[int, str]:
+    """`reauth-qb --no-browser` with a pseudo-terminal as stdin; `typed(consent_url)` is what the person types.
+
+    Returns (exit code, stderr)."""
     import pty
 
-    world.fake.consent_realm = OTHER_REALM
-    before = snapshot(world)
     main, secondary = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "doctor.commands.cli", "reauth-qb", "--no-browser", "--timeout", "30"],
-        env=world.env(),
+        env=env,
         cwd=REPO,
         stdin=secondary,
         stdout=subprocess.PIPE,
@@ -444,14 +444,22 @@ def test_other_company_is_asked_about_on_a_terminal(world: World) -> None:
     os.close(secondary)
     try:
         url = proc.stdout.readline().strip()
-        # The answer typed after the pasted address waits in line for the question.
-        os.write(main, (consent_redirect(url) + "\nn\n").encode())
-        stdout, stderr = proc.communicate(timeout=20)
+        os.write(main, typed(url).encode())
+        _, stderr = proc.communicate(timeout=20)
     finally:
         os.close(main)
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 1, stderr
+    return proc.returncode, stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_other_company_is_asked_about_on_a_terminal(world: World) -> None:
+    world.fake.consent_realm = OTHER_REALM
+    before = snapshot(world)
+    # The answer typed after the pasted address waits in line for the question.
+    returncode, stderr = reauth_on_a_terminal(world.env(), lambda url: consent_redirect(url) + "\nn\n")
+    assert returncode == 1, stderr
     assert "Switch to company" in stderr and "Kept the current company" in stderr
     assert_untouched(world, before)
     assert world.token_calls() == []
@@ -789,35 +797,16 @@ def test_pasted_address_without_state_is_accepted_with_yes(world: World) -> None
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 @pytest.mark.parametrize("answer", ["y", "n"])
 def test_pasted_address_without_state_is_asked_about_on_a_terminal(world: World, answer: str) -> None:
-    import pty
-
     before = snapshot(world)
-    main, secondary = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "doctor.commands.cli", "reauth-qb", "--no-browser", "--timeout", "30"],
-        env=world.env(browser=False),
-        cwd=REPO,
-        stdin=secondary,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
+    returncode, stderr = reauth_on_a_terminal(
+        world.env(browser=False), lambda url: with_params(consent_redirect(url), state=None) + f"\n{answer}\n"
     )
-    os.close(secondary)
-    try:
-        url = proc.stdout.readline().strip()
-        os.write(main, (with_params(consent_redirect(url), state=None) + f"\n{answer}\n").encode())
-        stdout, stderr = proc.communicate(timeout=20)
-    finally:
-        os.close(main)
-        if proc.poll() is None:
-            proc.kill()
     assert "Use this address?" in stderr
     if answer == "y":
-        assert proc.returncode == 0, stderr
+        assert returncode == 0, stderr
         assert env_lines(world.env_path)[1]["QB_REFRESH_TOKEN"] == world.new_token()
     else:
-        assert proc.returncode == 1 and "Did not use the pasted address" in stderr
+        assert returncode == 1 and "Did not use the pasted address" in stderr
         assert_untouched(world, before)
         assert world.token_calls() == []
 
