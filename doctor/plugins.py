@@ -32,6 +32,7 @@ BUILTIN_ORDER = (
     "environment_match",
     "lock_health",
     "claude_config_sync",
+    "connector_launch",
     "claude_logs",
     "keepalive",
 )
