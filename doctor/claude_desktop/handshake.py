@@ -83,8 +83,11 @@ class Handshake(Value):
 # -- children that must not outlive the doctor -------------------------------------------------
 
 _LIVE: dict[int, Any] = {}  # pid -> psutil.Process
-_LIVE_LOCK = threading.Lock()
+_LIVE_LOCK = threading.Condition()
 _HOOKED = False
+_CLOSING = threading.Event()  # set by the exit hook: every child found from then on is killed at once
+_RUNNING = 0  # handshakes under way; the exit hook waits for them to unwind after killing their children
+EXIT_WAIT_S = 5.0
 
 
 def _remember(process: Any) -> None:
@@ -105,14 +108,21 @@ def kill_leftovers() -> None:
     """Kill and reap every connector still running (its whole process group); called at exit."""
     import psutil
 
+    _CLOSING.set()
     with _LIVE_LOCK:
         left = list(_LIVE.values())
+    for process in left:
+        _kill_group(process)
+    # A handshake thread still inside the SDK when the interpreter finalizes can abort the process
+    # (its stack crosses pydantic-core); with its child dead it unwinds in moments, so wait for that.
+    with _LIVE_LOCK:
+        _LIVE_LOCK.wait_for(lambda: _RUNNING == 0, timeout=EXIT_WAIT_S)
+        left = list(_LIVE.values())  # including children spawned while the hook ran (killed by the watcher)
         _LIVE.clear()
     for process in left:
         _kill_group(process)
-    for process in left:
         try:
-            process.wait(timeout=2.0)  # reaps our own child
+            process.wait(timeout=0.5)  # reaps our own child if the SDK's watcher has not
         except (psutil.Error, ChildProcessError):
             pass
 
@@ -162,11 +172,15 @@ class _ChildWatcher(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        while not self._stop_event.is_set() and "process" not in self._found:
-            for process in _new_children(self._before):
-                _remember(process)
-                self._found["process"] = process
-                break
+        while not self._stop_event.is_set():
+            if "process" not in self._found:
+                for process in _new_children(self._before):
+                    _remember(process)
+                    self._found["process"] = process
+                    break
+            if _CLOSING.is_set() and "process" in self._found:
+                _kill_group(self._found["process"])  # the doctor is exiting: the handshake must end now
+                return
             self._stop_event.wait(0.005)
 
     def stop(self) -> None:
@@ -205,6 +219,8 @@ def shake_hands(launch: Launch, timeout: float) -> Handshake:
     """
     if launch.program is None:
         return Handshake(NOT_FOUND)
+    if _CLOSING.is_set():  # the doctor is exiting: start nothing more
+        return Handshake(NO_ANSWER, error="not started: the doctor was exiting")
     import logging
 
     import anyio
@@ -212,9 +228,17 @@ def shake_hands(launch: Launch, timeout: float) -> Handshake:
     # The SDK logs parse errors with the offending line; with no handler Python would print it to stderr.
     logging.getLogger("mcp").addHandler(logging.NullHandler())
     logging.getLogger("mcp").propagate = False
-    with tempfile.TemporaryFile() as errlog:
-        outcome = anyio.run(_shake, launch, timeout, errlog)
-        return outcome._replace(stderr_tail=_tail(errlog))
+    global _RUNNING
+    with _LIVE_LOCK:
+        _RUNNING += 1
+    try:
+        with tempfile.TemporaryFile() as errlog:
+            outcome = anyio.run(_shake, launch, timeout, errlog)
+            return outcome._replace(stderr_tail=_tail(errlog))
+    finally:
+        with _LIVE_LOCK:
+            _RUNNING -= 1
+            _LIVE_LOCK.notify_all()
 
 
 async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:

@@ -11,6 +11,7 @@ Claude config entry picks one):
 - `hang`        starts and never reads or answers anything
 - `discover`    serves normally, but exits the moment it is sent `server/discover`
 
+Arguments `--tag=ANYTHING` are ignored: a test uses one to find its process by command line.
 Every variant first writes its process id to $FAKE_CONNECTOR_PID_FILE when that is set, so a test
 can check the process is gone afterwards; and its working directory to $FAKE_CONNECTOR_CWD_FILE,
 and its environment's keys to $FAKE_CONNECTOR_ENV_FILE (keys only, one a line).
@@ -92,7 +93,8 @@ def _serve(stdin=None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    variant = argv[1] if len(argv) > 1 else os.environ.get("FAKE_CONNECTOR_VARIANT", "healthy")
+    words = [arg for arg in argv[1:] if not arg.startswith("--tag=")]  # a tag only marks the process for tests
+    variant = words[0] if words else os.environ.get("FAKE_CONNECTOR_VARIANT", "healthy")
     if variant not in VARIANTS:
         sys.stderr.write(f"unknown variant {variant!r}\n")
         return 2
