@@ -24,8 +24,16 @@ FAKE = Path(__file__).resolve().parents[1] / "support" / "fake_connector.py"
 TOKEN = "RT1-39-H3-1785429816launchtestsecret9z8y"
 
 
-def _config(tmp_path: Path, variant: str | None, *, command: str | None = None, args: list[str] | None = None) -> Path:
+def _config(
+    tmp_path: Path,
+    variant: str | None,
+    *,
+    command: str | None = None,
+    args: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Path:
     env = {
+        **(extra_env or {}),
         "QB_REFRESH_TOKEN": TOKEN,
         "QB_REALM_ID": "9130355377371234",
         "QB_ENVIRONMENT": "sandbox",
@@ -128,9 +136,21 @@ def test_a_connector_that_exits_at_start_shows_its_last_stderr_lines_redacted(ho
     _assert_named(doc, probe, "exited_at_start")
     assert "stops right after it starts" in probe["summary"]
     assert "  Error: QB_CLIENT_ID is not set" in probe["details"]
-    assert any(line.startswith("  Loaded token RT\u2026") for line in probe["details"])
+    assert any(line.startswith("  Loaded QB_REFRESH_TOKEN RT\u2026") for line in probe["details"])
     assert "sidequest setup" in probe["remediation"]["commands"]
     _assert_child_gone(tmp_path)
+
+
+def test_a_secret_of_the_entrys_env_the_connector_prints_is_redacted(home: Path, tmp_path: Path) -> None:
+    # Not one of sidequest's keys: known as a secret only because the entry's env names it one.
+    api_key = "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"
+    config = _config(
+        tmp_path, "crash", extra_env={"SHOPIFY_API_KEY": api_key, "FAKE_CONNECTOR_ECHO": "SHOPIFY_API_KEY"}
+    )
+    doc, probe = _doctor(home, config)
+    _assert_named(doc, probe, "exited_at_start")
+    assert api_key not in str(doc)
+    assert any(line.startswith("  Loaded SHOPIFY_API_KEY ") for line in probe["details"])
 
 
 def test_text_on_stdout_is_named_as_desktops_unexpected_token(home: Path, tmp_path: Path) -> None:

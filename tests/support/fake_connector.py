@@ -6,7 +6,8 @@ Claude Desktop starts the connector from its config entry and talks MCP over std
 Claude config entry picks one):
 
 - `healthy`     a working server: two tools, name "fake-qb-distributor", version "9.8.7"
-- `crash`       writes a few lines to stderr (one of them the QB_REFRESH_TOKEN it was given) and exits 3
+- `crash`       writes a few lines to stderr (one of them the value of $FAKE_CONNECTOR_ECHO's setting,
+                QB_REFRESH_TOKEN by default) and exits 3
 - `noise`       prints a banner to stdout (not JSON), then serves normally
 - `hang`        starts and never reads or answers anything
 - `discover`    serves normally, but exits the moment it is sent `server/discover`
@@ -101,7 +102,8 @@ def main(argv: list[str]) -> int:
     _record_start()
     if variant == "crash":
         sys.stderr.write("Starting SideQuest connector\n")
-        sys.stderr.write(f"Loaded token {os.environ.get('QB_REFRESH_TOKEN', '')}\n")
+        echoed = os.environ.get("FAKE_CONNECTOR_ECHO", "QB_REFRESH_TOKEN")  # the setting it prints, as some do
+        sys.stderr.write(f"Loaded {echoed} {os.environ.get(echoed, '')}\n")
         sys.stderr.write("Error: QB_CLIENT_ID is not set\n")
         sys.stderr.flush()
         return 3
