@@ -29,6 +29,9 @@ from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
 
 TIMEOUT_ENV = "SIDEQUEST_CONNECTOR_TIMEOUT"
+# Set in the started connector's env (its only difference from Desktop's launch): a connector that runs the
+# doctor live at its own start would otherwise start itself again, and again.
+LAUNCHED_ENV = "SIDEQUEST_LAUNCHED_BY_DOCTOR"
 ANSWER_WAIT_S = 8.0  # how long the connector gets to answer initialize and tools/list
 PROBE_TIMEOUT_S = 16.0  # the answer wait, the discover wait, and the SDK's bounded shutdown
 _SHUTDOWN_ALLOWANCE_S = 7.0
@@ -36,6 +39,13 @@ _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")
 SUPPORT_REPORT = f"{DOCTOR} --format json --output sidequest-report.json"
 SEND_REPORT = f"If that does not help, run `{SUPPORT_REPORT}` and send the file to SideQuest support."
 
+_DISCOVER_WORDS = {
+    "answered": "It also answers server/discover, the request newer Claude Desktop builds start with.",
+    "refused": "It declines server/discover (the request newer Claude Desktop builds start with) without stopping, "
+    "so Desktop falls back to the classic start.",
+    "no_answer": "It did not answer server/discover within a few seconds but kept running, so Desktop falls back "
+    "to the classic start.",
+}
 _PATH_WORDS = {
     PATH_FROM_LOG: "the folders Claude Desktop logged when it last started the connector",
     PATH_FROM_ENTRY: 'the PATH set in the entry\'s own "env"',
@@ -68,6 +78,11 @@ def _register_secrets(ctx: Context, env: dict[str, Any]) -> None:
 
 
 def check(ctx: Context) -> Finding:
+    if ctx.environ.get(LAUNCHED_ENV):
+        return Finding(
+            "skip",
+            "Not started: this doctor runs inside a connector that connector-launch started (no second copy).",
+        )
     config = ctx.claude_config
     entry = config.connector() if config is not None else None
     if entry is None or not entry.command:
@@ -86,7 +101,7 @@ def check(ctx: Context) -> Finding:
     from doctor.claude_desktop.handshake import shake_hands
 
     wait = answer_wait(ctx)
-    shake = shake_hands(launch, wait)
+    shake = shake_hands(launch._replace(env={**launch.env, LAUNCHED_ENV: "1"}), wait)
     facts.update(_handshake_facts(shake))
     facts["answer_wait_s"] = wait
     situation = _SITUATIONS.get(shake.kind, _protocol_error)
@@ -153,7 +168,7 @@ def _not_found(launch: Launch, facts: dict[str, Any]) -> Finding:
 
 def _ok(launch: Launch, shake: Any, facts: dict[str, Any], wait: float) -> Finding:
     server = " ".join(part for part in (shake.server_name, shake.server_version) if part) or "a server with no name"
-    details = [f"It answered server/discover ({shake.discover})." if shake.discover else ""]
+    details = [_DISCOVER_WORDS.get(shake.discover, "")]
     if shake.reaped is False:
         details.append("The test copy of the connector did not stop when asked and was killed.")
     return Finding(

@@ -100,7 +100,9 @@ def test_a_healthy_connector_reports_start_time_tools_and_server(home: Path, tmp
     keys = set((tmp_path / "envkeys").read_text().split())
     assert "TERMINAL_ONLY_VARIABLE" not in keys and "SIDEQUEST_HOME" not in keys
     assert {"QB_REFRESH_TOKEN", "QB_REALM_ID", "FAKE_CONNECTOR_VARIANT", "PATH"} <= keys
-    assert keys - {"LC_CTYPE"} <= set(facts["env_keys"])  # (CPython may add LC_CTYPE itself)
+    assert "SIDEQUEST_LAUNCHED_BY_DOCTOR" in keys  # the one addition: no copy starts another copy
+    assert keys - {"LC_CTYPE", "SIDEQUEST_LAUNCHED_BY_DOCTOR"} <= set(facts["env_keys"])  # (CPython may add LC_CTYPE)
+    assert any("server/discover" in line for line in probe["details"])
     assert TOKEN not in str(facts)
     _assert_child_gone(tmp_path)
 
@@ -222,3 +224,9 @@ def test_the_python_api_carries_the_cause_connector_not_starting(home: Path, tmp
     assert result.status == "fail" and result.cause == "connector_not_starting"
     assert report.diagnosis.probe_id == "connector-launch"
     _assert_child_gone(tmp_path)
+
+
+def test_a_doctor_inside_a_started_connector_starts_no_second_copy(home: Path, tmp_path: Path) -> None:
+    doc, probe = _doctor(home, _config(tmp_path, "healthy"), SIDEQUEST_LAUNCHED_BY_DOCTOR="1")
+    assert probe["status"] == "skip" and "no second copy" in probe["summary"]
+    assert not (tmp_path / "pid").exists()
