@@ -189,12 +189,12 @@ try:
     main(sys.argv[1:])
 except SystemExit:
     pass
-sys.stderr.write("\\nMODULES " + " ".join(m for m in ("httpx", "jinja2") if m in sys.modules) + "\\n")
+sys.stderr.write("\\nMODULES " + " ".join(m for m in ("httpx", "jinja2", "mcp") if m in sys.modules) + "\\n")
 """
 
 
 @pytest.mark.parametrize("fmt, expected", [("text", ""), ("json", ""), ("prompt", "jinja2")])
-def test_offline_text_and_json_import_neither_httpx_nor_jinja2(home: Path, fmt: str, expected: str) -> None:
+def test_offline_text_and_json_import_neither_httpx_nor_jinja2_nor_mcp(home: Path, fmt: str, expected: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", IMPORT_CHECK, "doctor", "--offline", "--format", fmt],
         capture_output=True,

@@ -21,6 +21,9 @@ FAKE_BROWSER = Path(__file__).resolve().parents[1] / "support" / "fake_browser.p
 OWNER_LINES = "# my notes\r\nexport SHOP='Corner Store'  # comment\nUNRELATED=kept\n"
 
 
+FAKE_CONNECTOR = Path(__file__).resolve().parents[1] / "support" / "fake_connector.py"
+
+
 class World:
     def __init__(self, tmp_path: Path, fake) -> None:
         self.fake = fake
@@ -34,7 +37,8 @@ class World:
         self.state = tmp_path / "scheduler-state"
         self.bin = fake_schedulers.install(tmp_path / "bin")
         self.connector = tmp_path / "bin" / "qb-distributor-mcp"
-        self.connector.write_text("#!/bin/sh\nexit 0\n")
+        # A connector that starts and answers MCP (the doctor's connector-launch check starts it).
+        self.connector.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE_CONNECTOR))}\n")
         self.connector.chmod(0o755)
 
     def env(self, **extra: str) -> dict[str, str]:

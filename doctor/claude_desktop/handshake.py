@@ -1,0 +1,367 @@
+"""Start the connector as Claude Desktop would and shake hands with it, using the official MCP SDK's client.
+
+Desktop's failures at this step reach the owner as "Server disconnected" or tools that never
+appear; here each is named: the program does not start, it exits before answering (with the
+last lines of its stderr), it writes text that is not MCP to stdout (Desktop's "Unexpected
+token"), it does not answer in time, or it exits when sent `server/discover` (newer Desktop
+builds send it, and then cannot start the connector for Cowork and Code).
+
+This is the only module that imports `mcp` (the SDK pulls in pydantic, starlette and more), and
+only inside `shake_hands`: nothing is imported until the `connector-launch` probe runs.
+
+The child is always stopped: the SDK's stdio client closes its stdin, then kills its process
+group, within bounded waits, whatever ends the handshake. A doctor whose run budget ends while
+the handshake is still going exits with this thread still inside it, so every child is also
+kept in `_LIVE` and killed and reaped from an `atexit` hook.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import tempfile
+import threading
+import time
+from typing import Any
+
+from doctor.claude_desktop.launch import Launch
+from doctor.values import Value
+
+STDERR_TAIL_BYTES = 8 * 1024
+STDERR_TAIL_LINES = 8
+DISCOVER_WAIT_S = 3.0  # how long a server/discover answer is waited for after the handshake
+CLIENT_NAME = "sidequest-doctor"
+
+# Outcome kinds.
+OK = "ok"
+NOT_FOUND = "command_not_found"
+SPAWN_FAILED = "spawn_failed"
+EXITED = "exited_at_start"
+NOISE = "stdout_not_json"
+NO_ANSWER = "no_answer"
+PROTOCOL_ERROR = "handshake_error"
+DIED_ON_DISCOVER = "exited_on_discover"
+
+
+class Handshake(Value):
+    """What happened when the connector was started: plain data, no secret values (stderr is redacted later)."""
+
+    __slots__ = (
+        "kind", "started_ms", "tools", "server_name", "server_version", "protocol_version",
+        "stderr_tail", "noise_lines", "discover", "error", "pid", "reaped",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        kind: str,
+        started_ms: float | None = None,
+        tools: tuple[str, ...] = (),
+        server_name: str | None = None,
+        server_version: str | None = None,
+        protocol_version: str | None = None,
+        stderr_tail: tuple[str, ...] = (),
+        noise_lines: int = 0,
+        discover: str | None = None,
+        error: str | None = None,
+        pid: int | None = None,
+        reaped: bool | None = None,
+    ) -> None:
+        self.kind = kind
+        self.started_ms = started_ms  # spawn to the end of initialize
+        self.tools = tools  # tool names from tools/list
+        self.server_name = server_name
+        self.server_version = server_version
+        self.protocol_version = protocol_version
+        self.stderr_tail = stderr_tail  # last lines the connector wrote to stderr (NOT redacted here)
+        self.noise_lines = noise_lines  # stdout lines that were not JSON-RPC
+        self.discover = discover  # "answered", "refused" (a JSON-RPC error), "no_answer", "exited"
+        self.error = error  # one line from the SDK, for the details
+        self.pid = pid
+        self.reaped = reaped  # the child is gone after the handshake
+
+
+# -- children that must not outlive the doctor -------------------------------------------------
+
+_LIVE: dict[int, Any] = {}  # pid -> psutil.Process
+_LIVE_LOCK = threading.Condition()
+_HOOKED = False
+_CLOSING = threading.Event()  # set by the exit hook: every child found from then on is killed at once
+_RUNNING = 0  # handshakes under way; the exit hook waits for them to unwind after killing their children
+EXIT_WAIT_S = 5.0
+
+
+def _remember(process: Any) -> None:
+    global _HOOKED
+    with _LIVE_LOCK:
+        _LIVE[process.pid] = process
+        if not _HOOKED:
+            atexit.register(kill_leftovers)
+            _HOOKED = True
+
+
+def _forget(pid: int) -> None:
+    with _LIVE_LOCK:
+        _LIVE.pop(pid, None)
+
+
+def kill_leftovers() -> None:
+    """Kill and reap every connector still running (its whole process group); called at exit."""
+    import psutil
+
+    _CLOSING.set()
+    with _LIVE_LOCK:
+        left = list(_LIVE.values())
+    for process in left:
+        _kill_group(process)
+    # A handshake thread still inside the SDK when the interpreter finalizes can abort the process
+    # (its stack crosses pydantic-core); with its child dead it unwinds in moments, so wait for that.
+    with _LIVE_LOCK:
+        _LIVE_LOCK.wait_for(lambda: _RUNNING == 0, timeout=EXIT_WAIT_S)
+        left = list(_LIVE.values())  # including children spawned while the hook ran (killed by the watcher)
+        _LIVE.clear()
+    for process in left:
+        _kill_group(process)
+        try:
+            process.wait(timeout=0.5)  # reaps our own child if the SDK's watcher has not
+        except (psutil.Error, ChildProcessError):
+            pass
+
+
+def _kill_group(process: Any) -> None:
+    import psutil
+
+    try:
+        if not process.is_running():  # also false when the pid was reused by another program
+            return
+        try:
+            os.killpg(process.pid, 9)  # the SDK starts the server in its own session: pgid == pid
+        except (AttributeError, OSError):
+            process.kill()
+    except psutil.Error:
+        pass
+
+
+def _new_children(before: set[int]) -> list[Any]:
+    import psutil
+
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return []
+    found = []
+    for child in children:
+        if child.pid in before:
+            continue
+        try:
+            # The SDK starts the server in a new session; other probes' helpers are not session leaders.
+            if hasattr(os, "getsid") and os.getsid(child.pid) != child.pid:
+                continue
+        except OSError:
+            continue
+        found.append(child)
+    return found
+
+
+class _ChildWatcher(threading.Thread):
+    """Finds the child the SDK spawns (the SDK does not expose it) and keeps it in `_LIVE` for the exit hook."""
+
+    def __init__(self, before: set[int], found: dict[str, Any]) -> None:
+        super().__init__(name="connector-launch-child", daemon=True)
+        self._before = before
+        self._found = found
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            if "process" not in self._found:
+                for process in _new_children(self._before):
+                    _remember(process)
+                    self._found["process"] = process
+                    break
+            if _CLOSING.is_set() and "process" in self._found:
+                _kill_group(self._found["process"])  # the doctor is exiting: the handshake must end now
+                return
+            self._stop_event.wait(0.005)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=1.0)
+        if "process" not in self._found:  # a last look: it may have started just before the stop
+            for process in _new_children(self._before):
+                _remember(process)
+                self._found["process"] = process
+                break
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (nested) exception groups."""
+    while hasattr(exc, "exceptions") and getattr(exc, "exceptions", None):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _gone(process: Any) -> bool:
+    import psutil
+
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+# -- the handshake ----------------------------------------------------------------------------------
+
+
+def shake_hands(launch: Launch, timeout: float) -> Handshake:
+    """Start `launch`, complete `initialize` and `tools/list`, send `server/discover`; stop the child.
+
+    `timeout` bounds the wait for answers; stopping the child adds the SDK's bounded shutdown.
+    """
+    if launch.program is None:
+        return Handshake(NOT_FOUND)
+    if _CLOSING.is_set():  # the doctor is exiting: start nothing more
+        return Handshake(NO_ANSWER, error="not started: the doctor was exiting")
+    import logging
+
+    import anyio
+
+    # The SDK logs parse errors with the offending line; with no handler Python would print it to stderr.
+    logging.getLogger("mcp").addHandler(logging.NullHandler())
+    logging.getLogger("mcp").propagate = False
+    global _RUNNING
+    with _LIVE_LOCK:
+        _RUNNING += 1
+    try:
+        with tempfile.TemporaryFile() as errlog:
+            outcome = anyio.run(_shake, launch, timeout, errlog)
+            return outcome._replace(stderr_tail=_tail(errlog))
+    finally:
+        with _LIVE_LOCK:
+            _RUNNING -= 1
+            _LIVE_LOCK.notify_all()
+
+
+async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
+    import anyio
+    import psutil
+    from mcp import Client, Implementation, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    from mcp.shared.exceptions import MCPError
+    from mcp_types.version import LATEST_MODERN_VERSION
+
+    import doctor
+
+    noise: list[int] = []
+    child: dict[str, Any] = {}
+    facts: dict[str, Any] = {}
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, Exception):
+            noise.append(1)
+        await anyio.lowlevel.checkpoint()
+
+    params = StdioServerParameters(command=launch.program, args=list(launch.args), env=launch.env, cwd=launch.cwd)
+    client = Client(
+        stdio_client(params, errlog=errlog),
+        mode="legacy",
+        message_handler=on_message,
+        client_info=Implementation(name=CLIENT_NAME, version=doctor.__version__),
+        cache=None,
+    )
+    before = {p.pid for p in psutil.Process().children()}
+    started = time.monotonic()
+    kind, error = OK, None
+    watcher = _ChildWatcher(before, child)
+    watcher.start()
+    try:
+        with anyio.move_on_after(timeout) as waited:
+            async with client:
+                facts["started_ms"] = (time.monotonic() - started) * 1000
+                info = client.server_info
+                if info is not None:
+                    facts["server_name"], facts["server_version"] = info.name, info.version
+                facts["protocol_version"] = client.protocol_version
+                listing = await client.list_tools()
+                facts["tools"] = tuple(tool.name for tool in listing.tools)
+                facts["discover"] = await _send_discover(client, child, LATEST_MODERN_VERSION)
+        if waited.cancelled_caught:
+            kind = NO_ANSWER if "tools" not in facts else OK
+            if "tools" in facts and facts.get("discover") is None:
+                facts["discover"] = "no_answer"
+    except Exception as raised:  # anyio task groups wrap what the SDK raises in exception groups
+        exc = _leaf(raised)
+        if isinstance(exc, OSError) and "started_ms" not in facts and "process" not in child:
+            kind, error = SPAWN_FAILED, f"{type(exc).__name__}: {exc.strerror or exc}"
+        elif isinstance(exc, MCPError):
+            kind, error = EXITED, str(exc)
+        else:  # a reply the SDK could not use: a protocol problem, named as such
+            text = str(exc).strip()
+            kind, error = PROTOCOL_ERROR, f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+    finally:
+        watcher.stop()
+    if kind == OK and facts.get("discover") == "exited":
+        kind = DIED_ON_DISCOVER
+    if noise and kind in (OK, NO_ANSWER, EXITED, PROTOCOL_ERROR):
+        kind = NOISE
+    process = child.get("process")
+    reaped = None
+    if process is not None:
+        reaped = _gone(process)
+        if not reaped:  # the SDK gave up on it: kill it now rather than leave it running
+            _kill_group(process)
+            reaped = _gone(process)
+        if reaped:
+            _forget(process.pid)
+    return Handshake(
+        kind,
+        started_ms=facts.get("started_ms"),
+        tools=facts.get("tools", ()),
+        server_name=facts.get("server_name"),
+        server_version=facts.get("server_version"),
+        protocol_version=facts.get("protocol_version"),
+        noise_lines=len(noise),
+        discover=facts.get("discover"),
+        error=error,
+        pid=process.pid if process is not None else None,
+        reaped=reaped,
+    )
+
+
+async def _send_discover(client: Any, child: dict[str, Any], version: str) -> str:
+    """Send `server/discover` on the open session as Desktop's era probe does; say how the server took it."""
+    import anyio
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import CONNECTION_CLOSED
+
+    answer = "no_answer"
+    with anyio.move_on_after(DISCOVER_WAIT_S):
+        try:
+            await client.session.send_discover(version)
+            answer = "answered"
+        except MCPError as exc:
+            answer = "exited" if exc.code == CONNECTION_CLOSED else "refused"
+    if answer != "exited":
+        # Still there? A server that exits on the request may answer nothing first.
+        process = child.get("process")
+        with anyio.move_on_after(1.0):
+            while process is not None and not _gone(process):
+                if answer != "no_answer":
+                    break
+                await anyio.sleep(0.02)
+        if process is not None and _gone(process):
+            answer = "exited"
+    return answer
+
+
+def _tail(errlog: Any) -> tuple[str, ...]:
+    try:
+        errlog.seek(0, os.SEEK_END)
+        size = errlog.tell()
+        errlog.seek(max(0, size - STDERR_TAIL_BYTES))
+        text = errlog.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ()
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if size > STDERR_TAIL_BYTES and lines:
+        lines = lines[1:]  # the first line read may be cut
+    return tuple(lines[-STDERR_TAIL_LINES:])

@@ -1,0 +1,232 @@
+"""connector-launch end to end: the real CLI, a Claude config pointing at the fake connector, a real child process.
+
+Each broken variant of tests/support/fake_connector.py must be named by its own outcome with cause
+`connector_not_starting`; the diagnosis itself is not asserted (the cause's place in the
+vocabulary belongs to doctor/model.py). Every test checks the child is gone when the doctor is done.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.claude_desktop.log_samples import command_record, write_log
+from tests.support.homes import cli_env, run_cli
+from tests.support.local_support import write_claude_config
+from tests.support.schema_check import assert_valid_report
+
+FAKE = Path(__file__).resolve().parents[1] / "support" / "fake_connector.py"
+TOKEN = "RT1-39-H3-1785429816launchtestsecret9z8y"
+
+
+def _config(
+    tmp_path: Path,
+    variant: str | None,
+    *,
+    command: str | None = None,
+    args: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Path:
+    env = {
+        **(extra_env or {}),
+        "QB_REFRESH_TOKEN": TOKEN,
+        "QB_REALM_ID": "9130355377371234",
+        "QB_ENVIRONMENT": "sandbox",
+        "FAKE_CONNECTOR_PID_FILE": str(tmp_path / "pid"),
+        "FAKE_CONNECTOR_CWD_FILE": str(tmp_path / "cwd"),
+        "FAKE_CONNECTOR_ENV_FILE": str(tmp_path / "envkeys"),
+    }
+    if variant is not None:
+        env["FAKE_CONNECTOR_VARIANT"] = variant
+    entry = {"command": command or sys.executable, "args": [str(FAKE)] if args is None else args, "env": env}
+    return write_claude_config(
+        tmp_path / "claude" / "claude_desktop_config.json", {"mcpServers": {"qb-distributor": entry}}
+    )
+
+
+def _doctor(home: Path, config: Path, *extra: str, **env: str) -> tuple[dict, dict]:
+    environ = cli_env(home, config, SIDEQUEST_CLAUDE_LOGS=str(config.parent / "logs"), **env)
+    result = run_cli("doctor", "--probe", "connector-launch", "--format", "json", *extra, env=environ)
+    assert result.returncode in (0, 1), result.stderr
+    assert "Traceback" not in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+    doc = result.json()
+    assert_valid_report(doc)
+    (probe,) = [p for p in doc["probes"] if p["id"] == "connector-launch"]
+    return doc, probe
+
+
+def _assert_named(doc: dict, probe: dict, outcome: str | None) -> None:
+    """A launch failure: this probe fails with its own outcome (the JSON carries no per-probe cause; the Python
+    API test below checks `connector_not_starting`)."""
+    assert probe["status"] == "fail", probe
+    assert doc["exit_code"] == 1
+    assert doc["diagnosis"]["cause"] != "healthy"
+    if outcome is not None:
+        assert probe["facts"]["outcome"] == outcome
+
+
+def _assert_child_gone(tmp_path: Path) -> None:
+    pid = int((tmp_path / "pid").read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # a zombie counts as left over: the doctor must reap its child
+        if not psutil.pid_exists(pid):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the connector process {pid} is still there after the doctor finished")
+
+
+def test_a_healthy_connector_reports_start_time_tools_and_server(home: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path, "healthy")
+    doc, probe = _doctor(home, config, TERMINAL_ONLY_VARIABLE="not for Desktop")
+    assert probe["status"] == "ok", probe
+    assert doc["exit_code"] == 0 and doc["diagnosis"]["cause"] == "healthy"
+    facts = probe["facts"]
+    assert facts["outcome"] == "ok"
+    assert facts["tools"] == 2 and facts["tool_names"] == ["check_token", "list_customers"]
+    assert (facts["server_name"], facts["server_version"]) == ("fake-qb-distributor", "9.8.7")
+    assert facts["started_ms"] > 0
+    assert facts["server_discover"] in ("answered", "refused")
+    assert facts["child_stopped"] is True
+    assert "2 tool(s)" in probe["summary"] and "fake-qb-distributor 9.8.7" in probe["summary"]
+    assert probe["side_effects"] == "network"
+    # Started as Desktop starts it: cwd /, only the inherited set plus the entry's env.
+    assert (tmp_path / "cwd").read_text() == "/"
+    keys = set((tmp_path / "envkeys").read_text().split())
+    assert "TERMINAL_ONLY_VARIABLE" not in keys and "SIDEQUEST_HOME" not in keys
+    assert {"QB_REFRESH_TOKEN", "QB_REALM_ID", "FAKE_CONNECTOR_VARIANT", "PATH"} <= keys
+    assert "SIDEQUEST_LAUNCHED_BY_DOCTOR" in keys  # the one addition: no copy starts another copy
+    assert keys - {"LC_CTYPE", "SIDEQUEST_LAUNCHED_BY_DOCTOR"} <= set(facts["env_keys"])  # (CPython may add LC_CTYPE)
+    assert any("server/discover" in line for line in probe["details"])
+    assert TOKEN not in str(facts)
+    _assert_child_gone(tmp_path)
+
+
+def test_a_command_desktop_cannot_find_names_the_path_it_searched(home: Path, tmp_path: Path) -> None:
+    # The program is on the terminal's PATH, but not in the folders Desktop logged: Desktop would not find it.
+    terminal_bin = tmp_path / "terminal-bin"
+    terminal_bin.mkdir()
+    program = terminal_bin / "qb-connector"
+    program.write_text(f"#!{sys.executable}\nprint('x')\n")
+    program.chmod(0o755)
+    config = _config(tmp_path, None, command="qb-connector", args=[])
+    desktop_folders = [str(tmp_path / "desktop-bin"), "/usr/bin", "/bin"]
+    write_log(
+        config.parent / "logs",
+        "mcp.log",
+        command_record("2026-11-30T10:00:00.000Z", "qb-distributor", "qb-connector", desktop_folders),
+    )
+    path = os.pathsep.join([str(terminal_bin), os.environ.get("PATH", "")])
+    doc, probe = _doctor(home, config, PATH=path)
+    _assert_named(doc, probe, None)
+    assert '"qb-connector" is not found' in probe["summary"]
+    assert probe["facts"]["search_path"] == desktop_folders
+    assert probe["facts"]["search_path_source"] == "claude_desktop_log"
+    assert probe["facts"]["program"] is None
+    assert ", ".join(desktop_folders) in probe["details"][0]
+    assert "full path" in probe["remediation"]["text"]
+    assert not (tmp_path / "pid").exists()  # nothing was started
+
+
+def test_a_connector_that_exits_at_start_shows_its_last_stderr_lines_redacted(home: Path, tmp_path: Path) -> None:
+    doc, probe = _doctor(home, _config(tmp_path, "crash"))
+    _assert_named(doc, probe, "exited_at_start")
+    assert "stops right after it starts" in probe["summary"]
+    assert "  Error: QB_CLIENT_ID is not set" in probe["details"]
+    assert any(line.startswith("  Loaded QB_REFRESH_TOKEN RT\u2026") for line in probe["details"])
+    assert "sidequest setup" in probe["remediation"]["commands"]
+    _assert_child_gone(tmp_path)
+
+
+def test_a_secret_of_the_entrys_env_the_connector_prints_is_redacted(home: Path, tmp_path: Path) -> None:
+    # Not one of sidequest's keys: known as a secret only because the entry's env names it one.
+    api_key = "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"
+    config = _config(
+        tmp_path, "crash", extra_env={"SHOPIFY_API_KEY": api_key, "FAKE_CONNECTOR_ECHO": "SHOPIFY_API_KEY"}
+    )
+    doc, probe = _doctor(home, config)
+    _assert_named(doc, probe, "exited_at_start")
+    assert api_key not in str(doc)
+    assert any(line.startswith("  Loaded SHOPIFY_API_KEY ") for line in probe["details"])
+
+
+def test_text_on_stdout_is_named_as_desktops_unexpected_token(home: Path, tmp_path: Path) -> None:
+    doc, probe = _doctor(home, _config(tmp_path, "noise"))
+    _assert_named(doc, probe, "stdout_not_json")
+    assert probe["facts"]["stdout_noise_lines"] == 1
+    assert "Unexpected token" in probe["summary"]
+    assert "Starting SideQuest connector on stdio" not in str(doc)  # the connector's text is not copied
+    _assert_child_gone(tmp_path)
+
+
+def test_a_connector_that_never_answers_is_stopped_and_named(home: Path, tmp_path: Path) -> None:
+    doc, probe = _doctor(home, _config(tmp_path, "hang"), SIDEQUEST_CONNECTOR_TIMEOUT="1")
+    _assert_named(doc, probe, "no_answer")
+    assert "did not answer within 1 s" in probe["summary"]
+    assert probe["facts"]["child_stopped"] is True
+    _assert_child_gone(tmp_path)
+
+
+def test_a_connector_that_exits_on_server_discover_is_named(home: Path, tmp_path: Path) -> None:
+    doc, probe = _doctor(home, _config(tmp_path, "discover"))
+    _assert_named(doc, probe, "exited_on_discover")
+    assert probe["facts"]["server_discover"] == "exited"
+    assert probe["facts"]["tools"] == 2  # the handshake itself worked
+    assert "Cowork and Code" in probe["summary"]
+    _assert_child_gone(tmp_path)
+
+
+def _tagged(tag: str) -> list[int]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if tag in (process.info["cmdline"] or []):
+            found.append(process.pid)
+    return found
+
+
+def test_the_child_is_killed_when_the_doctors_budget_ends_first(home: Path, tmp_path: Path) -> None:
+    # The probe would wait 8 s for an answer; the run's budget ends after 2 s and the doctor exits.
+    # (Under load the child may not have written its pid file yet: it is found by a tag on its command line.)
+    tag = f"--tag={tmp_path}"
+    config = _config(tmp_path, "hang", args=[str(FAKE), tag])
+    doc, probe = _doctor(home, config, "--timeout", "2", SIDEQUEST_CONNECTOR_TIMEOUT="8")
+    assert probe["status"] == "timeout"
+    deadline = time.monotonic() + 10
+    while _tagged(tag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _tagged(tag) == [], "the connector outlived the doctor"
+
+
+def test_offline_skips_it_without_starting_anything(home: Path, tmp_path: Path) -> None:
+    doc, probe = _doctor(home, _config(tmp_path, "healthy"), "--offline")
+    assert probe["status"] == "skip"
+    assert not (tmp_path / "pid").exists()
+
+
+def test_no_connector_entry_is_a_skip(home: Path, tmp_path: Path) -> None:
+    config = write_claude_config(tmp_path / "claude" / "claude_desktop_config.json", {"mcpServers": {}})
+    doc, probe = _doctor(home, config)
+    assert probe["status"] == "skip" and "claude-config-sync" in probe["summary"]
+
+
+def test_the_python_api_carries_the_cause_connector_not_starting(home: Path, tmp_path: Path) -> None:
+    from doctor import run_doctor
+
+    config = _config(tmp_path, "crash")
+    environ = cli_env(home, config, SIDEQUEST_CLAUDE_LOGS=str(tmp_path / "no-logs"))
+    report = run_doctor(home, config, probes=["connector-launch"], environ=environ)
+    result = report.result("connector-launch")
+    assert result.status == "fail" and result.cause == "connector_not_starting"
+    assert report.diagnosis.probe_id == "connector-launch"
+    _assert_child_gone(tmp_path)
+
+
+def test_a_doctor_inside_a_started_connector_starts_no_second_copy(home: Path, tmp_path: Path) -> None:
+    doc, probe = _doctor(home, _config(tmp_path, "healthy"), SIDEQUEST_LAUNCHED_BY_DOCTOR="1")
+    assert probe["status"] == "skip" and "no second copy" in probe["summary"]
+    assert not (tmp_path / "pid").exists()
