@@ -14,7 +14,7 @@ from tests.support.schema_check import assert_valid_report
 README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
-def test_examples_script_renders_four_causes_in_three_formats(tmp_path: Path) -> None:
+def test_examples_script_renders_five_causes_in_three_formats(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "docs" / "make_examples"), str(tmp_path)],
         capture_output=True,
@@ -23,7 +23,13 @@ def test_examples_script_renders_four_causes_in_three_formats(tmp_path: Path) ->
         cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr
-    for cause in ("healthy", "refresh_token_expired", "environment_mismatch", "qbo_access_denied"):
+    for cause in (
+        "healthy",
+        "refresh_token_expired",
+        "environment_mismatch",
+        "qbo_access_denied",
+        "connector_not_starting",
+    ):
         doc = json.loads((tmp_path / f"{cause}.json").read_text())
         assert_valid_report(doc)
         assert doc["diagnosis"]["cause"] == cause
