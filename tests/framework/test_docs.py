@@ -19,7 +19,7 @@ def test_examples_script_renders_five_causes_in_three_formats(tmp_path: Path) ->
         [sys.executable, str(REPO / "docs" / "make_examples"), str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr
