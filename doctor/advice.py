@@ -22,6 +22,7 @@ REAUTH = "sidequest reauth-qb"
 REFRESH = "sidequest refresh-qb"
 DOCTOR = "sidequest doctor"
 FIX = "sidequest doctor --fix"
+SETUP = "sidequest setup"
 KEEPALIVE_ON = "sidequest keepalive on"
 KEEPALIVE_STATUS = "sidequest keepalive status"
 # The report support asks for (it contains no secrets).

@@ -8,7 +8,7 @@ a business owner, not an engineer.
 
 from __future__ import annotations
 
-from doctor.advice import QUIT_CLAUDE
+from doctor.advice import QUIT_CLAUDE, SETUP
 from doctor.advice import REAUTH_CLICK_CONNECT as REAUTH
 from doctor.model import CAUSE_ORDER, CAUSES, Diagnosis, ProbeResult
 
@@ -63,9 +63,8 @@ HEADLINES: dict[str, str] = {
 FIXES: dict[str, tuple[str, ...]] = {
     "healthy": (KEEP_ALIVE,),
     "not_configured": (
-        "Put the SideQuest keys (QB_CLIENT_ID, QB_CLIENT_SECRET, QB_ENVIRONMENT) in ~/.qb-distributor-mcp/.env "
-        "as the SideQuest setup email says.",
-        REAUTH,
+        f"Run `{SETUP}` and give it the app keys from the SideQuest setup email (or put QB_CLIENT_ID, "
+        "QB_CLIENT_SECRET and QB_ENVIRONMENT in ~/.qb-distributor-mcp/.env by hand, then run `sidequest reauth-qb`).",
         QUIT_CLAUDE,
     ),
     "refresh_token_expired": (REAUTH, QUIT_CLAUDE, KEEP_ALIVE),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from doctor.advice import DOCTOR, EDIT_CONFIG, QUIT_CLAUDE
+from doctor.advice import DOCTOR, EDIT_CONFIG, QUIT_CLAUDE, SETUP
 from doctor.claude_desktop.config import CONNECTOR_NAME
 from doctor.claude_desktop.launch import PATH_FROM_ENTRY, PATH_FROM_LOG, Launch, rebuild_launch
 from doctor.context import Context
@@ -200,9 +200,9 @@ def _exited(launch: Launch, shake: Any, facts: dict[str, Any], wait: float) -> F
         _stderr_details(shake),
         facts,
         Remediation(
-            "Read its last messages above: if they name a missing or wrong setting, run `sidequest setup` to "
+            f"Read its last messages above: if they name a missing or wrong setting, run `{SETUP}` to "
             f"write the connector's settings again, then: {QUIT_CLAUDE} {SEND_REPORT}",
-            ("sidequest setup", SUPPORT_REPORT),
+            (SETUP, SUPPORT_REPORT),
         ),
     )
 

@@ -11,7 +11,7 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
-from doctor.advice import REAUTH, environment_invalid, environment_meant, environment_problem, invalid_value
+from doctor.advice import REAUTH, SETUP, environment_invalid, environment_meant, environment_problem, invalid_value
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.intuit.endpoints import ENVIRONMENTS
@@ -49,8 +49,9 @@ def no_connector_folder(r: _Reading) -> Finding | None:
         facts=r.facts,
         cause="not_configured",
         remediation=Remediation(
-            f"Create {r.home} with the .env file from the SideQuest setup email, then connect QuickBooks.",
-            (f'mkdir -p "{r.home}"', REAUTH),
+            f"Run `{SETUP}` with the app keys from the SideQuest setup email: it creates {r.home}, "
+            "checks the keys with Intuit, connects QuickBooks and adds the connector to Claude Desktop.",
+            (SETUP,),
         ),
     )
 
