@@ -358,5 +358,40 @@ def internal_error_line(console: Console, exc: Exception, *, verbose: bool) -> s
         return f"sidequest: internal error: {type(exc).__name__} (details withheld: they held a secret)\n"
 
 
+def entry() -> None:
+    """The `sidequest` console script: main(), then leave without the interpreter's teardown.
+
+    Once the output is written and flushed, freeing every module and object one by one costs a
+    run about 35 ms offline and 75-110 ms live (bench/live), and changes nothing anyone sees.
+    `python -m doctor.commands.cli` (the tests' way in) keeps the ordinary exit.
+    """
+    try:
+        main()
+        code: object = EXIT_OK
+    except SystemExit as exc:
+        code = exc.code
+    leave(code)
+
+
+def leave(code: object) -> None:
+    """End the process with `code` as sys.exit would, minus the teardown: the atexit hooks run
+    first (connector-launch kills a connector it started from one), the output is flushed, then
+    os._exit."""
+    import atexit
+
+    if code is None:
+        code = EXIT_OK
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = EXIT_PROBLEM
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach the reader anyway
+            code = code or EXIT_PROBLEM
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

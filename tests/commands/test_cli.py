@@ -408,3 +408,22 @@ def test_output_never_follows_a_planted_temp_file_symlink(home: Path, tmp_path: 
     assert planted.is_symlink()  # left alone
     assert_valid_report(json.loads(target.read_text(encoding="utf-8")))
     assert sorted(p.name for p in target.parent.iterdir()) == sorted([target.name, planted.name])  # no temp left
+
+
+@pytest.mark.parametrize("args, code", [(["--version"], 0), (["doctor", "--bogus"], 2), (["doctor", "--offline"], 1)])
+def test_the_console_script_entry_keeps_exit_codes_output_and_exit_hooks(tmp_path: Path, args, code) -> None:
+    """entry() skips the interpreter's teardown (os._exit) but not what matters: flushed output, the
+    exit code, and the atexit hooks (connector-launch kills a connector it started from one)."""
+    program = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('exit hook ran', flush=True))\n"
+        f"sys.argv = ['sidequest', *{args!r}]\n"
+        "from doctor.commands.cli import entry\n"
+        "entry()\n"
+    )
+    env = cli_env(tmp_path / "no-home")
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stdout.rstrip().endswith("exit hook ran")
+    if args == ["doctor", "--offline"]:
+        assert "not set up" in proc.stdout  # the report itself reached the pipe before the fast exit
