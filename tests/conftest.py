@@ -63,3 +63,14 @@ def plugin_set() -> Callable[..., Any]:
         return build_plugins(environ or {}, load_entry_points=False, load_builtins=builtins, extra_plugins=plugins)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1, for the HTTPS fake Intuit (FakeIntuit(tls=...))."""
+    from tests.support.fake_intuit import self_signed_certificate
+
+    made = self_signed_certificate(tmp_path_factory.mktemp("tls"))
+    if made is None:
+        pytest.skip("neither the cryptography package nor the openssl command is available to make a certificate")
+    return made

@@ -216,11 +216,6 @@ class ConsentListener:
         return (200 if outcome.success else 400), page
 
 
-def render_page(title: str, message: str) -> bytes:
-    """A small self-contained page: no scripts, no external resources, nothing secret."""
-    return consent_pages.page(title, [message])
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # On Windows SO_REUSEADDR would let another program bind the same port alongside us.

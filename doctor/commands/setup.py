@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from doctor.claude_desktop.paths import resolve_claude_config
+from doctor.commands.terminal_input import stdin_is_terminal
 from doctor.console import Console
+from doctor.store.env_lock import DEFAULT_LOCK_WAIT
 from doctor.store.home import resolve_home
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -40,7 +42,6 @@ CONNECTOR_PROGRAM = "qb-distributor-mcp"
 KEY_CHECK_TOKEN = "sidequest-setup-key-check"
 KEY_NAMES = ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_ENVIRONMENT")
 ENTRY_ENV_KEYS = ("QB_CLIENT_ID", "QB_CLIENT_SECRET", "QB_ENVIRONMENT", "QB_REFRESH_TOKEN", "QB_REALM_ID")
-LOCK_WAIT = 10.0
 STEPS = 7
 
 
@@ -67,13 +68,6 @@ class _Output:
 
     def step(self, number: int, title: str) -> None:
         self.say(f"\n[{number}/{STEPS}] {title}")
-
-
-def _terminal() -> bool:
-    try:
-        return bool(sys.stdin) and sys.stdin.isatty()
-    except (ValueError, OSError):
-        return False
 
 
 def clean_key(name: str, raw: str) -> tuple[str, str | None]:
@@ -133,7 +127,7 @@ def save_keys(home: Path, wanted: dict[str, str], may_replace: set[str]) -> tupl
     from doctor.store.token_store import TokenStore
 
     store = TokenStore(home, environ={}, command="sidequest setup")
-    with store.locked(wait=LOCK_WAIT):
+    with store.locked(wait=DEFAULT_LOCK_WAIT):
         current = _read_env(home)  # again, under the lock: someone may have written meanwhile
         updates: dict[str, str | None] = {}
         kept: list[str] = []
@@ -244,7 +238,7 @@ def run_setup(
 def _ask_keys(out: _Output, client_id: str | None, secret_from_stdin: bool) -> tuple[str, str]:
     import click
 
-    terminal = _terminal()
+    terminal = stdin_is_terminal()
     if client_id is None:
         if not terminal:
             raise SetupUsageError("no terminal to ask for the client ID: pass --client-id")
@@ -304,7 +298,7 @@ def _run(
         return EXIT_FAILED
     if environment is None:
         current = existing.get("QB_ENVIRONMENT") if existing is not None else None
-        if _terminal():
+        if stdin_is_terminal():
             environment = click.prompt(
                 "QuickBooks environment: production for your real books, sandbox for a test company",
                 type=click.Choice(["production", "sandbox"]),
@@ -347,7 +341,7 @@ def _run(
     if differing:
         if yes:
             may_replace = set(differing)
-        elif _terminal():
+        elif stdin_is_terminal():
             if click.confirm(f".env already has other values for {', '.join(differing)}. Replace them?", err=True):
                 may_replace = set(differing)
         else:
@@ -431,7 +425,7 @@ def _run(
         out.say("Not yet: it needs a QuickBooks connection. After `sidequest reauth-qb`, run `sidequest keepalive on`.")
     else:
         wanted_on = yes or (
-            _terminal()
+            stdin_is_terminal()
             and click.confirm(
                 f"Let this computer refresh the QuickBooks connection every {DEFAULT_EVERY_DAYS} days by itself "
                 "(sidequest keepalive on)?",

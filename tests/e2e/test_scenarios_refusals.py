@@ -28,7 +28,7 @@ from tests.support.chain_support import (
     utc_now,
     write_chain_env,
 )
-from tests.support.fake_intuit import FakeIntuit, self_signed_certificate
+from tests.support.fake_intuit import FakeIntuit
 from tests.support.homes import REALM_ID
 
 
@@ -154,14 +154,6 @@ def test_rate_limited_by_the_api_says_when(tmp_path):
 
 
 # ----------------------------------------------------------------------------- certificates
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    made = self_signed_certificate(tmp_path_factory.mktemp("tls"))
-    if made is None:
-        pytest.skip("neither the cryptography package nor the openssl command is available to make a certificate")
-    return made
 
 
 @pytest.fixture

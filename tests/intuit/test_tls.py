@@ -13,16 +13,8 @@ import pytest
 
 from doctor.intuit.client import IntuitClient
 from doctor.intuit.errors import HEADLINES, IntuitError
-from tests.support.fake_intuit import FakeIntuit, self_signed_certificate
+from tests.support.fake_intuit import FakeIntuit
 from tests.support.homes import CLIENT_ID, CLIENT_SECRET, REALM_ID, cli_env, configured_values, run_cli, write_env
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    made = self_signed_certificate(tmp_path_factory.mktemp("tls"))
-    if made is None:
-        pytest.skip("neither the cryptography package nor the openssl command is available to make a certificate")
-    return made
 
 
 @pytest.fixture
