@@ -125,7 +125,7 @@ class Probe:
 
     __slots__ = (
         "id", "title", "run", "category", "depends_on", "needs_network",
-        "side_effects", "timeout", "fixer", "runs_after",
+        "side_effects", "timeout", "fixer", "runs_after", "timeout_cause",
     )  # fmt: skip
 
     def __init__(
@@ -140,6 +140,7 @@ class Probe:
         timeout: float = 5.0,
         fixer: Fixer | None = None,
         runs_after: tuple[str, ...] = (),
+        timeout_cause: str | None = None,
     ) -> None:
         if not is_probe_id(id):
             raise ValueError(f"probe id {id!r} is not kebab-case")
@@ -155,6 +156,8 @@ class Probe:
         self.timeout = timeout
         self.fixer = fixer
         self.runs_after = tuple(runs_after)
+        # The cause a timeout of this probe names; by default a network probe's points at the network.
+        self.timeout_cause = timeout_cause
 
     def __repr__(self) -> str:
         return f"Probe(id={self.id!r}, title={self.title!r})"
@@ -230,11 +233,13 @@ class ProbeResult:
     ) -> ProbeResult:
         """`timeout`: the probe overran its time, or the run's budget ended before it started.
 
-        A network probe that runs out of time points at the network; any other at `unknown`.
+        A network probe that runs out of time points at the network, any other at `unknown`,
+        unless the probe names its own `timeout_cause`.
         """
+        cause = probe.timeout_cause or ("network_unreachable" if probe.needs_network else "unknown")
         return cls(
             probe.id, probe.title, "timeout", summary, remediation=remediation, duration_ms=duration_ms,
-            side_effects=probe.side_effects, cause="network_unreachable" if probe.needs_network else "unknown",
+            side_effects=probe.side_effects, cause=cause,
             plugin=plugin,
         )  # fmt: skip
 
