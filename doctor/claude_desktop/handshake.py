@@ -31,7 +31,7 @@ from doctor.values import Value
 STDERR_TAIL_BYTES = 8 * 1024
 STDERR_TAIL_LINES = 8
 DISCOVER_WAIT_S = 3.0  # how long a server/discover answer is waited for after the handshake
-EXIT_CODE_WAIT_S = 0.5  # how long an ended child's return code is waited for (the event loop reaps it)
+EXIT_CODE_WAIT_S = 1.0  # how long an ended child's return code is waited for (the event loop reaps it)
 CLIENT_NAME = "sidequest-doctor"
 
 # Outcome kinds.
@@ -230,12 +230,19 @@ async def _watched(transport: Any, seen: dict[str, Any]) -> Any:
         process = frame.f_locals.get("process") if frame is not None else None
         if not hasattr(process, "returncode") or not isinstance(getattr(process, "pid", None), int):
             process = None
+        closed = False  # the server's side ended the connection (an error, not our timeout)
         try:
             yield streams
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException:
+            closed = True
+            raise
         finally:
-            # Before the SDK stops it: a child that has already ended did so by itself. Its return code
-            # arrives once the event loop has reaped it, in moments.
-            if process is not None and (process.returncode is not None or _ended(process.pid)):
+            # Before the SDK stops it: a child that has ended, or is ending after closing its side, did so by
+            # itself. Its return code arrives once it has exited and the event loop has reaped it, in moments.
+            closed = closed or bool(seen.get("server_closed"))
+            if process is not None and (closed or process.returncode is not None or _ended(process.pid)):
                 with anyio.CancelScope(shield=True), anyio.move_on_after(EXIT_CODE_WAIT_S):
                     while process.returncode is None:
                         await anyio.sleep(0.005)
@@ -383,6 +390,7 @@ async def _send_discover(client: Any, child: dict[str, Any], version: str) -> st
             answer = "answered"
         except MCPError as exc:
             answer = "exited" if exc.code == CONNECTION_CLOSED else "refused"
+            child["server_closed"] = answer == "exited"
     if answer != "exited":
         # Still there? A server that exits on the request may answer nothing first.
         process = child.get("process")
@@ -393,6 +401,7 @@ async def _send_discover(client: Any, child: dict[str, Any], version: str) -> st
                 await anyio.sleep(0.02)
         if process is not None and _gone(process):
             answer = "exited"
+            child["server_closed"] = True
     return answer
 
 
