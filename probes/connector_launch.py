@@ -166,6 +166,15 @@ def _extension_launch(ctx: Context, extension: Any, config: Any) -> tuple[Launch
             f"{label} has required settings left empty ({', '.join(missing)}), so Claude Desktop skips it",
         )
     _register_extension_secrets(ctx, extension)
+    encrypted = extension.encrypted_values()
+    if encrypted:
+        # Only Desktop can decrypt them (its OS-protected key); started with the ciphertext, the connector would
+        # fail where Desktop's copy may work. (Some Desktop builds pass the ciphertext on: another finding.)
+        return None, (
+            "encrypted_settings",
+            f"{label} keeps settings encrypted ({', '.join(encrypted)}) that only Claude Desktop can read, so "
+            "the doctor cannot start it the way Desktop does",
+        )
     home_key = "USERPROFILE" if sys.platform == "win32" else "HOME"
     home = Path(ctx.environ[home_key]) if ctx.environ.get(home_key) else None
     built_in = not (config is not None and config.data.get("isUsingBuiltInNodeForMcp") is False)

@@ -443,3 +443,19 @@ def test_a_node_extension_with_no_node_to_stand_in_is_not_started(home: Path, tm
     assert "built-in Node.js" in probe["summary"]
     assert probe["facts"]["extension_not_started"] == "built_in_node"
     assert not (tmp_path / "user-home" / "ext-pid").exists()
+
+
+def test_an_extension_with_settings_only_desktop_can_decrypt_is_not_started(home: Path, tmp_path: Path) -> None:
+    config = _desktop_folder(tmp_path)
+    ciphertext = "__encrypted__:djEwAAAAc2VjcmV0LWNpcGhlcnRleHQtOTk5OQ=="
+    _extension(
+        config.parent,
+        _manifest("healthy"),
+        user_config={"refresh_token": ciphertext, "realm_id": "9130355377371234", "pin": PIN},
+    )
+    doc, probe = _ext_doctor(home, tmp_path, config)
+    assert probe["status"] == "skip", probe
+    assert "encrypted (refresh_token)" in probe["summary"] and "only Claude Desktop can read" in probe["summary"]
+    assert probe["facts"]["extension_not_started"] == "encrypted_settings"
+    assert ciphertext not in str(doc)
+    assert not (tmp_path / "user-home" / "ext-pid").exists()
