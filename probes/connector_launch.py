@@ -252,6 +252,10 @@ def _label(launch: Launch) -> str:
     return f'from "{launch.name}" in Claude Desktop\'s settings (mcpServers)'
 
 
+def _copy(launch: Launch) -> str:
+    return "the extension's copy" if launch.source == FROM_EXTENSION else "the settings' copy"
+
+
 def _combined(
     started: list[tuple[Launch, Finding]],
     launches: list[Launch],
@@ -268,17 +272,18 @@ def _combined(
     details = list(finding.details)
     summary = finding.summary
     if len(launches) > 1:
-        if finding.status != "ok":
-            summary = f"{summary.rstrip('.')} (the copy Claude Desktop starts {_label(launch)})."
         said = "; ".join(
-            f"{_label(one)}: {_OUTCOME_WORDS.get(done.facts.get('outcome'), 'not started')}" for one, done in started
-        )
-        details.append(
-            f"Claude Desktop starts this connector twice, {_label(launches[0])} and {_label(launches[1])}, and "
-            f"both copies use the same QuickBooks connection. Started here one after the other: {said}."
+            f"{_copy(one)} {_OUTCOME_WORDS.get(done.facts.get('outcome'), 'did not start')}"
+            + (" (described here)" if one is launch and finding.status != "ok" else "")
+            for one, done in started
         )
         if len(started) < len(launches):
-            details.append(f"The copy {_label(launches[-1])} was not started: no time was left.")
+            said += f"; {_copy(launches[-1])} was not started (no time was left)"
+        details.insert(
+            0,
+            f"Claude Desktop starts this connector twice, {_label(launches[0])} and {_label(launches[1])}, and "
+            f"both copies use the same QuickBooks connection. Both were started here: {said}.",
+        )
     elif not_started is not None:
         details.append(f"Not started as an extension: {not_started[1]}.")
     return finding._replace(summary=summary, details=details, facts=facts)
@@ -295,14 +300,14 @@ def _brief(launch: Launch, facts: dict[str, Any]) -> dict[str, Any]:
 
 
 _OUTCOME_WORDS = {
-    "ok": "it answered",
-    "command_not_found": "its program is not found",
-    "spawn_failed": "its program does not run",
-    "exited_at_start": "it stopped right after it started",
-    "stdout_not_json": "it writes text that is not MCP",
-    "no_answer": "it did not answer",
-    "exited_on_discover": "it stopped on server/discover",
-    "handshake_error": "its answer is not valid MCP",
+    "ok": "answered",
+    "command_not_found": "could not start: its program is not found",
+    "spawn_failed": "could not start: its program does not run",
+    "exited_at_start": "stopped right after it started",
+    "stdout_not_json": "writes text that is not MCP",
+    "no_answer": "did not answer",
+    "exited_on_discover": "stopped on server/discover",
+    "handshake_error": "answered with something that is not valid MCP",
 }
 
 

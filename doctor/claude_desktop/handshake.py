@@ -4,7 +4,9 @@ Desktop's failures at this step reach the owner as "Server disconnected" or tool
 appear; here each is named: the program does not start, it exits before answering (with the
 last lines of its stderr), it writes text that is not MCP to stdout (Desktop's "Unexpected
 token"), it does not answer in time, or it exits when sent `server/discover` (newer Desktop
-builds send it, and then cannot start the connector for Cowork and Code).
+builds send it, and then cannot start the connector for Cowork and Code). A child that ends by
+itself (at start, or on `server/discover`) is reported with its return code: `exit_code`, negative
+for the signal that stopped it on POSIX.
 
 This is the only module that imports `mcp` (the SDK pulls in pydantic, starlette and more), and
 only inside `shake_hands`: nothing is imported until the `connector-launch` probe runs.

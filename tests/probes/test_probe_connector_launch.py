@@ -348,12 +348,13 @@ def test_an_extension_is_started_as_desktop_starts_it(home: Path, tmp_path: Path
 def test_an_extension_that_crashes_names_its_exit_code_and_hides_its_sensitive_settings(
     home: Path, tmp_path: Path
 ) -> None:
-    config = _desktop_folder(tmp_path)
+    config = tmp_path / "claude" / "claude_desktop_config.json"  # no config file at all: extensions only
     _extension(config.parent, _manifest("crash"))
     doc, probe = _ext_doctor(home, tmp_path, config)
     _assert_named(doc, probe, "exited_at_start")
     assert probe["facts"]["exit_code"] == 3 and probe["facts"]["exit_signal"] is None
     assert probe["details"][0] == "It stopped with exit code 3."
+    assert not any("twice" in line for line in probe["details"])  # registered one way only
     # The connector printed the PIN: known as a secret only because the manifest marks it sensitive.
     assert any(line.startswith("  Loaded QB_COMPANY_PIN ") for line in probe["details"])
     assert "Settings → Extensions" in probe["remediation"]["text"]
@@ -402,8 +403,44 @@ def test_registered_both_ways_both_copies_are_started_and_the_failing_one_named(
         ("mcp_servers", "ok"),
         ("extension", "exited_at_start"),
     ]
-    assert 'as the Claude Desktop extension "SideQuest QuickBooks"' in probe["summary"]
-    assert any("starts this connector twice" in line for line in probe["details"])
+    assert "stops right after it starts" in probe["summary"]
+    assert probe["details"][0].startswith("Claude Desktop starts this connector twice")
+    assert probe["details"][0].endswith(
+        "Both were started here: the settings' copy answered; the extension's copy stopped right after it "
+        "started (described here)."
+    )
+    assert probe["details"][1] == "It stopped with exit code 3."
+    _assert_child_gone(tmp_path)
+    _pid_gone(tmp_path / "user-home" / "ext-pid")
+
+
+def test_registered_both_ways_with_the_extension_turned_off_only_the_entry_is_started(
+    home: Path, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, "healthy")
+    _extension(config.parent, _manifest("healthy"), enabled=False)
+    doc, probe = _ext_doctor(home, tmp_path, config)
+    assert probe["status"] == "ok", probe
+    assert [one["started_from"] for one in probe["facts"]["launches"]] == ["mcp_servers"]
+    assert probe["facts"]["extension_not_started"] == "disabled"
+    assert 'Not started as an extension: the extension "SideQuest QuickBooks" is turned off' in probe["details"][-1]
+    assert not (tmp_path / "user-home" / "ext-pid").exists()
+    _assert_child_gone(tmp_path)
+
+
+def test_registered_both_ways_and_both_healthy_both_are_started(home: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path, "healthy")
+    _extension(config.parent, _manifest("healthy"))
+    doc, probe = _ext_doctor(home, tmp_path, config)
+    assert probe["status"] == "ok", probe
+    assert probe["facts"]["started_from"] == "mcp_servers"
+    assert [(one["started_from"], one["outcome"]) for one in probe["facts"]["launches"]] == [
+        ("mcp_servers", "ok"),
+        ("extension", "ok"),
+    ]
+    assert any(
+        "starts this connector twice" in line and "the extension's copy answered" in line for line in probe["details"]
+    )
     _assert_child_gone(tmp_path)
     _pid_gone(tmp_path / "user-home" / "ext-pid")
 
