@@ -35,6 +35,7 @@ from doctor.advice import DOCTOR, EDIT_CONFIG, QUIT_CLAUDE, SETUP
 from doctor.claude_desktop.config import CONNECTOR_NAME, ConnectorEntry
 from doctor.claude_desktop.launch import (
     FROM_EXTENSION,
+    PATH_FROM_BUNDLE,
     PATH_FROM_ENTRY,
     PATH_FROM_LOG,
     RUNTIME_FOR_BUILT_IN_NODE,
@@ -68,6 +69,7 @@ _DISCOVER_WORDS = {
 _PATH_WORDS = {
     PATH_FROM_LOG: "the folders Claude Desktop logged when it last started the connector",
     PATH_FROM_ENTRY: 'the PATH set in the entry\'s own "env"',
+    PATH_FROM_BUNDLE: "the extension's own folder",
 }
 
 
@@ -394,6 +396,8 @@ def _exit_detail(shake: Any) -> list[str]:
 def _not_found(launch: Launch, facts: dict[str, Any]) -> Finding:
     where = _PATH_WORDS.get(launch.path_source, "the folders Claude Desktop searches")
     if launch.source == FROM_EXTENSION:
+        if launch.path_source == PATH_FROM_ENTRY:
+            where = "the PATH set in the extension's manifest"
         python = launch.command.strip().lower() in ("python", "python3", "python.exe", "python3.exe")
         return _fail(
             f'Claude Desktop cannot start the SideQuest extension "{launch.name}": the program '

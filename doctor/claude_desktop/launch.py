@@ -46,6 +46,7 @@ PATH_FROM_LOG = "claude_desktop_log"
 PATH_FROM_ENTRY = "entry_env"
 PATH_PLATFORM_DEFAULT = "platform_default"
 PATH_FROM_ENVIRONMENT = "this_session"
+PATH_FROM_BUNDLE = "extension_folder"  # a relative command of an extension: looked up in its folder
 
 # Where Desktop loads the connector from, for the facts.
 FROM_ENTRY = "mcp_servers"
@@ -220,6 +221,7 @@ def rebuild_extension_launch(
     relative_in_bundle = not os.path.isabs(command) and ("/" in command or "\\" in command)
     if relative_in_bundle:
         program = resolve_command(str(extension.folder / command))
+        search_path, source = str(extension.folder), PATH_FROM_BUNDLE
     else:
         program = resolve_command(command, {"PATH": search_path})
     server = extension.manifest.get("server")

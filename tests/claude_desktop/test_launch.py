@@ -196,6 +196,8 @@ def test_a_relative_command_of_an_extension_is_found_in_its_folder(tmp_path: Pat
     program = _program(extension.folder / "server")
     launch = rebuild_extension_launch(extension, {"PATH": "/usr/bin"}, platform="linux")
     assert launch is not None and launch.program == str(program)
+    assert launch.search_folders == [str(extension.folder)] and launch.path_source == "extension_folder"
+    assert launch.env["PATH"] == "/usr/bin"  # the connector still gets Desktop's PATH
 
 
 def test_node_is_desktops_built_in_runtime_unless_turned_off(tmp_path: Path) -> None:

@@ -496,3 +496,20 @@ def test_an_extension_with_settings_only_desktop_can_decrypt_is_not_started(home
     assert probe["facts"]["extension_not_started"] == "encrypted_settings"
     assert ciphertext not in str(doc)
     assert not (tmp_path / "user-home" / "ext-pid").exists()
+
+
+def test_an_extension_whose_python_desktop_cannot_find_is_named(home: Path, tmp_path: Path) -> None:
+    config = _desktop_folder(tmp_path)
+    _extension(config.parent, _manifest("healthy", command="python3"))
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    doc, probe = _ext_doctor(home, tmp_path, config, PATH=str(empty))
+    _assert_named(doc, probe, None)
+    assert probe["summary"] == (
+        'Claude Desktop cannot start the SideQuest extension "SideQuest QuickBooks": the program "python3" '
+        "is not found."
+    )
+    assert probe["details"][0].endswith(f": {empty}.")
+    assert probe["remediation"]["text"].startswith("Install Python 3")
+    assert probe["facts"]["started_from"] == "extension" and probe["facts"]["program"] is None
+    assert not (tmp_path / "user-home" / "ext-pid").exists()
