@@ -25,7 +25,6 @@ prints them is redacted too.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from pathlib import Path
@@ -319,6 +318,8 @@ def exit_words(code: int | None) -> str | None:
         return None
     if code >= 0:
         return f"it stopped with exit code {code}"
+    import signal
+
     try:
         name = f" ({signal.Signals(-code).name})"
     except ValueError:
