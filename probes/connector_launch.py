@@ -271,7 +271,6 @@ def _combined(
         "launches": [_brief(one, done.facts) for one, done in started],
     }
     details = list(finding.details)
-    summary = finding.summary
     if len(launches) > 1:
         said = "; ".join(
             f"{_copy(one)} {_OUTCOME_WORDS.get(done.facts.get('outcome'), 'did not start')}"
@@ -287,7 +286,7 @@ def _combined(
         )
     elif not_started is not None:
         details.append(f"Not started as an extension: {not_started[1]}.")
-    return finding._replace(summary=summary, details=details, facts=facts)
+    return finding._replace(details=details, facts=facts)
 
 
 def _brief(launch: Launch, facts: dict[str, Any]) -> dict[str, Any]:
