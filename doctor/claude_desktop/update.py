@@ -341,9 +341,7 @@ def _plan_restore(config: ClaudeConfig, name: str, wanted: dict[str, Any]) -> _P
     return _Plan(_serialise(config.data, config.raw), target, servers[target], restored=True)
 
 
-def _plan_new_entry(
-    config: ClaudeConfig, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None
-) -> _Plan:
+def _plan_new_entry(config: ClaudeConfig, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None) -> _Plan:
     """Add the connector's entry to a config that has none, if the caller gave one to add."""
     if create_entry is None:
         raise ClaudeConfigError(
