@@ -18,6 +18,15 @@ its QB_REALM_ID is realm-match's and environment-match's finding, not a sync pro
 Timing is deliberately not used: §6 records no consent time, and Claude Desktop rewrites the
 file for its own preferences, so the file's mtime says nothing about when the token was put
 there. Token text is never compared beyond equality and never shown.
+
+The entry SideQuest last wrote (issue 10 §4). Claude Desktop sometimes rewrites its file and
+drops `mcpServers`. reauth-qb, `--fix` and setup keep a copy of the entry they wrote in the
+connector home (doctor/claude_desktop/entry_copy.py, secrets left to `.env`); an entry that is
+gone, or whose command, args or env keys differ from that copy, is named as such, and `--fix`
+puts the copy back (refused while Claude Desktop runs, since it would drop it again).
+
+A bare `command` is looked up in the folders Claude Desktop logged on its last start of the
+connector (its PATH is not the terminal's); without such a log line, in the terminal's PATH.
 """
 
 from __future__ import annotations

@@ -5,6 +5,13 @@ it), and it holds a refresh token. So an update (DESIGN.md §6, CONTRACT) change
 connector's three synced values, keeps a backup beside the file, writes atomically, starts over
 if Claude Desktop writes meanwhile, and never overwrites a file it could not parse.
 
+Two more rules (issue 10 §4). A running Claude Desktop that reads the file rewrites it and would
+undo the change, so no change is written then (DesktopRunning; the process table is read only
+when a change is due, so psutil stays off every other path). And each write leaves the
+known-good copy of the entry in the connector home (entry_copy.py), from which
+`restore_connector_entry` puts it back when Desktop drops it. setup may also point the entry at
+another program (`launch`), after the user agreed.
+
 Standard library only, plus the atomic-file helpers of `doctor.store`.
 """
 

@@ -13,7 +13,10 @@ did at every step:
 3. `.env` gets the keys (under the lock, every other line kept, mode 0600); keys already there
    are replaced only after a confirmation or `--yes`;
 4. Claude Desktop's config gets the connector's entry (`command` from `--connector-command`,
-   else `qb-distributor-mcp` on PATH, else it says what to pass and writes no entry). This comes
+   else `qb-distributor-mcp` on PATH, else it says what to pass and writes no entry). An existing
+   entry that starts another program is pointed at this one only after a confirmation or `--yes`
+   (as for keys; the backup keeps the old file). Nothing is written while Claude Desktop runs (it
+   would undo it): setup says to quit it and run setup again. This comes
    before the consent so that `reauth-qb` pushes the new connection into that entry itself;
 5. the consent flow of `reauth-qb` (skipped with `--no-consent`);
 6. the keep-alive (`sidequest keepalive on`), offered on a terminal, done with `--yes`;
