@@ -336,3 +336,15 @@ def test_setup_while_claude_desktop_runs_leaves_its_config_and_says_what_is_left
     assert list(world.claude.parent.iterdir()) == [world.claude]  # no backup, no temp file
     assert not (world.home / "claude-entry.json").exists()
     assert read_env_file(world.home / ".env").get("QB_CLIENT_ID") == CLIENT_ID  # the keys were saved
+
+
+@pytest.mark.parametrize("answer, starts", [(b"y\n", "connector"), (b"n\n", "/old/place/qb-distributor-mcp")])
+def test_on_a_terminal_the_command_changes_only_when_the_person_agrees(world, answer: bytes, starts: str) -> None:
+    _existing_entry(world)
+    answers = [(b"Client secret", CLIENT_SECRET.encode() + b"\n"), (b"instead?", answer)]
+    code, text = pty_session(world, answers, "--client-id", CLIENT_ID, "--environment", "sandbox", "--no-consent")
+    assert "starts '/old/place/qb-distributor-mcp'. Start " in text, text
+    entry = json.loads(world.claude.read_text(encoding="utf-8"))["mcpServers"]["qb-distributor"]
+    expected = str(world.connector) if starts == "connector" else starts
+    assert entry["command"] == expected, text
+    assert CLIENT_SECRET not in text
