@@ -168,9 +168,10 @@ def test_tls_untrusted_and_then_trusted_through_ssl_cert_file(tmp_path, https_fa
     home = tmp_path / "home"
     env_path = _world(https_fake, home)
     before = env_path.read_bytes()
-    proxy = {"NO_PROXY": "127.0.0.1,localhost"}
+    # A proxy with credentials in its URL that the fake's host is exempt from: shown, without them.
+    proxy = {"NO_PROXY": "127.0.0.1,localhost", "HTTPS_PROXY": "http://alice:pr0xyPass@proxy.example:8080"}
 
-    doc, text, prompt = doctor_all_formats(home, https_fake, **proxy)
+    doc, text, prompt = doctor_all_formats(home, https_fake, secrets=("pr0xyPass",), **proxy)
 
     assert doc["diagnosis"]["cause"] == "tls_untrusted"
     refresh = probe(doc, "refresh-chain")
@@ -178,6 +179,12 @@ def test_tls_untrusted_and_then_trusted_through_ssl_cert_file(tmp_path, https_fa
     assert "certificate problem" in refresh["summary"] and "not the internet connection" in refresh["summary"]
     assert refresh["facts"]["error_kind"] == "certificate"
     assert refresh["facts"]["no_proxy"] == "127.0.0.1,localhost"
+    assert refresh["facts"]["https_proxy"] == "http://proxy.example:8080"
+    # The issuer of the certificate the server presented, read from it, in every format.
+    assert refresh["facts"]["certificate_issuer"] == "Fake Intuit Test Root"
+    assert "issued by “Fake Intuit Test Root”" in refresh["summary"]
+    assert "Fake Intuit Test Root" in text and "Fake Intuit Test Root" in prompt
+    assert "install" in text.lower() and "system" in text
     assert "SSL_CERT_FILE" in text and "SSL_CERT_FILE" in prompt
     assert "Never suggest turning certificate checking off" in prompt
     assert https_fake.refresh_count == 0
