@@ -289,3 +289,51 @@ def test_the_certificate_issuer_is_named_when_the_error_carries_it(tmp_path):
     assert finding.cause == "tls_untrusted"
     assert "issued by “Zscaler Root CA”" in finding.summary
     assert finding.facts["certificate_issuer"] == "Zscaler Root CA"
+
+
+# ----------------------------------------------------------------------------- a wrong clock
+
+
+@pytest.mark.parametrize("hours", [6, -3])
+def test_a_skewed_clock_is_named_when_nothing_else_explains_invalid_grant(tmp_path, fake_intuit, hours):
+    """invalid_grant with the environment, company and deadlines all fitting, and Intuit's Date header hours
+    off: the clock is named as the likely reason and comes first in the fix; reconnecting is the fallback."""
+    fake_intuit.now = lambda: utc_now() + timedelta(hours=hours)
+    home = tmp_path / "home"
+    env_path = _world(fake_intuit, home)
+    before = env_path.read_bytes()
+    fake_intuit.disconnect(REALM_ID)
+
+    doc, text, prompt = doctor_all_formats(home, fake_intuit)
+
+    assert doc["diagnosis"]["cause"] == "app_disconnected"
+    direction = "behind" if hours > 0 else "ahead of"
+    headline = doc["diagnosis"]["headline"]
+    assert f"this computer's clock is {abs(hours)} hours {direction} Intuit's" in headline, headline
+    assert "likely reason" in headline
+    fix = doc["diagnosis"]["fix"]
+    assert "automatic date and time" in fix[0] and "reauth-qb" in fix[1]
+    refresh = probe(doc, "refresh-chain")
+    assert refresh["status"] == "fail"
+    assert refresh["facts"]["refused_because"] == "clock_skew"
+    assert refresh["facts"]["error_kind"] == "invalid_grant" and refresh["facts"]["http_status"] == 400
+    assert abs(refresh["facts"]["skew_seconds"] + hours * 3600) < 120
+    assert refresh["facts"]["intuit_date"].endswith("Z")
+    assert probe(doc, "clock-skew")["status"] == "warn"
+    assert text.startswith(headline)
+    assert "automatic date and time" in text
+    assert "clock" in prompt and "Set the clock right first" in prompt
+    assert env_path.read_bytes() == before
+
+
+def test_a_right_clock_leaves_invalid_grant_to_disconnected_or_superseded(tmp_path, fake_intuit):
+    """The same refusal with the clocks agreeing: no clock is blamed."""
+    home = tmp_path / "home"
+    _world(fake_intuit, home)
+    fake_intuit.disconnect(REALM_ID)
+
+    doc, text, _prompt = doctor_all_formats(home, fake_intuit)
+
+    assert doc["diagnosis"]["cause"] == "app_disconnected"
+    assert probe(doc, "refresh-chain")["facts"]["refused_because"] in ("disconnected", "superseded")
+    assert "clock" not in doc["diagnosis"]["headline"] and "automatic date and time" not in text
