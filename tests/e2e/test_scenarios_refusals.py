@@ -337,3 +337,31 @@ def test_a_right_clock_leaves_invalid_grant_to_disconnected_or_superseded(tmp_pa
     assert doc["diagnosis"]["cause"] == "app_disconnected"
     assert probe(doc, "refresh-chain")["facts"]["refused_because"] in ("disconnected", "superseded")
     assert "clock" not in doc["diagnosis"]["headline"] and "automatic date and time" not in text
+
+
+def test_wrong_cluster_where_the_other_environment_answers_is_an_environment_mismatch(tmp_path, fake_intuit):
+    """Code 130 "Accessing Wrong Cluster" in production while the sandbox answers: QB_ENVIRONMENT is wrong."""
+    home = tmp_path / "home"
+    now = utc_now()
+    token = sandbox_world(fake_intuit, issued_at=now - timedelta(hours=2))
+    # An older .env that does not record where the connection was made, set to production by mistake.
+    values = metadata(refreshed_at=now - timedelta(hours=2))
+    del values["QB_TOKEN_ENVIRONMENT"]
+    env_path = write_chain_env(home, token, QB_ENVIRONMENT="production", **values)
+    fake_intuit.qbo_fault = "130"
+    fake_intuit.qbo_fault_environments = frozenset({"production"})
+
+    doc, text, prompt = doctor_all_formats(home, fake_intuit)
+
+    assert doc["diagnosis"]["cause"] == "environment_mismatch"
+    assert doc["exit_code"] == 1
+    env_match = probe(doc, "environment-match")
+    assert env_match["status"] == "fail"
+    assert env_match["facts"]["error_code"] == "130"
+    assert env_match["facts"]["error_kind"] == "wrong_cluster"
+    assert env_match["facts"]["intuit_tid"]
+    assert env_match["facts"]["works_in"] == "sandbox"
+    assert "accepts it in sandbox" in env_match["summary"]
+    assert any("QB_ENVIRONMENT=sandbox" in step for step in doc["diagnosis"]["fix"]) or "QB_ENVIRONMENT" in text
+    assert "sandbox" in prompt and "production" in prompt
+    assert "QB_ENVIRONMENT=production" in env_path.read_text(encoding="utf-8")  # nothing changed it
