@@ -103,10 +103,10 @@ def system_ssl_context() -> ssl.SSLContext:
     macOS and Windows: truststore, which asks the Keychain / the Windows certificate store, so a
     company root installed there (a TLS-inspecting proxy's) is trusted as in the browser; roots
     loaded into it later (SSL_CERT_FILE) are extra anchors. Linux: the system store *is* OpenSSL's
-    default verify paths, which is all truststore does there too, but truststore re-reads them
-    on every handshake (about 20 ms each, and the refresh's handshake happens while `.env` is
-    locked); here they are read once, with the compiled-in paths rather than SSL_CERT_FILE's, so
-    SSL_CERT_FILE adds to the system's roots instead of replacing them.
+    default verify paths, which is all truststore does there too, but truststore re-reads them on
+    every handshake (about 20 ms each, and the refresh's handshake happens while `.env` is locked),
+    and with SSL_CERT_FILE set it reads that file *instead of* the system's bundle. Here they are
+    set up once, from the compiled-in paths, so SSL_CERT_FILE adds to the system's roots.
     """
     import ssl
 
@@ -120,28 +120,31 @@ def system_ssl_context() -> ssl.SSLContext:
 
 
 def _load_linux_roots(context: ssl.SSLContext) -> None:
+    """The system's roots as OpenSSL was built to find them (never SSL_CERT_FILE's: that one is added on top).
+
+    The hashed folder (what update-ca-certificates / c_rehash keep in step with the bundle) is read
+    lazily, one file per lookup, so it costs nothing up front; the bundle file is parsed whole
+    (about 20 ms), so it is read only where there is no hashed folder (Fedora, RHEL, Arch).
+    """
     import ssl
 
     paths = ssl.get_default_verify_paths()
-    found = False
+    if paths.openssl_capath and _holds_hashed_certificates(paths.openssl_capath):
+        context.load_verify_locations(capath=paths.openssl_capath)
+        return
     if paths.openssl_cafile and os.path.isfile(paths.openssl_cafile):
         context.load_verify_locations(cafile=paths.openssl_cafile)
-        found = True
-    if paths.openssl_capath and _holds_hashed_certificates(paths.openssl_capath):
-        context.load_verify_locations(capath=paths.openssl_capath)  # read lazily, one file per lookup
-        found = True
-    if not found:
-        cafile = next((path for path in _LINUX_CA_FILES if os.path.isfile(path)), None)
-        if cafile is not None:
-            context.load_verify_locations(cafile=cafile)
-            found = True
-    if not found:
-        # A system without a CA store (a bare container): the roots pip and httpx ship, as before.
-        try:
-            import certifi
-        except ImportError:  # pragma: no cover - certifi comes with httpx
-            return
-        context.load_verify_locations(cafile=certifi.where())
+        return
+    cafile = next((path for path in _LINUX_CA_FILES if os.path.isfile(path)), None)
+    if cafile is not None:
+        context.load_verify_locations(cafile=cafile)
+        return
+    # A system without a CA store (a bare container): the roots httpx ships, as before.
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - certifi comes with httpx
+        return
+    context.load_verify_locations(cafile=certifi.where())
 
 
 def _holds_hashed_certificates(folder: str) -> bool:

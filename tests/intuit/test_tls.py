@@ -127,52 +127,78 @@ def fresh_contexts(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def _system_store(monkeypatch: pytest.MonkeyPatch, cafile: Path) -> None:
-    """Make `cafile` the operating system's trust store, as OpenSSL's compiled-in defaults name it on Linux."""
+def _system_store(monkeypatch: pytest.MonkeyPatch, cafile: Path | None = None, capath: Path | None = None) -> None:
+    """Make `cafile` (a bundle) or `capath` (a hashed folder) the system's trust store, as OpenSSL's
+    compiled-in defaults name it on Linux."""
     import ssl
 
+    nowhere = str(Path(cafile or capath or ".").parent / "no-such-place")
     real = ssl.get_default_verify_paths()
-    fake = real._replace(openssl_cafile=str(cafile), openssl_capath=str(cafile.parent / "no-such-folder"))
+    fake = real._replace(openssl_cafile=str(cafile or nowhere), openssl_capath=str(capath or nowhere))
     monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: fake)
 
 
+def _hashed_folder(certificate: Path, folder: Path) -> Path:
+    """A c_rehash-style folder holding `certificate` under its subject hash (needs the openssl command)."""
+    import shutil
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to name a certificate by its subject hash")
+    digest = subprocess.run(
+        [openssl, "x509", "-hash", "-noout", "-in", str(certificate)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    folder.mkdir()
+    shutil.copy(certificate, folder / f"{digest}.0")
+    return folder
+
+
 @pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="Linux reads the system store from OpenSSL's paths")
+@pytest.mark.parametrize("form", ["bundle", "hashed_folder"])
 def test_a_root_installed_in_the_system_store_is_trusted_without_ssl_cert_file(
-    https_fake: FakeIntuit, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, fresh_contexts: None
+    https_fake: FakeIntuit,
+    certificate: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_contexts: None,
+    tmp_path: Path,
+    form: str,
 ) -> None:
     """A company root installed in the system (update-ca-certificates) works as in the browser: no setting needed."""
-    _system_store(monkeypatch, certificate[0])
+    if form == "bundle":
+        _system_store(monkeypatch, cafile=certificate[0])
+    else:
+        _system_store(monkeypatch, capath=_hashed_folder(certificate[0], tmp_path / "certs"))
     token = https_fake.mint_chain(CLIENT_ID, REALM_ID)
     with IntuitClient(environ=https_fake.environ(), timeout=5.0) as client:
         assert client.refresh(CLIENT_ID, CLIENT_SECRET, token).access_token
 
 
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="Linux reads the system store from OpenSSL's paths")
 def test_ssl_cert_file_adds_to_the_system_roots_instead_of_replacing_them(
-    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, fresh_contexts: None
+    https_fake: FakeIntuit,
+    certificate: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_contexts: None,
+    tmp_path: Path,
 ) -> None:
+    """The server's root is in the system store; SSL_CERT_FILE names another (a company root): both are trusted."""
     import ssl
 
-    from doctor.intuit.client import _ssl_context, system_ssl_context
+    from doctor.intuit.client import _ssl_context
+    from tests.support.fake_intuit import self_signed_certificate
 
-    system = len(system_ssl_context().get_ca_certs()) + _hashed_roots()
-    assert system > 0, "this machine has no system roots to keep"
-    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    other = self_signed_certificate(tmp_path / "company")
+    assert other is not None
+    _system_store(monkeypatch, cafile=certificate[0])
+    monkeypatch.setenv("SSL_CERT_FILE", str(other[0]))
+    token = https_fake.mint_chain(CLIENT_ID, REALM_ID)
+    with IntuitClient(environ=https_fake.environ(), timeout=5.0) as client:
+        assert client.refresh(CLIENT_ID, CLIENT_SECRET, token).access_token
     context = _ssl_context()
-    roots = context.get_ca_certs()
-    assert any(dict(part[0] for part in root["subject"]).get("commonName") == "Fake Intuit Test Root" for root in roots)
-    assert len(roots) + _hashed_roots() > 1
+    assert len(context.get_ca_certs()) == 2  # the system's root and SSL_CERT_FILE's
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert _ssl_context() is context  # built once per setting, shared by every client
-
-
-def _hashed_roots() -> int:
-    """Roots OpenSSL reads lazily from the system's hashed folder (they are not listed by get_ca_certs)."""
-    import ssl
-
-    from doctor.intuit.client import _holds_hashed_certificates
-
-    capath = ssl.get_default_verify_paths().openssl_capath
-    return 1 if capath and _holds_hashed_certificates(capath) else 0
 
 
 def test_verification_is_on_whatever_the_store(fresh_contexts: None) -> None:
