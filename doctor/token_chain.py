@@ -338,7 +338,7 @@ def named_refusal(ctx: Context, exc: IntuitError, what: str, known: dict[str, ob
                 "certificate in the system, or set SSL_CERT_FILE to a PEM file that holds it.",
                 "Certificate checking stays on; it is never turned off.",
             ],
-            facts={**facts, "certificate_issuer": issuer, **proxy_facts(ctx)},
+            facts={**facts, "certificate_issuer": issuer, "certificate_problem": exc.detail, **proxy_facts(ctx)},
             cause="tls_untrusted",
             remediation=Remediation(
                 "Install the company's root certificate, or set SSL_CERT_FILE to a PEM file of trusted roots "

@@ -476,8 +476,9 @@ def _certificate_failure(exc: BaseException, url: str, deadline: float) -> Intui
     return None
 
 
-# The most a refused certificate's issuer may cost: it only improves a message.
-ISSUER_TIMEOUT = 3.0
+# The most reading a refused certificate's issuer may cost: it only improves a message (and a
+# refresh's failure path holds the `.env` lock meanwhile).
+ISSUER_TIMEOUT = 2.0
 
 
 def presented_issuer(url: str, *, timeout: float, environ: Mapping[str, str] | None = None) -> str | None:

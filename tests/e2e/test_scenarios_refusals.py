@@ -182,6 +182,7 @@ def test_tls_untrusted_and_then_trusted_through_ssl_cert_file(tmp_path, https_fa
     assert refresh["facts"]["https_proxy"] == "http://proxy.example:8080"
     # The issuer of the certificate the server presented, read from it, in every format.
     assert refresh["facts"]["certificate_issuer"] == "Fake Intuit Test Root"
+    assert "self" in refresh["facts"]["certificate_problem"].lower()  # OpenSSL's "self-signed certificate"
     assert "issued by “Fake Intuit Test Root”" in refresh["summary"]
     assert "Fake Intuit Test Root" in text and "Fake Intuit Test Root" in prompt
     assert "install" in text.lower() and "system" in text
