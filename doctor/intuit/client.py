@@ -54,6 +54,8 @@ _LINUX_CA_FILES = (
     "/etc/ssl/ca-bundle.pem",  # SUSE
 )
 _HASHED_CERT_NAME = re.compile(r"^[0-9a-fA-F]{8}\.[0-9]+$")
+# Where the system's trust store is not OpenSSL's files, so truststore asks the system itself.
+NATIVE_TRUST_PLATFORMS = ("darwin", "win32")
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -110,7 +112,7 @@ def system_ssl_context() -> ssl.SSLContext:
     """
     import ssl
 
-    if sys.platform in ("darwin", "win32"):
+    if sys.platform in NATIVE_TRUST_PLATFORMS:
         import truststore
 
         return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -378,3 +378,24 @@ def test_the_issuer_is_read_through_the_same_proxy(
     # The refused request's tunnel, then the bare handshake's, both through the proxy; no HTTP request arrived.
     assert len(connect_proxy.tunnels) == 2
     assert https_fake.requests == []
+
+
+def test_the_truststore_path_verifies_and_names_the_issuer_too(
+    https_fake: FakeIntuit, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, fresh_contexts: None
+) -> None:
+    """macOS and Windows build the context with truststore; here its Linux backend stands in for theirs."""
+    import truststore
+
+    from doctor.intuit import client as client_module
+
+    monkeypatch.setattr(client_module, "NATIVE_TRUST_PLATFORMS", (sys.platform,))
+    assert isinstance(client_module.system_ssl_context(), truststore.SSLContext)
+    with IntuitClient(environ=https_fake.environ(), timeout=5.0) as client:
+        with pytest.raises(IntuitError) as info:
+            client.refresh(CLIENT_ID, CLIENT_SECRET, https_fake.mint_chain(CLIENT_ID, REALM_ID))
+    assert info.value.kind == "certificate" and info.value.issuer == "Fake Intuit Test Root"
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    with IntuitClient(environ=https_fake.environ(), timeout=5.0) as client:
+        assert client.refresh(CLIENT_ID, CLIENT_SECRET, https_fake.mint_chain(CLIENT_ID, REALM_ID)).access_token
+    assert isinstance(client_module._ssl_context(), truststore.SSLContext)
