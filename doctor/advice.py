@@ -120,6 +120,18 @@ def quit_claude_then(command: str) -> str:
 # Claude Desktop's own settings screen, where a person can see and edit the file.
 EDIT_CONFIG = "Open Claude Desktop → Settings → Developer → Edit Config"
 
+# -- this computer's clock ---------------------------------------------------------------------
+
+SET_CLOCK = (
+    'Turn on automatic date and time (macOS: System Settings → General → Date & Time, "Set time and date '
+    'automatically"; Windows: Settings → Time & language → Date & time, "Set time automatically")'
+)
+# After a refusal the clock most likely explains: fix the clock first, reconnect only if it was not that.
+CLOCK_THEN_REAUTH = (
+    f"If `{DOCTOR}` still says QuickBooks refuses the connection once the clock is right, run `{REAUTH}` "
+    "and click Connect."
+)
+
 # -- the token lock ---------------------------------------------------------------------------
 
 LOCK_WAIT = "Wait a minute and run the doctor again"

@@ -8,7 +8,7 @@ a business owner, not an engineer.
 
 from __future__ import annotations
 
-from doctor.advice import QUIT_CLAUDE, SETUP
+from doctor.advice import CLOCK_THEN_REAUTH, DOCTOR, QUIT_CLAUDE, SET_CLOCK, SETUP
 from doctor.advice import REAUTH_CLICK_CONNECT as REAUTH
 from doctor.model import CAUSE_ORDER, CAUSES, Diagnosis, ProbeResult
 
@@ -182,6 +182,11 @@ def diagnose(results: list[ProbeResult]) -> Diagnosis:
     if limit in RATE_LIMIT_FIXES and result.remediation is not None:
         # Which limit it is decides the advice: wait until the time the finding gives, or contact support.
         return Diagnosis(cause, HEADLINES[cause], (result.remediation.text,) + RATE_LIMIT_FIXES[limit], result.id)
+    if cause == "app_disconnected" and result.facts.get("refused_because") == "clock_skew":
+        # The saved connection was refused and this computer's clock is far off: the finding's sentence
+        # (written for the owner) says by how much, and setting the clock comes before reconnecting.
+        fixes = (f"{SET_CLOCK}, then run `{DOCTOR}` again.", CLOCK_THEN_REAUTH, QUIT_CLAUDE)
+        return Diagnosis(cause, result.summary, fixes, probe_id=result.id)
     return Diagnosis(cause, HEADLINES[cause], FIXES[cause], probe_id=result.id)
 
 

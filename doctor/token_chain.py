@@ -172,16 +172,27 @@ def record_server_date(ctx: Context, server_date: datetime | None, where: str) -
         ctx.run_facts.record_server_date(where, server_date, ctx.now())
 
 
-def clock_skew_line(server_date: datetime | None, local: datetime) -> str | None:
-    """One sentence when Intuit's clock and this computer's differ by more than 5 minutes."""
+def clock_skew(server_date: datetime | None, local: datetime) -> timedelta | None:
+    """How far this computer's clock is ahead of Intuit's (negative: behind), when past the 5-minute limit."""
     if server_date is None:
         return None
     skew = local - server_date
-    if abs(skew) <= CLOCK_SKEW_LIMIT:
-        return None
+    return skew if abs(skew) > CLOCK_SKEW_LIMIT else None
+
+
+def skew_words(skew: timedelta) -> str:
+    """A clock difference in words: "6 hours behind" (this computer's clock, next to Intuit's)."""
     direction = "ahead of" if skew > timedelta(0) else "behind"
+    return f"{_duration(abs(skew).total_seconds())} {direction}"
+
+
+def clock_skew_line(server_date: datetime | None, local: datetime) -> str | None:
+    """One sentence when Intuit's clock and this computer's differ by more than 5 minutes."""
+    skew = clock_skew(server_date, local)
+    if skew is None:
+        return None
     return (
-        f"This computer's clock is {_duration(abs(skew).total_seconds())} {direction} Intuit's; expiry dates "
+        f"This computer's clock is {skew_words(skew)} Intuit's; expiry dates "
         "computed here are off by as much. Turn on automatic date and time in the system settings."
     )
 
@@ -327,7 +338,7 @@ def named_refusal(ctx: Context, exc: IntuitError, what: str, known: dict[str, ob
                 "certificate in the system, or set SSL_CERT_FILE to a PEM file that holds it.",
                 "Certificate checking stays on; it is never turned off.",
             ],
-            facts={**facts, "certificate_issuer": issuer, **proxy_facts(ctx)},
+            facts={**facts, "certificate_issuer": issuer, "certificate_problem": exc.detail, **proxy_facts(ctx)},
             cause="tls_untrusted",
             remediation=Remediation(
                 "Install the company's root certificate, or set SSL_CERT_FILE to a PEM file of trusted roots "

@@ -16,7 +16,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from doctor.advice import DOCTOR, FIX, LOCK_WAIT, REAUTH, environment_remediation, reauth_in, reauth_remediation
+from doctor.advice import (
+    CLOCK_THEN_REAUTH,
+    DOCTOR,
+    FIX,
+    LOCK_WAIT,
+    REAUTH,
+    SET_CLOCK,
+    environment_remediation,
+    reauth_in,
+    reauth_remediation,
+)
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
@@ -25,11 +35,13 @@ from doctor.situations import first_finding
 from doctor.store.timestamps import format_timestamp, parse_timestamp
 from doctor.token_chain import (
     LIMIT_HARD,
+    clock_skew,
     clock_skew_line,
     describe_limit,
     expiry_status,
     named_refusal,
     record_server_date,
+    skew_words,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -236,6 +248,36 @@ def past_a_deadline(r: _Refusal) -> Finding | None:
     )
 
 
+def clock_off(r: _Refusal) -> Finding | None:
+    # Nothing recorded explains the refusal, and Intuit's Date header says this computer's clock
+    # is more than 5 minutes off: a wrong clock is one known cause of invalid_grant (INTUIT.md §10.2)
+    # and the one fix that costs nothing, so it is named before reconnecting is suggested.
+    skew = clock_skew(r.exc.server_date, r.ctx.now()) if r.grant_refused else None
+    if skew is None:
+        return None
+    likely, why = _disconnected_or_superseded(r.before)
+    return Finding(
+        "fail",
+        f"QuickBooks refused SideQuest's saved connection, and this computer's clock is {skew_words(skew)} "
+        "Intuit's: the wrong clock is the likely reason, so set the clock right first.",
+        details=[
+            r.details[0],
+            "Nothing this computer recorded explains the refusal otherwise (the environment, the company and "
+            "the connection's deadlines all fit), and a clock this far off is one known reason Intuit refuses.",
+            "If Intuit still refuses once the clock is right, the connection was disconnected in QuickBooks or "
+            f"replaced by a newer token that was not saved here ({likely} is likelier). {why}",
+        ],
+        facts={
+            **r.facts,
+            "refused_because": "clock_skew",
+            "skew_seconds": int(skew.total_seconds()),
+            "intuit_date": format_timestamp(r.exc.server_date),
+        },
+        cause="app_disconnected",
+        remediation=Remediation(f"{SET_CLOCK}, then run `{DOCTOR}` again. {CLOCK_THEN_REAUTH}"),
+    )
+
+
 def disconnected_or_superseded(r: _Refusal) -> Finding | None:
     if not r.grant_refused:
         return None
@@ -356,6 +398,7 @@ REFUSALS = (
     minted_for_other_environment,
     minted_for_other_company,
     past_a_deadline,
+    clock_off,
     disconnected_or_superseded,
     app_keys_refused,
     refusal_with_a_name,

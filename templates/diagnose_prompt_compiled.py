@@ -1,7 +1,7 @@
 # Generated from diagnose_prompt.md.j2 by doctor.renderers.write_compiled_prompt(); do not edit.
 # ruff: noqa
 # fmt: off
-TEMPLATE_CHECKSUM = 3251263863
+TEMPLATE_CHECKSUM = 34416832
 JINJA2_VERSION = '3.1.6'
 from jinja2.runtime import LoopContext, Macro, Markup, Namespace, TemplateNotFound, TemplateReference, TemplateRuntimeError, Undefined, escape, identity, internalcode, markup_join, missing, str_join
 name = 'diagnose_prompt.md.j2'
@@ -13,7 +13,8 @@ def root(context, missing=missing):
     cond_expr_undefined = Undefined
     if 0: yield None
     l_0_doc = resolve('doc')
-    l_0_cause = missing
+    l_0_namespace = resolve('namespace')
+    l_0_cause = l_0_chain = missing
     try:
         t_1 = environment.filters['fence']
     except KeyError:
@@ -76,6 +77,20 @@ def root(context, missing=missing):
     l_0_cause = environment.getattr(environment.getattr((undefined(name='doc') if l_0_doc is missing else l_0_doc), 'diagnosis'), 'cause')
     context.vars['cause'] = l_0_cause
     context.exported_vars.add('cause')
+    l_0_chain = context.call((undefined(name='namespace') if l_0_namespace is missing else l_0_namespace), clock_first=False)
+    context.vars['chain'] = l_0_chain
+    context.exported_vars.add('chain')
+    def t_5(fiter):
+        for l_1_probe in fiter:
+            if ((environment.getattr(l_1_probe, 'id') == 'refresh-chain') and (context.call(environment.getattr(environment.getattr(l_1_probe, 'facts'), 'get'), 'refused_because') == 'clock_skew')):
+                yield l_1_probe
+    for l_1_probe in t_5(environment.getattr((undefined(name='doc') if l_0_doc is missing else l_0_doc), 'probes')):
+        _loop_vars = {}
+        pass
+        if not isinstance(l_0_chain, Namespace):
+            raise TemplateRuntimeError("cannot assign attribute on non-namespace object")
+        l_0_chain['clock_first'] = True
+    l_1_probe = missing
     yield '## How to walk the user through it\n\n'
     if ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'healthy'):
         pass
@@ -83,6 +98,9 @@ def root(context, missing=missing):
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'not_configured'):
         pass
         yield '1. Ask whether they received the SideQuest setup email with their app keys. If not, they should contact SideQuest support.\n2. Have them put the keys into `~/.qb-distributor-mcp/.env` as the email describes (they do this themselves; do not ask for the values).\n3. Have them run `sidequest reauth-qb`, click **Connect** on the QuickBooks page and pick their company.\n4. Have them quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm it says healthy.\n'
+    elif (((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'app_disconnected') and environment.getattr((undefined(name='chain') if l_0_chain is missing else l_0_chain), 'clock_first')):
+        pass
+        yield '1. Explain: QuickBooks refused the saved connection, and this computer\'s clock is far off from Intuit\'s (the diagnosis says by how much); a wrong clock is the likely reason. Set the clock right first: reconnecting may not be needed.\n2. Have them turn on automatic date and time (macOS: System Settings → General → Date & Time; Windows: Settings → Time & language → Date & time, "Set time automatically"), then run `sidequest doctor` again.\n3. Only if it still says QuickBooks refuses the connection: have them run `sidequest reauth-qb`, click **Connect**, then quit Claude Desktop completely and reopen it.\n'
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) in ('refresh_token_expired', 'app_disconnected')):
         pass
         yield '1. Explain in one sentence: '
@@ -144,12 +162,12 @@ def root(context, missing=missing):
     yield '\n## Findings ('
     yield str(environment.getattr(environment.getattr((undefined(name='doc') if l_0_doc is missing else l_0_doc), 'summary'), 'status'))
     yield ': '
-    def t_5(fiter):
+    def t_6(fiter):
         for (l_1_key, l_1_value) in fiter:
             if l_1_value:
                 yield (l_1_key, l_1_value)
     l_1_loop = missing
-    for (l_1_key, l_1_value), l_1_loop in LoopContext(t_5(context.call(environment.getattr(environment.getattr(environment.getattr((undefined(name='doc') if l_0_doc is missing else l_0_doc), 'summary'), 'counts'), 'items'))), undefined):
+    for (l_1_key, l_1_value), l_1_loop in LoopContext(t_6(context.call(environment.getattr(environment.getattr(environment.getattr((undefined(name='doc') if l_0_doc is missing else l_0_doc), 'summary'), 'counts'), 'items'))), undefined):
         _loop_vars = {}
         pass
         yield str(l_1_value)
@@ -185,4 +203,4 @@ def root(context, missing=missing):
     l_1_probe = l_1_lines = missing
 
 blocks = {}
-debug_info = '21=38&23=40&25=50&26=52&27=56&33=62&34=65&37=71&40=75&44=78&49=81&50=84&56=91&61=97&67=100&71=103&75=106&79=109&83=112&87=115&91=118&95=121&100=124&104=127&107=130&111=133&118=140&120=158&121=163&124=172&125=174&126=176&128=178'
+debug_info = '21=39&23=41&25=51&26=53&27=57&33=63&34=66&37=72&38=75&39=78&40=87&44=90&48=93&53=96&57=99&58=102&64=109&69=115&75=118&79=121&83=124&87=127&91=130&95=133&99=136&103=139&108=142&112=145&115=148&119=151&126=158&128=176&129=181&132=190&133=192&134=194&136=196'

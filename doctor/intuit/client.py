@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Iterable, Literal, Mapping
@@ -36,14 +38,28 @@ _STREAM_EVENTS = (".connect_tcp.complete", ".start_tls.complete")
 # Fired before a finished HTTP/1.1 exchange closes its connection: the sockets stop being ours.
 _CLOSING_EVENT = "http11.response_closed.started"
 
-# Loading the CA bundle is most of the cost of building a client (tens of ms); every client in
-# the process verifies against the same roots, so the context is built once and shared.
+# Building the verifying context is most of the cost of building a client (tens of ms: parsing the
+# system's CA bundle); every client in the process verifies against the same roots, so the context
+# is built once per setting and shared (both of a client's transports use the same one).
 _ssl_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
 _ssl_lock = threading.Lock()
 
+# Where Linux distributions keep the system's trusted roots when OpenSSL's compiled-in defaults
+# hold none (the same list truststore uses on Linux, from certifi-system-store).
+_LINUX_CA_FILES = (
+    "/etc/ssl/cert.pem",  # Alpine, Arch, Fedora 34-43, RHEL 9-10, BSD
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # Fedora 44+, RHEL 11+
+    "/etc/pki/tls/cert.pem",  # older Fedora, RHEL, CentOS
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu
+    "/etc/ssl/ca-bundle.pem",  # SUSE
+)
+_HASHED_CERT_NAME = re.compile(r"^[0-9a-fA-F]{8}\.[0-9]+$")
+# Where the system's trust store is not OpenSSL's files, so truststore asks the system itself.
+NATIVE_TRUST_PLATFORMS = ("darwin", "win32")
+
 
 def _ssl_context() -> ssl.SSLContext:
-    """The verifying SSL context for every request: SSL_CERT_FILE / SSL_CERT_DIR, else certifi's roots.
+    """The verifying SSL context for every request: the system's trust store, plus SSL_CERT_FILE / SSL_CERT_DIR.
 
     A setting that names a missing or unreadable file is the user's to fix, so it becomes an
     IntuitError of kind `certificate` that says which setting and what is wrong with it.
@@ -62,23 +78,82 @@ def _load_ssl_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
     import ssl
 
     if cafile is None and capath is None:
-        import certifi
-
-        return ssl.create_default_context(cafile=certifi.where())
+        return system_ssl_context()
     setting, path = ("SSL_CERT_FILE", cafile) if cafile else ("SSL_CERT_DIR", capath)
     assert path is not None
     problem = _missing(path, want_file=cafile is not None)
     if problem is None:
+        context = system_ssl_context()
         try:
-            return ssl.create_default_context(cafile=cafile, capath=capath)
+            # In addition to the system's roots, never instead of them: a company root added this
+            # way must not make every public certificate untrusted.
+            context.load_verify_locations(cafile=cafile, capath=capath)
+            return context
         except (OSError, ssl.SSLError, ValueError) as exc:
             problem = f"cannot be used as trusted certificates ({getattr(exc, 'strerror', None) or type(exc).__name__})"
     raise IntuitError(
         "certificate",
         f"{setting} names {path}, which {problem}: point it at the PEM file (or folder) of certificates to "
-        f"trust, or remove the {setting} setting to use the built-in ones",
+        f"trust, or remove the {setting} setting to use the system's own",
         retryable=False,
     )
+
+
+def system_ssl_context() -> ssl.SSLContext:
+    """A verifying client context over the operating system's trust store (certificate and host name checked).
+
+    macOS and Windows: truststore, which asks the Keychain / the Windows certificate store, so a
+    company root installed there (a TLS-inspecting proxy's) is trusted as in the browser; roots
+    loaded into it later (SSL_CERT_FILE) are extra anchors. Linux: the system store *is* OpenSSL's
+    default verify paths, which is all truststore does there too, but truststore re-reads them on
+    every handshake (about 20 ms each, and the refresh's handshake happens while `.env` is locked),
+    and with SSL_CERT_FILE set it reads that file *instead of* the system's bundle. Here they are
+    set up once, from the compiled-in paths, so SSL_CERT_FILE adds to the system's roots.
+    """
+    import ssl
+
+    if sys.platform in NATIVE_TRUST_PLATFORMS:
+        import truststore
+
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname by default
+    _load_linux_roots(context)
+    return context
+
+
+def _load_linux_roots(context: ssl.SSLContext) -> None:
+    """The system's roots as OpenSSL was built to find them (never SSL_CERT_FILE's: that one is added on top).
+
+    The hashed folder (what update-ca-certificates / c_rehash keep in step with the bundle) is read
+    lazily, one file per lookup, so it costs nothing up front; the bundle file is parsed whole
+    (about 20 ms), so it is read only where there is no hashed folder (Fedora, RHEL, Arch).
+    """
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    if paths.openssl_capath and _holds_hashed_certificates(paths.openssl_capath):
+        context.load_verify_locations(capath=paths.openssl_capath)
+        return
+    if paths.openssl_cafile and os.path.isfile(paths.openssl_cafile):
+        context.load_verify_locations(cafile=paths.openssl_cafile)
+        return
+    cafile = next((path for path in _LINUX_CA_FILES if os.path.isfile(path)), None)
+    if cafile is not None:
+        context.load_verify_locations(cafile=cafile)
+        return
+    # A system without a CA store (a bare container): the roots httpx ships, as before.
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - certifi comes with httpx
+        return
+    context.load_verify_locations(cafile=certifi.where())
+
+
+def _holds_hashed_certificates(folder: str) -> bool:
+    try:
+        return any(_HASHED_CERT_NAME.match(name) for name in os.listdir(folder))
+    except OSError:
+        return False
 
 
 def _missing(path: str, *, want_file: bool) -> str | None:
@@ -376,15 +451,19 @@ class IntuitClient:
         except httpx.TimeoutException as exc:
             raise _timed_out(host, exc, timeout) from None
         except httpx.HTTPError as exc:
-            untrusted = _certificate_failure(exc)
+            untrusted = _certificate_failure(exc, url, deadline)
             if untrusted is not None:
                 raise untrusted from None
             reason = clean_text(f"{type(exc).__name__}: {exc}", secrets) or type(exc).__name__
             raise IntuitError("network", f"Could not reach {host}: {reason}", detail=reason) from None
 
 
-def _certificate_failure(exc: BaseException) -> IntuitError | None:
-    """An IntuitError(certificate) when TLS verification refused the server's certificate, else None."""
+def _certificate_failure(exc: BaseException, url: str, deadline: float) -> IntuitError | None:
+    """An IntuitError(certificate) when TLS verification refused the server's certificate, else None.
+
+    It names the issuer of the certificate the server presented when that can be read (a bare
+    handshake, see `presented_issuer`), so the user can tell IT which proxy or antivirus it is.
+    """
     import ssl
 
     seen: set[int] = set()
@@ -393,9 +472,178 @@ def _certificate_failure(exc: BaseException) -> IntuitError | None:
         seen.add(id(cause))
         if isinstance(cause, ssl.SSLCertVerificationError):
             reason = clean_text(cause.verify_message or cause.reason or "verification failed") or "verification failed"
-            return IntuitError("certificate", detail=reason, retryable=False)
+            issuer = presented_issuer(url, timeout=min(ISSUER_TIMEOUT, deadline - time.monotonic()))
+            return IntuitError("certificate", detail=reason, retryable=False, issuer=issuer)
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+# The most reading a refused certificate's issuer may cost: it only improves a message (and a
+# refresh's failure path holds the `.env` lock meanwhile).
+ISSUER_TIMEOUT = 2.0
+
+
+def presented_issuer(url: str, *, timeout: float, environ: Mapping[str, str] | None = None) -> str | None:
+    """Who issued the certificate the server at `url` presents (its issuer's common name), or None.
+
+    Called only after verification refused that certificate, to name it for the user. Reading
+    an untrusted certificate needs a handshake without verification, so this is a bare TLS
+    handshake and nothing else: no HTTP request, no header and no credential is ever sent over
+    it; the connection is closed as soon as the certificate is read. The route is the one the
+    request took (the HTTPS proxy from the environment, unless NO_PROXY exempts the host), so
+    the certificate read is the one that was refused.
+    """
+    import ssl
+
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme != "https" or not host or timeout <= 0:
+        return None
+    port = parts.port or 443
+    try:
+        sock = _open_route(host, port, timeout, os.environ if environ is None else environ)
+    except (OSError, ValueError):
+        return None
+    try:
+        unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE  # only to read the certificate; nothing is sent (see above)
+        with unverified.wrap_socket(sock, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()
+    if not der:
+        return None
+    try:
+        return clean_text(certificate_issuer_name(der))
+    except ValueError:
+        return None
+
+
+def _open_route(host: str, port: int, timeout: float, environ: Mapping[str, str]) -> socket.socket:
+    """A TCP connection to host:port, through the environment's HTTPS proxy when the request used one.
+
+    Proxy choice follows the environment as httpx reads it (HTTPS_PROXY / ALL_PROXY, NO_PROXY).
+    Only a plain-http proxy is tunnelled through (CONNECT, with the proxy URL's own credentials,
+    as httpx sends them); anything else raises ValueError and the issuer stays unnamed.
+    """
+    proxy = _proxy_for(host, environ)
+    if proxy is None:
+        return socket.create_connection((host, port), timeout=timeout)
+    parts = urlsplit(proxy)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError("only an http:// proxy is tunnelled through")
+    sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
+    try:
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
+        if parts.username is not None:
+            from urllib.parse import unquote
+
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            lines.append("Proxy-Authorization: Basic " + base64.b64encode(pair).decode("ascii"))
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk or len(answer) > 16384:
+                raise ValueError("the proxy did not answer the tunnel request")
+            answer += chunk
+        status = answer.split(b"\r\n", 1)[0].split()
+        if len(status) < 2 or status[1] != b"200":
+            raise ValueError("the proxy refused the tunnel")
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _proxy_for(host: str, environ: Mapping[str, str]) -> str | None:
+    """The proxy URL httpx takes from `environ` for https://host, or None (none set, or NO_PROXY)."""
+    from urllib.request import proxy_bypass_environment
+
+    def lookup(name: str) -> str | None:
+        return environ.get(name.lower()) or environ.get(name.upper()) or None
+
+    proxy = lookup("https_proxy") or lookup("all_proxy")
+    if not proxy:
+        return None
+    no_proxy = lookup("no_proxy")
+    if no_proxy and (no_proxy.strip() == "*" or proxy_bypass_environment(host, {"no": no_proxy})):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+# X.509 attribute types a name is shown by, best first: commonName, organizationName, organizationalUnitName.
+_NAME_OIDS = (b"\x55\x04\x03", b"\x55\x04\x0a", b"\x55\x04\x0b")
+# DER string types: UTF8String, PrintableString, IA5String, T61String, BMPString, UniversalString.
+_STRING_CODECS = {
+    0x0C: "utf-8",
+    0x13: "latin-1",
+    0x16: "latin-1",
+    0x14: "latin-1",
+    0x1E: "utf-16-be",
+    0x1C: "utf-32-be",
+}
+
+
+def certificate_issuer_name(der: bytes) -> str | None:
+    """The issuer's common name (else organization, else unit) of a DER certificate; stdlib only.
+
+    Walks just enough DER: Certificate → tbsCertificate → [version] serial signature issuer.
+    ValueError when the bytes are not a certificate.
+    """
+    certificate = _der_children(_der_read(der, 0, expect=0x30)[0])
+    tbs = _der_children(_der_expect(certificate, 0, 0x30))
+    index = 1 if tbs and tbs[0][0] == 0xA0 else 0  # the optional explicit [0] version
+    issuer = _der_expect(tbs, index + 2, 0x30)
+    found: dict[bytes, str] = {}
+    for _tag, rdn in _der_children(issuer):
+        for tag, attribute in _der_children(rdn):
+            if tag != 0x30:
+                continue
+            fields = _der_children(attribute)
+            if len(fields) < 2 or fields[0][0] != 0x06:
+                continue
+            oid, (value_tag, value) = fields[0][1], fields[1]
+            codec = _STRING_CODECS.get(value_tag)
+            if oid in _NAME_OIDS and codec and oid not in found:
+                found[oid] = value.decode(codec, errors="replace").strip()
+    return next((found[oid] for oid in _NAME_OIDS if found.get(oid)), None)
+
+
+def _der_read(data: bytes, offset: int, expect: int | None = None) -> tuple[bytes, int, int]:
+    """(content, tag, next offset) of the DER element at `offset`."""
+    if offset + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, length = data[offset], data[offset + 1]
+    offset += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or offset + count > len(data):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[offset : offset + count], "big")
+        offset += count
+    if offset + length > len(data) or (expect is not None and tag != expect):
+        raise ValueError("not the expected DER element")
+    return data[offset : offset + length], tag, offset + length
+
+
+def _der_children(content: bytes) -> list[tuple[int, bytes]]:
+    children = []
+    offset = 0
+    while offset < len(content):
+        value, tag, offset = _der_read(content, offset)
+        children.append((tag, value))
+    return children
+
+
+def _der_expect(children: list[tuple[int, bytes]], index: int, tag: int) -> bytes:
+    if index >= len(children) or children[index][0] != tag:
+        raise ValueError("not the expected DER element")
+    return children[index][1]
 
 
 def _too_slow(host: str, limit: float) -> IntuitError:

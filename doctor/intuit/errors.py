@@ -100,6 +100,7 @@ class IntuitError(Exception):
         server_date: datetime | None = None,
         retryable: bool | None = None,
         retry_after: float | None = None,
+        issuer: str | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown IntuitError kind {kind!r}")
@@ -111,11 +112,15 @@ class IntuitError(Exception):
         self.server_date = server_date
         # Seconds Intuit asked us to wait (its Retry-After header), when it said.
         self.retry_after = retry_after
+        # Kind `certificate`: who issued the certificate the server presented, when it could be read.
+        self.issuer = issuer
         if retryable is None:
             # A monthly allowance that is used up does not come back by trying again.
             retryable = kind in ("network", "timeout", "server_error") or (status == 429 and kind != "monthly_limit")
         self.retryable = retryable
-        self.message = message or compose_message(kind, status, code, detail, intuit_tid, retry_after=retry_after)
+        self.message = message or compose_message(
+            kind, status, code, detail, intuit_tid, retry_after=retry_after, issuer=issuer
+        )
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -131,8 +136,9 @@ def compose_message(
     headline: str | None = None,
     *,
     retry_after: float | None = None,
+    issuer: str | None = None,
 ) -> str:
-    """The one line str(IntuitError) shows: headline, then (HTTP status, code: detail, wait), then the tid."""
+    """The one line str(IntuitError) shows: headline, then (HTTP status, code: detail, wait, issuer), then the tid."""
     headline = headline or HEADLINES.get(kind, "Intuit call failed")
     facts: list[str] = []
     if status is not None:
@@ -143,6 +149,8 @@ def compose_message(
         facts.append(code or detail or "")
     if retry_after is not None:
         facts.append(f"Intuit asks to wait {retry_after:.0f} s before trying again")
+    if issuer:
+        facts.append(f"the certificate presented was issued by “{issuer}”")
     text = headline + (f" ({', '.join(facts)})" if facts else "")
     if intuit_tid:
         text += f" [intuit_tid {intuit_tid}]"

@@ -168,9 +168,10 @@ def test_tls_untrusted_and_then_trusted_through_ssl_cert_file(tmp_path, https_fa
     home = tmp_path / "home"
     env_path = _world(https_fake, home)
     before = env_path.read_bytes()
-    proxy = {"NO_PROXY": "127.0.0.1,localhost"}
+    # A proxy with credentials in its URL that the fake's host is exempt from: shown, without them.
+    proxy = {"NO_PROXY": "127.0.0.1,localhost", "HTTPS_PROXY": "http://alice:pr0xyPass@proxy.example:8080"}
 
-    doc, text, prompt = doctor_all_formats(home, https_fake, **proxy)
+    doc, text, prompt = doctor_all_formats(home, https_fake, secrets=("pr0xyPass",), **proxy)
 
     assert doc["diagnosis"]["cause"] == "tls_untrusted"
     refresh = probe(doc, "refresh-chain")
@@ -178,6 +179,13 @@ def test_tls_untrusted_and_then_trusted_through_ssl_cert_file(tmp_path, https_fa
     assert "certificate problem" in refresh["summary"] and "not the internet connection" in refresh["summary"]
     assert refresh["facts"]["error_kind"] == "certificate"
     assert refresh["facts"]["no_proxy"] == "127.0.0.1,localhost"
+    assert refresh["facts"]["https_proxy"] == "http://proxy.example:8080"
+    # The issuer of the certificate the server presented, read from it, in every format.
+    assert refresh["facts"]["certificate_issuer"] == "Fake Intuit Test Root"
+    assert "self" in refresh["facts"]["certificate_problem"].lower()  # OpenSSL's "self-signed certificate"
+    assert "issued by “Fake Intuit Test Root”" in refresh["summary"]
+    assert "Fake Intuit Test Root" in text and "Fake Intuit Test Root" in prompt
+    assert "install" in text.lower() and "system" in text
     assert "SSL_CERT_FILE" in text and "SSL_CERT_FILE" in prompt
     assert "Never suggest turning certificate checking off" in prompt
     assert https_fake.refresh_count == 0
@@ -282,3 +290,79 @@ def test_the_certificate_issuer_is_named_when_the_error_carries_it(tmp_path):
     assert finding.cause == "tls_untrusted"
     assert "issued by “Zscaler Root CA”" in finding.summary
     assert finding.facts["certificate_issuer"] == "Zscaler Root CA"
+
+
+# ----------------------------------------------------------------------------- a wrong clock
+
+
+@pytest.mark.parametrize("hours", [6, -3])
+def test_a_skewed_clock_is_named_when_nothing_else_explains_invalid_grant(tmp_path, fake_intuit, hours):
+    """invalid_grant with the environment, company and deadlines all fitting, and Intuit's Date header hours
+    off: the clock is named as the likely reason and comes first in the fix; reconnecting is the fallback."""
+    fake_intuit.now = lambda: utc_now() + timedelta(hours=hours)
+    home = tmp_path / "home"
+    env_path = _world(fake_intuit, home)
+    before = env_path.read_bytes()
+    fake_intuit.disconnect(REALM_ID)
+
+    doc, text, prompt = doctor_all_formats(home, fake_intuit)
+
+    assert doc["diagnosis"]["cause"] == "app_disconnected"
+    direction = "behind" if hours > 0 else "ahead of"
+    headline = doc["diagnosis"]["headline"]
+    assert f"this computer's clock is {abs(hours)} hours {direction} Intuit's" in headline, headline
+    assert "likely reason" in headline
+    fix = doc["diagnosis"]["fix"]
+    assert "automatic date and time" in fix[0] and "reauth-qb" in fix[1]
+    refresh = probe(doc, "refresh-chain")
+    assert refresh["status"] == "fail"
+    assert refresh["facts"]["refused_because"] == "clock_skew"
+    assert refresh["facts"]["error_kind"] == "invalid_grant" and refresh["facts"]["http_status"] == 400
+    assert abs(refresh["facts"]["skew_seconds"] + hours * 3600) < 120
+    assert refresh["facts"]["intuit_date"].endswith("Z")
+    assert probe(doc, "clock-skew")["status"] == "warn"
+    assert text.startswith(headline)
+    assert "automatic date and time" in text
+    assert "clock" in prompt and "Set the clock right first" in prompt
+    assert env_path.read_bytes() == before
+
+
+def test_a_right_clock_leaves_invalid_grant_to_disconnected_or_superseded(tmp_path, fake_intuit):
+    """The same refusal with the clocks agreeing: no clock is blamed."""
+    home = tmp_path / "home"
+    _world(fake_intuit, home)
+    fake_intuit.disconnect(REALM_ID)
+
+    doc, text, _prompt = doctor_all_formats(home, fake_intuit)
+
+    assert doc["diagnosis"]["cause"] == "app_disconnected"
+    assert probe(doc, "refresh-chain")["facts"]["refused_because"] in ("disconnected", "superseded")
+    assert "clock" not in doc["diagnosis"]["headline"] and "automatic date and time" not in text
+
+
+def test_wrong_cluster_where_the_other_environment_answers_is_an_environment_mismatch(tmp_path, fake_intuit):
+    """Code 130 "Accessing Wrong Cluster" in production while the sandbox answers: QB_ENVIRONMENT is wrong."""
+    home = tmp_path / "home"
+    now = utc_now()
+    token = sandbox_world(fake_intuit, issued_at=now - timedelta(hours=2))
+    # An older .env that does not record where the connection was made, set to production by mistake.
+    values = metadata(refreshed_at=now - timedelta(hours=2))
+    del values["QB_TOKEN_ENVIRONMENT"]
+    env_path = write_chain_env(home, token, QB_ENVIRONMENT="production", **values)
+    fake_intuit.qbo_fault = "130"
+    fake_intuit.qbo_fault_environments = frozenset({"production"})
+
+    doc, text, prompt = doctor_all_formats(home, fake_intuit)
+
+    assert doc["diagnosis"]["cause"] == "environment_mismatch"
+    assert doc["exit_code"] == 1
+    env_match = probe(doc, "environment-match")
+    assert env_match["status"] == "fail"
+    assert env_match["facts"]["error_code"] == "130"
+    assert env_match["facts"]["error_kind"] == "wrong_cluster"
+    assert env_match["facts"]["intuit_tid"]
+    assert env_match["facts"]["works_in"] == "sandbox"
+    assert "accepts it in sandbox" in env_match["summary"]
+    assert any("QB_ENVIRONMENT=sandbox" in step for step in doc["diagnosis"]["fix"]) or "QB_ENVIRONMENT" in text
+    assert "sandbox" in prompt and "production" in prompt
+    assert "QB_ENVIRONMENT=production" in env_path.read_text(encoding="utf-8")  # nothing changed it

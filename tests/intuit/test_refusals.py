@@ -68,6 +68,18 @@ def test_companyinfo_refusals_are_named(
     assert words in str(err) and err.intuit_tid
 
 
+def test_a_fault_can_be_limited_to_one_environment(fake: FakeIntuit) -> None:
+    """The fake's 130 only in production: the sandbox company (where the chain lives) still answers."""
+    fake.qbo_fault = "130"
+    fake.qbo_fault_environments = frozenset({"production"})
+    access = fake.issue_access_token(CLIENT_ID, REALM)
+    with IntuitClient(environ=fake.environ(), timeout=5.0) as client:
+        assert client.company_info(access, REALM, "sandbox").company_name == "Larry's Bakery"
+        with pytest.raises(IntuitError) as info:
+            client.company_info(access, REALM, "production")
+    assert info.value.kind == "wrong_cluster" and info.value.code == "130"
+
+
 def test_an_oauth_error_inside_a_200_token_answer_is_classified() -> None:
     with pytest.raises(IntuitError) as info:
         parse_token_response(b'{"error":"invalid_grant"}', {"intuit_tid": "1-abc"})

@@ -43,14 +43,19 @@ def test_every_error_kind_has_words() -> None:
 def test_building_clients_loads_the_ca_roots_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """httpx builds a CA-loaded context per transport; the client hands one shared context to both."""
     made: list[ssl.SSLContext] = []
-    real = ssl.create_default_context
+    stdlib: list[ssl.SSLContext] = []
+    real_system, real_default = client_module.system_ssl_context, ssl.create_default_context
 
-    def counting(*args, **kwargs):
-        context = real(*args, **kwargs)
-        made.append(context)
-        return context
+    def counting_system():
+        made.append(real_system())
+        return made[-1]
 
-    monkeypatch.setattr(ssl, "create_default_context", counting)
+    def counting_default(*args, **kwargs):
+        stdlib.append(real_default(*args, **kwargs))
+        return stdlib[-1]
+
+    monkeypatch.setattr(client_module, "system_ssl_context", counting_system)
+    monkeypatch.setattr(ssl, "create_default_context", counting_default)
     monkeypatch.setattr(client_module, "_ssl_contexts", {})
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
@@ -62,6 +67,7 @@ def test_building_clients_loads_the_ca_roots_once(monkeypatch: pytest.MonkeyPatc
         first.close()
         second.close()
     assert len(made) == 1
+    assert stdlib == []  # httpx loaded no CA bundle of its own (certifi's) for either transport
 
 
 def test_prepare_builds_the_http_client_once_and_sends_nothing() -> None:

@@ -119,6 +119,7 @@ REFUSALS = {
     "minted_for_other_environment": ("invalid_grant", {"QB_TOKEN_ENVIRONMENT": "production"}),
     "minted_for_other_company": ("invalid_grant", {"QB_TOKEN_REALM_ID": OTHER_REALM_ID}),
     "past_a_deadline": ("invalid_grant", {"QB_REFRESH_TOKEN_EXPIRES_AT": stamp(NOW - timedelta(days=2))}),
+    "clock_off": ("invalid_grant", {"QB_TOKEN_REFRESHED_AT": stamp(NOW - timedelta(hours=2))}),
     "disconnected_or_superseded": ("invalid_grant", {"QB_TOKEN_REFRESHED_AT": stamp(NOW - timedelta(hours=2))}),
     "app_keys_refused": ("invalid_client", {}),
     "refusal_with_a_name": ("rate_limited", {}),
@@ -133,7 +134,10 @@ REFUSALS = {
 def test_refresh_chain_refusal(tmp_path, situation) -> None:
     kind, values = REFUSALS[situation]
     ctx = context(tmp_path, offline=False, **values)
-    refusal = refresh_chain._Refusal(ctx, IntuitError(kind, status=400), refresh_chain._ChainState(ctx))
+    # Intuit's Date header 6 hours ahead of this computer's clock only where the clock is the point.
+    server_date = NOW + timedelta(hours=6) if situation == "clock_off" else None
+    exc = IntuitError(kind, status=400, server_date=server_date)
+    refusal = refresh_chain._Refusal(ctx, exc, refresh_chain._ChainState(ctx))
     name, finding = which(refresh_chain.REFUSALS, refusal)
     assert name == situation, finding.summary
     assert finding.status == "fail" and finding.cause

@@ -290,7 +290,7 @@ def test_clock_skew_is_reported_from_intuits_date_header(tmp_path, fake_intuit):
     assert doctor_run.report.diagnosis.cause == "healthy"
 
 
-def test_clock_skew_on_a_refusal_is_a_detail_of_the_refusal(tmp_path, fake_intuit):
+def test_clock_skew_on_an_unexplained_refusal_is_named_as_its_likely_reason(tmp_path, fake_intuit):
     fake_intuit.now = lambda: datetime.now(timezone.utc) - timedelta(days=3)
     sandbox_world(fake_intuit)
     home = tmp_path / "home"
@@ -300,6 +300,23 @@ def test_clock_skew_on_a_refusal_is_a_detail_of_the_refusal(tmp_path, fake_intui
 
     refresh = result(doctor_run, "refresh-chain")
     assert refresh.cause == "app_disconnected"
+    assert refresh.facts["refused_because"] == "clock_skew"
+    assert "clock is 3 days ahead of Intuit's" in refresh.summary and "likely reason" in refresh.summary
+    assert doctor_run.report.diagnosis.headline == refresh.summary
+    assert refresh.remediation is not None and "automatic date and time" in refresh.remediation.text
+
+
+def test_clock_skew_stays_a_detail_when_the_refusal_has_its_own_explanation(tmp_path, fake_intuit):
+    """An expired chain is expired whatever the clock: the deadline is the verdict, the skew a detail."""
+    fake_intuit.now = lambda: datetime.now(timezone.utc) - timedelta(days=3)
+    sandbox_world(fake_intuit)
+    home = tmp_path / "home"
+    write_chain_env(home, UNKNOWN_TOKEN, QB_REFRESH_TOKEN_EXPIRES_AT="2020-01-01T00:00:00Z")
+
+    doctor_run = run(make_context(tmp_path, home, fake_intuit))
+
+    refresh = result(doctor_run, "refresh-chain")
+    assert refresh.cause == "refresh_token_expired"
     assert any("3 days ahead of Intuit's" in d for d in refresh.details)
 
 

@@ -69,7 +69,9 @@ EchoSecret = Literal[None, "basic", "refresh_token", "client_secret", "access_to
 # Refusals of companyinfo for a valid token (INTUIT.md §3.2, §10.1), opt in with `qbo_fault`:
 # "120" the user lost access (XML, as captured), "120_json" the same in the capitalised JSON
 # envelope, "6190" the subscription ended, "130" wrong cluster (XML, as captured).
-# `qbo_fault_status` overrides the HTTP status (200: a Fault inside a success answer).
+# `qbo_fault_status` overrides the HTTP status (200: a Fault inside a success answer);
+# `qbo_fault_environments` limits the fault to those environments (None: both), e.g. {"production"}
+# for "130" makes production the wrong cluster while sandbox answers as usual.
 QboFault = Literal[None, "120", "120_json", "6190", "130"]
 # `throttle`: every request answers 429. "per_minute" is a bare 429 (with `Retry-After` when
 # `retry_after` is set), "monthly_cap" the ThrottleExceeded / 003001 fault of the app's monthly cap.
@@ -337,7 +339,7 @@ class FakeIntuit:
 
     Configure with add_app / add_company / mint_chain, steer with the public attributes
     (rotation, grace_seconds, now, fail_mode, slow_seconds, drip_seconds, echo_secret, qbo_fault,
-    qbo_fault_status, throttle, retry_after, consent_realm, consent_deny),
+    qbo_fault_status, qbo_fault_environments, throttle, retry_after, consent_realm, consent_deny),
     observe with requests / refresh_count / current_refresh_token.
     """
 
@@ -353,6 +355,7 @@ class FakeIntuit:
         self.echo_secret: EchoSecret = None
         self.qbo_fault: QboFault = None
         self.qbo_fault_status: int | None = None
+        self.qbo_fault_environments: frozenset[str] | None = None
         self.throttle: Throttle = None
         self.retry_after: str | None = None
         self.consent_realm: str | None = None
@@ -643,7 +646,8 @@ class FakeIntuit:
                     "application/json",
                     _lowercase_fault("3200", "AuthenticationFailed", 401, "AUTHENTICATION", detail),
                 )
-            if self.qbo_fault is not None:
+            faulty = self.qbo_fault_environments is None or environment in self.qbo_fault_environments
+            if self.qbo_fault is not None and faulty:
                 status, content_type, body = _qbo_fault(self.qbo_fault, now)
                 return self.qbo_fault_status or status, content_type, body
             if record.chain.environment != environment:
