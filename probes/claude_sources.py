@@ -33,10 +33,10 @@ EXTENSIONS_SCREEN = "Open Claude Desktop → Settings → Extensions"
 # How each kind of location is named for a person (doctor/claude_desktop/paths.py LOCATION_KINDS).
 WHERE = {
     "macos": "Claude Desktop for macOS",
-    "windows_msix": "Claude Desktop for Windows (Store / MSIX build)",
-    "windows": "Claude Desktop for Windows (standard installer)",
+    "windows_msix": "the Windows Store (MSIX) build",
+    "windows": "the Windows standard installer",
     "linux": "Claude Desktop for Linux",
-    "linux_flatpak": "Claude Desktop for Linux (Flatpak build)",
+    "linux_flatpak": "the Linux Flatpak build",
 }
 WHY_CHOSEN = {
     "newest_logs": "Claude Desktop wrote its logs beside it most recently",
@@ -74,12 +74,13 @@ class _Reading:
         self._read_extensions()
 
     def shown(self, path: Path) -> str:
-        """A path with the home folder as ~ (it names the user)."""
+        """A path with the home folder as ~ (it names the user), in the platform's own separators."""
         try:
             rest = Path(path).relative_to(self.home)
         except ValueError:
             return str(path)
-        return "~" if str(rest) == "." else f"~/{rest.as_posix()}"
+        separator = "\\" if self.platform == "win32" else "/"
+        return separator.join(("~",) + rest.parts)
 
     def _read_configs(self) -> None:
         claude = self.ctx.claude_config
@@ -335,7 +336,7 @@ def _choice_details(r: _Reading) -> list[str]:
     others = [item["path"] for item in present if not item["read_by_desktop"]]
     lines = [
         f"{len(present)} Claude Desktop settings files exist; this Claude Desktop reads {r.shown(r.choice.path)} "
-        f"({WHERE.get(r.choice.chosen.kind, r.choice.chosen.kind)}) because "
+        f"(used by {WHERE.get(r.choice.chosen.kind, r.choice.chosen.kind)}) because "
         f"{WHY_CHOSEN.get(r.choice.reason, 'it is the usual place')}. Not read: {', '.join(others)}."
     ]
     if r.told:

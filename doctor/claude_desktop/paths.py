@@ -173,8 +173,8 @@ def desktop_folders(
 
     macOS has one. Windows: the Store/MSIX package's container (`Claude_pzs8sxrjxfjjc`, then any
     other `Claude_*` package), whose app cannot see %APPDATA%, then the standard installer's
-    %APPDATA%\\Claude (its logs moved to %LOCALAPPDATA%\\Claude\\Logs in 2026 builds). Linux: the
-    community builds' $XDG_CONFIG_HOME/Claude, then the Flatpak build's private config folder.
+    %APPDATA%\\Claude. Linux: the community builds' $XDG_CONFIG_HOME/Claude, then the Flatpak
+    build's private config folder.
     """
     environ = os.environ if environ is None else environ
     platform = desktop_platform(environ) if platform is None else platform
@@ -189,9 +189,9 @@ def desktop_folders(
             local = folder.parent.parent / "Local" / "Claude" / "Logs"  # %LOCALAPPDATA% inside the container
             found.append(DesktopFolder("windows_msix", folder, (folder / "logs", local)))
         classic = _roaming_appdata(environ, home) / "Claude"
-        found.append(
-            DesktopFolder("windows", classic, (classic / "logs", _local_appdata(environ, home) / "Claude" / "Logs"))
-        )
+        # Not %LOCALAPPDATA%\Claude\Logs: builds of either kind have been seen writing there, so it
+        # says nothing about which one runs.
+        found.append(DesktopFolder("windows", classic, (classic / "logs",)))
         return tuple(found)
     native = _xdg_config(environ, home) / "Claude"
     flatpak = home / ".var" / "app" / FLATPAK_APP / "config" / "Claude"

@@ -158,10 +158,12 @@ def test_windows_store_build_beside_the_newest_logs_is_read_and_the_entry_elsewh
     result = probe(doc)
     assert result["status"] == "fail", result
     assert doc["diagnosis"]["cause"] == "claude_config_out_of_sync"
-    assert result["summary"].startswith("The SideQuest connector is in ~/AppData/Roaming/Claude/claude_desktop_config")
-    assert "Claude_pzs8sxrjxfjjc" in result["summary"]
-    assert "wrote its logs beside it most recently" in result["details"][0]
-    assert "Store / MSIX build" in result["details"][0]
+    assert result["summary"] == (
+        "The SideQuest connector is in ~\\AppData\\Roaming\\Claude\\claude_desktop_config.json, a Claude Desktop "
+        "settings file this Claude Desktop does not read; it reads "
+        "~\\AppData\\Local\\Packages\\Claude_pzs8sxrjxfjjc\\LocalCache\\Roaming\\Claude\\claude_desktop_config.json."
+    )
+    assert "(used by the Windows Store (MSIX) build) because Claude Desktop wrote its logs" in result["details"][0]
     assert result["remediation"]["text"].startswith('Move the "qb-distributor" entry')
     assert doc["diagnosis"]["fix"][0] == result["remediation"]["text"]  # the finding's own step, not --fix
     facts = result["facts"]
