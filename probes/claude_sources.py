@@ -299,8 +299,13 @@ def entry_in_a_file_desktop_does_not_read(r: _Reading) -> Finding | None:
 def nothing_to_find(r: _Reading) -> Finding | None:
     if r.entry is not None or r.extension is not None:
         return None
-    if not r.facts["config_locations"]:
+    if not r.facts["config_locations"] and r.path == r.choice.path:
         summary = "No Claude Desktop settings file and no SideQuest extension were found on this computer."
+    elif r.ctx.load_claude_config().error is not None:
+        summary = (
+            f"The doctor could not read {r.shown(r.path)}, and SideQuest is not installed as an extension; the "
+            "Claude Desktop settings check says why."
+        )
     else:
         summary = (
             f"Claude Desktop reads {r.shown(r.path)}, which has no SideQuest entry, and SideQuest is not installed "

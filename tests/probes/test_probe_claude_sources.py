@@ -137,10 +137,19 @@ def test_one_settings_file_and_no_extension_is_quietly_ok(tmp_path: Path) -> Non
 
 
 def test_nothing_installed_is_a_plain_skip(tmp_path: Path) -> None:
-    doc = Machine(tmp_path, "darwin").doctor()
+    machine = Machine(tmp_path, "darwin")
+    doc = machine.doctor()
     result = probe(doc)
     assert result["status"] == "skip" and doc["exit_code"] == 0
+    assert result["summary"].startswith("No Claude Desktop settings file and no SideQuest extension were found")
     assert result["facts"]["desktop_reads"] == "~/Library/Application Support/Claude/claude_desktop_config.json"
+    # A broken file is claude-config-sync's to explain; this check only says it could not look inside.
+    write_claude_config(machine.mac / "claude_desktop_config.json", raw=b'{"mcpServers": {')
+    result = probe(machine.doctor())
+    assert result["status"] == "skip" and "could not read" in result["summary"]
+    settings_file(machine.mac, entry=False)
+    result = probe(machine.doctor())
+    assert result["status"] == "skip" and "which has no SideQuest entry" in result["summary"]
 
 
 def test_windows_store_build_beside_the_newest_logs_is_read_and_the_entry_elsewhere_is_named(tmp_path: Path) -> None:
