@@ -248,7 +248,7 @@ def setting_still_encrypted(r: _Reading) -> Finding | None:
     where = r.encrypted()
     if not where:
         return None
-    settings = r.extension.encrypted_values()
+    settings = r.extension.encrypted_values() or [key for key in where if key != "args"]
     # .env wins over the environment for every QB_* key the connector reads (doctor/store/credentials.py).
     covered = [key for key in where if key.startswith("QB_") and r.ctx.env(key)]
     harmless = len(covered) == len(where)

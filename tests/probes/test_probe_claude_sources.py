@@ -8,9 +8,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from doctor.context import Context
 from doctor.plugins import BUILTIN_PROBES
 from probes.claude_sources import check
+from tests.claude_desktop.samples import INVALID_CORPUS, VALID_CORPUS
 from tests.claude_desktop.test_extensions import QB_ID, QB_MANIFEST
 from tests.support.homes import REPO, cli_env, run_cli, write_env
 from tests.support.local_support import connector_entry, fresh_values, write_claude_config
@@ -217,6 +220,21 @@ def test_a_file_named_by_the_user_is_judged_and_the_others_only_listed(tmp_path:
     result = probe(machine.doctor(SIDEQUEST_CLAUDE_CONFIG=str(told)))
     assert result["status"] == "skip"  # the named file has no entry: claude-config-sync says so
     assert result["facts"]["doctor_checks"] == str(told)
+
+
+@pytest.mark.parametrize("path", VALID_CORPUS + INVALID_CORPUS, ids=lambda p: p.name)
+def test_every_corpus_config_as_the_store_builds_file_is_judged_without_raising(tmp_path: Path, path: Path) -> None:
+    machine = Machine(tmp_path, "windows")
+    config = write_claude_config(machine.msix / "claude_desktop_config.json", raw=path.read_bytes())
+    settings_file(machine.windows, entry=False, at=OLD)  # a standard installer's file left behind
+    age(machine.windows, at=OLD)
+    environ = {"SIDEQUEST_PLATFORM": "windows", "APPDATA": str(machine.roaming), "LOCALAPPDATA": str(machine.local)}
+    finding = check(Context(machine.connector_home, config, environ=environ, offline=True))
+    assert finding.status == "skip", finding.summary  # none of the public configs is ours
+    assert finding.facts["desktop_reads"].endswith(
+        "Claude_pzs8sxrjxfjjc/LocalCache/Roaming/Claude/claude_desktop_config.json"
+    )
+    assert len(finding.facts["config_locations"]) == 2
 
 
 # --------------------------------------------------------------------------- the connector as an extension
