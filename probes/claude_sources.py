@@ -40,7 +40,7 @@ WHERE = {
 }
 WHY_CHOSEN = {
     "newest_logs": "Claude Desktop wrote its logs beside it most recently",
-    "newest": "it is the most recently used (Claude Desktop saves the settings file it reads each time it starts)",
+    "newest": "its folder is the one Claude Desktop used most recently",
 }
 
 
@@ -290,8 +290,13 @@ def entry_in_a_file_desktop_does_not_read(r: _Reading) -> Finding | None:
         facts=r.facts,
         cause="claude_config_out_of_sync",
         remediation=Remediation(
-            f'Move the "{CONNECTOR_NAME}" entry (inside "mcpServers") from {r.shown(elsewhere)} into '
-            f"{r.shown(r.choice.path)}, the file this Claude Desktop reads. {QUIT_AND_REOPEN}"
+            (
+                f'Move the "{CONNECTOR_NAME}" entry (inside "mcpServers") from {r.shown(elsewhere)} into '
+                f"{r.shown(r.choice.path)}, the file this Claude Desktop reads."
+                if r.choice.chosen.config_modified() is not None
+                else f"Copy {r.shown(elsewhere)} to {r.shown(r.choice.path)}, the file this Claude Desktop reads."
+            )
+            + f" {QUIT_AND_REOPEN}"
         ),
     )
 
@@ -334,15 +339,20 @@ def found(r: _Reading) -> Finding:
 
 
 def _choice_details(r: _Reading) -> list[str]:
-    """Which of several settings files Desktop reads, and why; nothing when there is only one."""
+    """Which settings file Desktop reads and why, when another one exists; nothing when there is only one."""
     present = r.facts["config_locations"]
-    if len(present) < 2:
-        return []
+    read_exists = any(item["read_by_desktop"] for item in present)
     others = [item["path"] for item in present if not item["read_by_desktop"]]
+    if not others or (len(present) < 2 and read_exists):
+        return []
+    count = (
+        f"{len(present)} Claude Desktop settings files exist" if len(present) > 1 else "Only one settings file exists"
+    )
     lines = [
-        f"{len(present)} Claude Desktop settings files exist; this Claude Desktop reads {r.shown(r.choice.path)} "
-        f"(used by {WHERE.get(r.choice.chosen.kind, r.choice.chosen.kind)}) because "
-        f"{WHY_CHOSEN.get(r.choice.reason, 'it is the usual place')}. Not read: {', '.join(others)}."
+        f"{count}; this Claude Desktop reads {r.shown(r.choice.path)} "
+        f"(used by {WHERE.get(r.choice.chosen.kind, r.choice.chosen.kind)})"
+        + ("" if read_exists else ", which does not exist yet,")
+        + f" because {WHY_CHOSEN.get(r.choice.reason, 'it is the usual place')}. Not read: {', '.join(others)}."
     ]
     if r.told:
         lines.append(f"The doctor checked {r.shown(r.path)}, as it was told to.")

@@ -195,6 +195,23 @@ def test_windows_store_build_beside_the_newest_logs_is_read_and_the_entry_elsewh
     assert sync["status"] == "fail" and "no SideQuest connector" in sync["summary"]
 
 
+def test_the_store_build_without_a_settings_file_yet_does_not_see_the_standard_one(tmp_path: Path) -> None:
+    # The Store build is installed and busy in its folder; the entry sits in the old installer's file.
+    machine = Machine(tmp_path, "windows")
+    settings_file(machine.windows, entry=True)
+    (machine.msix / "Local Storage").mkdir(parents=True)
+    age(machine.windows / "claude_desktop_config.json", machine.windows, at=OLD)
+    age(machine.msix, at=NEWER)
+    doc = machine.doctor()
+    result = probe(doc)
+    assert result["status"] == "fail" and doc["diagnosis"]["cause"] == "claude_config_out_of_sync"
+    assert result["facts"]["desktop_reads_reason"] == "newest"
+    assert "which does not exist yet" in result["details"][0]
+    assert result["remediation"]["text"].startswith(
+        "Copy ~\\AppData\\Roaming\\Claude\\claude_desktop_config.json to ~\\AppData\\Local\\Packages\\"
+    )
+
+
 def test_without_logs_the_newest_settings_file_is_read(tmp_path: Path) -> None:
     machine = Machine(tmp_path, "linux")
     settings_file(machine.linux, entry=False)
@@ -207,7 +224,7 @@ def test_without_logs_the_newest_settings_file_is_read(tmp_path: Path) -> None:
     flatpak = "~/.var/app/com.anthropic.Claude/config/Claude/claude_desktop_config.json"
     assert result["facts"]["desktop_reads"] == flatpak
     assert result["facts"]["desktop_reads_reason"] == "newest"
-    assert "Flatpak" in result["details"][0] and "most recently used" in result["details"][0]
+    assert "Flatpak" in result["details"][0] and "used most recently" in result["details"][0]
     assert "Not read: ~/.config/Claude/claude_desktop_config.json" in result["details"][0]
     assert probe(doc, "claude-config-sync")["facts"]["path"] == str(machine.flatpak / "claude_desktop_config.json")
 
