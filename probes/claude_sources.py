@@ -55,7 +55,6 @@ class _Reading:
         # The doctor was pointed at another file (--claude-config, SIDEQUEST_CLAUDE_CONFIG): judge that one.
         self.told = ctx.claude_config_path is not None and ctx.claude_config_path != self.choice.path
         self.path: Path = ctx.claude_config_path if ctx.claude_config_path is not None else self.choice.path
-        self.details: list[str] = []
         self.entry: ConnectorEntry | None = None
         self.entries_elsewhere: list[Path] = []
         self.extension: Extension | None = None
@@ -104,6 +103,7 @@ class _Reading:
             )
 
     def _read_extensions(self) -> None:
+        self.facts["registered"] = "mcp_servers" if self.entry is not None else "none"
         names = [self.entry.name] if self.entry is not None else []
         names.append(CONNECTOR_NAME)
         try:
@@ -114,7 +114,6 @@ class _Reading:
             return
         self.extension = extension
         if extension is None:
-            self.facts["registered"] = "mcp_servers" if self.entry is not None else "none"
             return
         for env_key, value, sensitive in extension.settings_feeding_env():
             if sensitive or env_key in SECRET_ENV_KEYS:
@@ -252,11 +251,12 @@ def setting_still_encrypted(r: _Reading) -> Finding | None:
     # .env wins over the environment for every QB_* key the connector reads (doctor/store/credentials.py).
     covered = [key for key in where if key.startswith("QB_") and r.ctx.env(key)]
     harmless = len(covered) == len(where)
-    passes = ", ".join(where)
+    passes = ", ".join("its arguments" if key == "args" else key for key in where)
+    it = "them" if len(where) > 1 or where == ["args"] else "it"
     summary = (
         f'Claude Desktop passes {passes} to the SideQuest extension "{r.label}" still encrypted (a known Claude '
-        "Desktop bug), so the connector cannot use "
-        + ("them; it uses the values in .env instead, so it works for now." if harmless else "them.")
+        f"Desktop bug), so the connector cannot use {it}"
+        + ("; it uses the values in .env instead, so it works for now." if harmless else ".")
     )
     retype = f'{EXTENSIONS_SCREEN}, open "{r.label}", type {r.titles(settings)} in again and save.'
     if harmless:
@@ -275,6 +275,24 @@ def setting_still_encrypted(r: _Reading) -> Finding | None:
         facts=r.facts,
         cause="claude_config_out_of_sync",
         remediation=Remediation(f"{retype} {QUIT_AND_REOPEN}{reauth}"),
+    )
+
+
+def told_to_check_a_file_desktop_does_not_read(r: _Reading) -> Finding | None:
+    known = {folder.config for folder in r.choice.folders}
+    if not r.told or r.path not in known or r.choice.chosen.config_modified() is None:
+        return None
+    return Finding(
+        "warn",
+        f"The doctor checked {r.shown(r.path)} as it was told to, but this Claude Desktop reads "
+        f"{r.shown(r.choice.path)}, so what it found there may not be what Claude Desktop uses.",
+        details=_choice_details(r),
+        facts=r.facts,
+        remediation=Remediation(
+            f"Run `{DOCTOR}` without --claude-config (and without SIDEQUEST_CLAUDE_CONFIG): it then checks the file "
+            "Claude Desktop reads.",
+            (DOCTOR,),
+        ),
     )
 
 
@@ -327,7 +345,12 @@ def found(r: _Reading) -> Finding:
             f'A copy installed as the extension "{r.label}" {why}, so Claude Desktop does not start it; '
             "if you switch it on, two copies would compete for the connection."
         )
-    if r.entry is not None:
+    if r.entry is not None and r.told:
+        summary = (
+            f"The settings file the doctor was given, {r.shown(r.path)}, starts the SideQuest connector from its "
+            f'"{r.entry.name}" entry.'
+        )
+    elif r.entry is not None:
         summary = (
             f"Claude Desktop reads {r.shown(r.path)} and starts the SideQuest connector from its "
             f'"{r.entry.name}" entry.'
@@ -343,18 +366,18 @@ def _choice_details(r: _Reading) -> list[str]:
     present = r.facts["config_locations"]
     read_exists = any(item["read_by_desktop"] for item in present)
     others = [item["path"] for item in present if not item["read_by_desktop"]]
-    if not others or (len(present) < 2 and read_exists):
-        return []
-    count = (
-        f"{len(present)} Claude Desktop settings files exist" if len(present) > 1 else "Only one settings file exists"
-    )
-    lines = [
-        f"{count}; this Claude Desktop reads {r.shown(r.choice.path)} "
-        f"(used by {WHERE.get(r.choice.chosen.kind, r.choice.chosen.kind)})"
-        + ("" if read_exists else ", which does not exist yet,")
-        + f" because {WHY_CHOSEN.get(r.choice.reason, 'it is the usual place')}. Not read: {', '.join(others)}."
-    ]
-    if r.told:
+    lines = []
+    if others and (len(present) > 1 or not read_exists):
+        count = (
+            f"{len(present)} Claude Desktop settings files exist" if len(present) > 1 else "One settings file exists"
+        )
+        lines.append(
+            f"{count}; this Claude Desktop reads {r.shown(r.choice.path)} "
+            f"(used by {WHERE.get(r.choice.chosen.kind, r.choice.chosen.kind)})"
+            + ("" if read_exists else ", which does not exist yet,")
+            + f" because {WHY_CHOSEN.get(r.choice.reason, 'it is the usual place')}. Not read: {', '.join(others)}."
+        )
+    if r.told and read_exists:
         lines.append(f"The doctor checked {r.shown(r.path)}, as it was told to.")
     return lines
 
@@ -365,6 +388,7 @@ SITUATIONS = (
     extension_switched_off,
     required_setting_empty,
     setting_still_encrypted,
+    told_to_check_a_file_desktop_does_not_read,
     entry_in_a_file_desktop_does_not_read,
     nothing_to_find,
     found,

@@ -232,11 +232,26 @@ def test_without_logs_the_newest_settings_file_is_read(tmp_path: Path) -> None:
 def test_a_file_named_by_the_user_is_judged_and_the_others_only_listed(tmp_path: Path) -> None:
     machine = Machine(tmp_path, "linux")
     settings_file(machine.linux, entry=False)
-    told = settings_file(tmp_path / "elsewhere", entry=False)
+    told = settings_file(tmp_path / "elsewhere", entry=True)
     settings_file(machine.flatpak, entry=True)
     result = probe(machine.doctor(SIDEQUEST_CLAUDE_CONFIG=str(told)))
-    assert result["status"] == "skip"  # the named file has no entry: claude-config-sync says so
+    assert result["status"] == "ok", result
+    assert result["summary"].startswith(f"The settings file the doctor was given, {told}, starts")
     assert result["facts"]["doctor_checks"] == str(told)
+    assert result["details"][-1] == f"The doctor checked {told}, as it was told to."
+    assert len(result["facts"]["config_locations"]) == 2
+
+
+def test_told_to_check_a_file_desktop_does_not_read_warns(tmp_path: Path) -> None:
+    machine = Machine(tmp_path, "windows")
+    standard = settings_file(machine.windows, entry=True)
+    settings_file(machine.msix, entry=True)
+    age(standard, machine.windows, at=OLD)
+    age(machine.msix / "claude_desktop_config.json", machine.msix, at=NEWER)
+    result = probe(machine.doctor(SIDEQUEST_CLAUDE_CONFIG=str(standard)))
+    assert result["status"] == "warn", result
+    assert "but this Claude Desktop reads ~\\AppData\\Local\\Packages" in result["summary"]
+    assert "without --claude-config" in result["remediation"]["text"]
 
 
 @pytest.mark.parametrize("path", VALID_CORPUS + INVALID_CORPUS, ids=lambda p: p.name)
@@ -303,7 +318,11 @@ def test_a_setting_still_encrypted_fails_unless_env_supplies_it(tmp_path: Path) 
     # .env holds the connection: the connector reads it there, so the ciphertext is harmless for now.
     result = probe(machine.doctor())
     assert result["status"] == "warn", result
-    assert "QB_REFRESH_TOKEN" in result["summary"] and "still encrypted" in result["summary"]
+    assert result["summary"] == (
+        'Claude Desktop passes QB_REFRESH_TOKEN to the SideQuest extension "SideQuest QuickBooks" still encrypted '
+        "(a known Claude Desktop bug), so the connector cannot use it; it uses the values in .env instead, so it "
+        "works for now."
+    )
     assert 'type "Refresh token" in again' in result["remediation"]["text"]
     assert result["facts"]["extension"]["encrypted_in_launch"] == ["QB_REFRESH_TOKEN"]
     assert CIPHERTEXT not in json.dumps(result)
