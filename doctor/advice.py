@@ -105,6 +105,18 @@ RESTART_ADVICE = (
     "right-click the Claude icon in the taskbar tray and choose Quit; closing the window is not enough), "
     "then open it again. The next QuickBooks request will work."
 )
+# Claude Desktop rewrites its config while it runs, so no SideQuest write is made then (issue 10 §4).
+DESKTOP_RUNNING = (
+    "Claude Desktop is running, and it rewrites its settings file, so SideQuest did not change it "
+    "(the change would be undone)."
+)
+
+
+def quit_claude_then(command: str) -> str:
+    """What to do when a write of Claude Desktop's config was refused because Desktop runs."""
+    return f"Quit Claude Desktop ({HOW_TO_QUIT_CLAUDE}), then run `{command}` and open Claude Desktop again."
+
+
 # Claude Desktop's own settings screen, where a person can see and edit the file.
 EDIT_CONFIG = "Open Claude Desktop → Settings → Developer → Edit Config"
 

@@ -82,10 +82,19 @@ def fix_run(
         try:
             outcome.applied.append((probe_id, registered.probe.fixer.apply(run.ctx)))
         except Exception as exc:
-            outcome.failed.append((probe_id, f"{type(exc).__name__}: {exc}"))
+            outcome.failed.append((probe_id, _why_not_applied(exc)))
     after = rerun([probe_id for probe_id, _ in outcome.applied]) if outcome.applied else None
     outcome.run = _run_after(outcome, after)
     return outcome
+
+
+def _why_not_applied(exc: Exception) -> str:
+    """A refusal written for the owner (why Claude Desktop's config was not changed) as it is; else the error."""
+    from doctor.claude_desktop.config import ClaudeConfigError
+
+    if isinstance(exc, ClaudeConfigError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _run_after(outcome: FixOutcome, after: DoctorRun | None) -> DoctorRun:

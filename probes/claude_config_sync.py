@@ -18,6 +18,15 @@ its QB_REALM_ID is realm-match's and environment-match's finding, not a sync pro
 Timing is deliberately not used: §6 records no consent time, and Claude Desktop rewrites the
 file for its own preferences, so the file's mtime says nothing about when the token was put
 there. Token text is never compared beyond equality and never shown.
+
+The entry SideQuest last wrote (issue 10 §4). Claude Desktop sometimes rewrites its file and
+drops `mcpServers`. reauth-qb, `--fix` and setup keep a copy of the entry they wrote in the
+connector home (doctor/claude_desktop/entry_copy.py, secrets left to `.env`); an entry that is
+gone, or whose command, args or env keys differ from that copy, is named as such, and `--fix`
+puts the copy back (refused while Claude Desktop runs, since it would drop it again).
+
+A bare `command` is looked up in the folders Claude Desktop logged on its last start of the
+connector (its PATH is not the terminal's); without such a log line, in the terminal's PATH.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from doctor.advice import EDIT_CONFIG, FIX, QUIT_AND_REOPEN, REAUTH
+from doctor.advice import DESKTOP_RUNNING, EDIT_CONFIG, FIX, QUIT_AND_REOPEN, REAUTH, quit_claude_then
 from doctor.claude_desktop.config import (
     CONNECTOR_NAME,
     SYNCED_KEYS,
@@ -34,9 +43,10 @@ from doctor.claude_desktop.config import (
     ConnectorEntry,
     load_claude_config,
 )
-from doctor.claude_desktop.paths import resolve_command
+from doctor.claude_desktop.entry_copy import EntryCopy, load_entry_copy
+from doctor.claude_desktop.paths import log_folders, resolve_command
 from doctor.claude_desktop.processes import count_connector_processes, started_after_config_change
-from doctor.claude_desktop.update import update_connector_env
+from doctor.claude_desktop.update import DesktopRunning, restore_connector_entry, update_connector_env
 from doctor.context import CLAUDE_CONFIG_ENV, Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
@@ -86,6 +96,8 @@ class _Reading:
         self.entry: ConnectorEntry | None = None
         self.missing: list[str] = []
         self.restart = False
+        self.copy: EntryCopy | None = None  # the entry as SideQuest last wrote it (entry_copy.py)
+        self.copy_differences: list[str] = []
 
     @property
     def error(self) -> ClaudeConfigError | None:
@@ -165,8 +177,29 @@ def schema_problems(r: _Reading) -> Finding | None:
     )
 
 
-def no_connector_entry(r: _Reading) -> Finding | None:
+def entry_removed(r: _Reading) -> Finding | None:
+    """The entry is gone, and SideQuest had written it: Claude Desktop dropped it (issue 10 §4)."""
     r.entry = r.config.connector()
+    r.copy = _copy_for(r.ctx, r.path)
+    r.facts["entry_copy"] = str(r.copy.path) if r.copy is not None else None
+    if r.entry is not None or r.copy is None:
+        return None
+    r.facts["entry_removed"] = True
+    return Finding(
+        "fail",
+        f'Claude Desktop removed SideQuest\'s entry "{r.copy.name}" from its settings, so Claude no longer '
+        "starts the connector.",
+        details=[
+            "Claude Desktop sometimes rewrites its settings file and drops the connectors in it. SideQuest kept "
+            f"a copy of the entry it last wrote ({r.copy.path}; the connection itself comes from .env)."
+        ],
+        facts=r.facts,
+        cause="claude_config_out_of_sync",
+        remediation=Remediation(_restore_advice(), (FIX,), safe_to_automate=True),
+    )
+
+
+def no_connector_entry(r: _Reading) -> Finding | None:
     if r.entry is not None:
         r.facts.update({"entry": r.entry.name, "found_by": r.entry.found_by, "command": r.entry.command})
         return None
@@ -185,42 +218,111 @@ def no_connector_entry(r: _Reading) -> Finding | None:
     )
 
 
+def changed_since_written(r: _Reading) -> None:
+    """Notes how the entry differs from the one SideQuest last wrote; never decides on its own."""
+    if r.copy is None:
+        return
+    r.copy_differences = r.copy.differences(r.entry)
+    r.facts["entry_changed"] = r.copy_differences
+    if not r.copy_differences:
+        return
+    r.warnings.append(
+        f"Claude Desktop's SideQuest entry is not the one SideQuest last wrote (its {' and '.join(r.copy_differences)} "
+        "changed)"
+    )
+    if "command" in r.copy_differences:
+        r.details.append(f'It starts "{r.entry.command}"; SideQuest wrote "{r.copy.command}".')
+    if "env keys" in r.copy_differences:
+        gone, added = r.copy.missing_env_keys(r.entry), r.copy.extra_env_keys(r.entry)
+        r.details.append(
+            "Its env "
+            + "; ".join(
+                part
+                for part in (
+                    f"lost {', '.join(gone)}" if gone else "",
+                    f"gained {', '.join(added)}" if added else "",
+                )
+                if part
+            )
+            + "."
+        )
+
+
+def _restorable(r: _Reading) -> bool:
+    """Would putting back the entry SideQuest wrote give Claude a program it can start?"""
+    return bool(r.copy_differences) and resolve_command(r.copy.command or "", r.ctx.environ) is not None
+
+
 def no_command(r: _Reading) -> Finding | None:
     if r.entry.command is not None:
         return None
     return Finding(
         "fail",
         f'The SideQuest entry "{r.entry.name}" in Claude Desktop\'s settings has no command to start.',
+        details=r.details,
         facts=r.facts,
         cause="claude_config_invalid",
-        remediation=Remediation(f'{EDIT_CONFIG} and set "command" to the connector program\'s full path.'),
+        remediation=Remediation(_restore_advice(), (FIX,), safe_to_automate=True)
+        if _restorable(r)
+        else Remediation(f'{EDIT_CONFIG} and set "command" to the connector program\'s full path.'),
     )
 
 
 def command_not_found(r: _Reading) -> Finding | None:
     entry = r.entry
-    resolved = resolve_command(entry.command, r.ctx.environ)
+    logged, folders = _desktop_path(r.ctx, entry) if _is_bare(entry.command) else (None, [])
+    r.facts["search_path_source"] = "claude_desktop_log" if logged else "terminal"
+    resolved = resolve_command(entry.command, {"PATH": logged} if logged else r.ctx.environ)
     r.facts["command_resolved"] = resolved
     if resolved is None:
+        details = [
+            "Claude Desktop does not start programs from a particular folder, so use a full path "
+            "(for example /Users/you/.local/bin/... or C:\\...\\python.exe)."
+        ]
+        if logged:
+            in_terminal = resolve_command(entry.command, r.ctx.environ)
+            details.insert(
+                0,
+                f"Claude Desktop looks for programs in the folders it logged ({', '.join(folders)})"
+                + (f"; your terminal finds it at {in_terminal}, which is not among them." if in_terminal else "."),
+            )
+            if in_terminal:
+                r.facts["command_resolved_in_terminal"] = in_terminal
         return Finding(
             "fail",
             f'Claude Desktop cannot find the program "{entry.command}" that starts the SideQuest connector.',
-            details=[
-                "Claude Desktop does not start programs from a particular folder, so use a full path "
-                "(for example /Users/you/.local/bin/... or C:\\...\\python.exe)."
-            ],
+            details=details + r.details,
             facts=r.facts,
             cause="claude_config_invalid",
-            remediation=Remediation(
+            remediation=Remediation(_restore_advice(), (FIX,), safe_to_automate=True)
+            if _restorable(r)
+            else Remediation(
                 f'{EDIT_CONFIG} and set "command" of "{entry.name}" to the full path of the connector program.'
             ),
         )
     if resolved != entry.command:
+        where = "the PATH Claude Desktop logged" if logged else "PATH"
         r.details.append(
-            f'"{entry.command}" is found through PATH ({resolved}); Claude Desktop may start with a shorter '
+            f'"{entry.command}" is found through {where} ({resolved}); Claude Desktop may start with a shorter '
             "PATH than your terminal, so a full path is safer."
         )
     return None
+
+
+def _is_bare(command: str) -> bool:
+    return "/" not in command and "\\" not in command
+
+
+def _desktop_path(ctx: Context, entry: ConnectorEntry) -> tuple[str | None, list[str]]:
+    """The PATH Claude Desktop logged on its last start of the connector, and its folders (None, [] if not logged)."""
+    from doctor.claude_desktop.logs import desktop_search_path, read_connector_logs
+
+    try:
+        folders = log_folders(ctx.environ, config_path=ctx.claude_config_path)
+        logs = read_connector_logs(folders, list(dict.fromkeys((entry.name, CONNECTOR_NAME))))
+        return desktop_search_path(logs), list(logs.paths or [])
+    except Exception:  # a log that cannot be read leaves the terminal's PATH as the best guess
+        return None, []
 
 
 def other_connection(r: _Reading) -> Finding | None:
@@ -287,7 +389,9 @@ def restart_needed(r: _Reading) -> None:
 def something_to_tidy(r: _Reading) -> Finding | None:
     if not r.warnings:
         return None
-    if r.missing:
+    if r.copy_differences:
+        remediation = Remediation(_restore_advice(), (FIX,), safe_to_automate=True)
+    elif r.missing:
         remediation = Remediation(
             f"Run `{FIX}` to copy the current connection into Claude Desktop's settings.",
             (FIX,),
@@ -317,7 +421,9 @@ SITUATIONS = (
     settings_file_unreadable,
     starts_with_bom,
     schema_problems,
+    entry_removed,
     no_connector_entry,
+    changed_since_written,
     no_command,
     command_not_found,
     other_connection,
@@ -330,6 +436,21 @@ SITUATIONS = (
 
 def check(ctx: Context) -> Finding:
     return first_finding(SITUATIONS, _Reading(ctx))
+
+
+def _restore_advice() -> str:
+    return (
+        f"Run `{FIX}` to put back the entry SideQuest last wrote (a backup of the file is kept); "
+        "if Claude Desktop is open, quit it first, and open it again afterwards."
+    )
+
+
+def _copy_for(ctx: Context, config_path) -> EntryCopy | None:
+    """The known-good copy in the connector home, if it was taken from this config file."""
+    if config_path is None:
+        return None
+    copy = load_entry_copy(ctx.home)
+    return copy if copy is not None and copy.is_for(config_path) else None
 
 
 def _point_at_config() -> Remediation:
@@ -365,7 +486,46 @@ def planned_updates(ctx: Context) -> tuple[dict[str, str], str | None]:
     return updates, entry.name
 
 
+def planned_restore(ctx: Context) -> tuple[EntryCopy, dict[str, Any], list[str], str] | None:
+    """(the copy, the entry to put back, keys .env could not supply, why) when the entry should be put back.
+
+    Only when the entry is gone or its command, args or env keys are not what SideQuest last
+    wrote, the copy was taken from this very file, and both files can be read as they are now.
+    """
+    path = ctx.claude_config_path
+    if path is None:
+        return None
+    copy = _copy_for(ctx, path)
+    if copy is None:
+        return None
+    try:
+        config = load_claude_config(path)
+        env_file = read_env_file(ctx.env_path)
+    except (ClaudeConfigError, EnvFileError):
+        return None  # a missing settings file is not put back: Claude Desktop may not be installed now
+    if config.schema_problems():
+        return None
+    current = config.connector()
+    if current is None:
+        why = "it was removed"
+    else:
+        differences = copy.differences(current)
+        if not differences:
+            return None
+        why = f"its {' and '.join(differences)} changed"
+    entry, lacking = copy.rebuilt({key: env_file.get(key) for key in copy.from_env})
+    return copy, entry, lacking, why
+
+
 def describe_fix(ctx: Context) -> str | None:
+    restore = planned_restore(ctx)
+    if restore is not None:
+        copy, _, lacking, why = restore
+        missing = f"; .env has no {', '.join(lacking)}, so those stay unset" if lacking else ""
+        return (
+            f"put back SideQuest's entry \"{copy.name}\" in Claude Desktop's settings as SideQuest last wrote it "
+            f"({why}), with the connection from .env ({ctx.claude_config_path}; a backup is kept){missing}"
+        )
     updates, name = planned_updates(ctx)
     if not updates:
         return None
@@ -376,10 +536,28 @@ def describe_fix(ctx: Context) -> str | None:
 
 
 def apply_fix(ctx: Context) -> str:
+    try:
+        return _apply(ctx)
+    except DesktopRunning:
+        raise ClaudeConfigError(
+            "desktop_running", f"{DESKTOP_RUNNING} {quit_claude_then(FIX)}", path=ctx.claude_config_path
+        ) from None
+
+
+def _apply(ctx: Context) -> str:
+    restore = planned_restore(ctx)
+    if restore is not None:
+        copy, entry, lacking, _ = restore
+        result = restore_connector_entry(ctx.claude_config_path, copy.name, entry, keep_copy_in=ctx.home)
+        if not result.restored:
+            return "Claude Desktop's settings already hold SideQuest's entry"
+        backup = f"; the previous file is saved as {result.backup_path}" if result.backup_path else ""
+        missing = f" ({', '.join(lacking)} left unset: .env has none)" if lacking else ""
+        return f'put back the entry "{result.entry_name}"{missing}{backup}. Quit and reopen Claude Desktop to load it'
     updates, _ = planned_updates(ctx)
     if not updates:
         return "Claude Desktop's settings already match .env"
-    result = update_connector_env(ctx.claude_config_path, updates)
+    result = update_connector_env(ctx.claude_config_path, updates, keep_copy_in=ctx.home)
     if not result.changed:
         return "Claude Desktop's settings already match .env"
     backup = f"; the previous file is saved as {result.backup_path}" if result.backup_path else ""

@@ -41,6 +41,7 @@ REASONS: tuple[str, ...] = (
     "no_connector",
     "changed_during_update",
     "unwritable",
+    "desktop_running",
 )
 
 

@@ -4,7 +4,9 @@ Desktop's failures at this step reach the owner as "Server disconnected" or tool
 appear; here each is named: the program does not start, it exits before answering (with the
 last lines of its stderr), it writes text that is not MCP to stdout (Desktop's "Unexpected
 token"), it does not answer in time, or it exits when sent `server/discover` (newer Desktop
-builds send it, and then cannot start the connector for Cowork and Code).
+builds send it, and then cannot start the connector for Cowork and Code). A child that ends by
+itself (at start, or on `server/discover`) is reported with its return code: `exit_code`, negative
+for the signal that stopped it on POSIX.
 
 This is the only module that imports `mcp` (the SDK pulls in pydantic, starlette and more), and
 only inside `shake_hands`: nothing is imported until the `connector-launch` probe runs.
@@ -18,6 +20,7 @@ kept in `_LIVE` and killed and reaped from an `atexit` hook.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import tempfile
 import threading
@@ -30,6 +33,7 @@ from doctor.values import Value
 STDERR_TAIL_BYTES = 8 * 1024
 STDERR_TAIL_LINES = 8
 DISCOVER_WAIT_S = 3.0  # how long a server/discover answer is waited for after the handshake
+EXIT_CODE_WAIT_S = 1.0  # how long an ended child's return code is waited for (the event loop reaps it)
 CLIENT_NAME = "sidequest-doctor"
 
 # Outcome kinds.
@@ -48,7 +52,7 @@ class Handshake(Value):
 
     __slots__ = (
         "kind", "started_ms", "tools", "server_name", "server_version", "protocol_version",
-        "stderr_tail", "noise_lines", "discover", "error", "pid", "reaped",
+        "stderr_tail", "noise_lines", "discover", "error", "pid", "reaped", "exit_code",
     )  # fmt: skip
 
     def __init__(
@@ -65,6 +69,7 @@ class Handshake(Value):
         error: str | None = None,
         pid: int | None = None,
         reaped: bool | None = None,
+        exit_code: int | None = None,
     ) -> None:
         self.kind = kind
         self.started_ms = started_ms  # spawn to the end of initialize
@@ -78,6 +83,9 @@ class Handshake(Value):
         self.error = error  # one line from the SDK, for the details
         self.pid = pid
         self.reaped = reaped  # the child is gone after the handshake
+        # How the child ended when it ended by itself before it was stopped (its return code: negative = the
+        # signal that stopped it, on POSIX); None while it ran until the doctor stopped it, or when not known.
+        self.exit_code = exit_code
 
 
 # -- children that must not outlive the doctor -------------------------------------------------
@@ -200,6 +208,49 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def _ended(pid: int) -> bool:
+    """The process `pid` has ended: a zombie not yet reaped, or gone."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+@contextlib.asynccontextmanager
+async def _watched(transport: Any, seen: dict[str, Any]) -> Any:
+    """The SDK's stdio transport, noting how the process it spawned ended when it ended by itself.
+
+    The SDK keeps its process object to itself (a local of `stdio_client`); it is read from the
+    transport's suspended frame. Should a later SDK rename it, the exit code is simply not known.
+    """
+    import anyio
+
+    async with transport as streams:
+        frame = getattr(getattr(transport, "gen", None), "ag_frame", None)
+        process = frame.f_locals.get("process") if frame is not None else None
+        if not hasattr(process, "returncode") or not isinstance(getattr(process, "pid", None), int):
+            process = None
+        closed = False  # the server's side ended the connection (an error, not our timeout)
+        try:
+            yield streams
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException:
+            closed = True
+            raise
+        finally:
+            # Before the SDK stops it: a child that has ended, or is ending after closing its side, did so by
+            # itself. Its return code arrives once it has exited and the event loop has reaped it, in moments.
+            closed = closed or bool(seen.get("server_closed"))
+            if process is not None and (closed or process.returncode is not None or _ended(process.pid)):
+                with anyio.CancelScope(shield=True), anyio.move_on_after(EXIT_CODE_WAIT_S):
+                    while process.returncode is None:
+                        await anyio.sleep(0.005)
+                seen["exit_code"] = process.returncode
+
+
 def _gone(process: Any) -> bool:
     import psutil
 
@@ -262,7 +313,7 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
 
     params = StdioServerParameters(command=launch.program, args=list(launch.args), env=launch.env, cwd=launch.cwd)
     client = Client(
-        stdio_client(params, errlog=errlog),
+        _watched(stdio_client(params, errlog=errlog), child),
         mode="legacy",
         message_handler=on_message,
         client_info=Implementation(name=CLIENT_NAME, version=doctor.__version__),
@@ -324,6 +375,7 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
         error=error,
         pid=process.pid if process is not None else None,
         reaped=reaped,
+        exit_code=child.get("exit_code"),
     )
 
 
@@ -340,6 +392,7 @@ async def _send_discover(client: Any, child: dict[str, Any], version: str) -> st
             answer = "answered"
         except MCPError as exc:
             answer = "exited" if exc.code == CONNECTION_CLOSED else "refused"
+            child["server_closed"] = answer == "exited"
     if answer != "exited":
         # Still there? A server that exits on the request may answer nothing first.
         process = child.get("process")
@@ -350,6 +403,7 @@ async def _send_discover(client: Any, child: dict[str, Any], version: str) -> st
                 await anyio.sleep(0.02)
         if process is not None and _gone(process):
             answer = "exited"
+            child["server_closed"] = True
     return answer
 
 

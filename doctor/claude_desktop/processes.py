@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from doctor.values import Value
@@ -30,13 +31,21 @@ class RunningProcess(Value):
     """One process as the checks here need it. `name` and `started` are read only for processes
     whose command line mentions Claude (a desktop has hundreds of processes); else None."""
 
-    __slots__ = ("pid", "cmdline", "name", "started")
+    __slots__ = ("pid", "cmdline", "name", "started", "environ")
 
-    def __init__(self, pid: int, cmdline: tuple[str, ...], name: str | None = None, started: float | None = None):
+    def __init__(
+        self,
+        pid: int,
+        cmdline: tuple[str, ...],
+        name: str | None = None,
+        started: float | None = None,
+        environ: dict[str, str] | None = None,
+    ):
         self.pid = pid
         self.cmdline = cmdline  # may hold secrets passed as arguments: never shown, only matched
         self.name = name
         self.started = started
+        self.environ = environ  # None: not read (yet), or not readable; never shown
 
     def __repr__(self) -> str:
         return f"RunningProcess(pid={self.pid!r}, name={self.name!r}, args={len(self.cmdline)})"
@@ -71,6 +80,58 @@ def desktop_processes(
     platform = sys.platform if platform is None else platform
     processes = running_processes() if processes is None else processes
     return [p for p in processes if p.name is not None and is_desktop_main(platform, p.name, p.cmdline)]
+
+
+def desktops_using(
+    config_path: Path,
+    processes: Iterable[RunningProcess] | None = None,
+    platform: str | None = None,
+) -> list[RunningProcess]:
+    """The running Claude Desktops that read (or may read) the config file at `config_path`.
+
+    Desktop rewrites its config while it runs (CLAUDE-DESKTOP.md Q3), so a change made meanwhile
+    is lost. A Desktop counts unless its environment can be read and shows that it reads another
+    file (another HOME, XDG_CONFIG_HOME or APPDATA): a Desktop that cannot be told apart is
+    assumed to be this file's. An unreadable process table raises (psutil.Error, OSError): the
+    caller decides whether writing without knowing is acceptable.
+    """
+    platform = sys.platform if platform is None else platform
+    found = []
+    for process in desktop_processes(processes, platform):
+        environ = process.environ if process.environ is not None else _environ_of(process.pid)
+        if environ is not None and not _reads(config_path, environ, platform):
+            continue
+        found.append(process)
+    return found
+
+
+def _environ_of(pid: int) -> dict[str, str] | None:
+    import psutil
+
+    try:
+        return dict(psutil.Process(pid).environ())
+    except (psutil.Error, OSError):
+        return None
+
+
+def _reads(config_path: Path, environ: dict[str, str], platform: str) -> bool:
+    """Does a Desktop started with `environ` read `config_path`? True when it cannot be told."""
+    from doctor.claude_desktop.paths import msix_user_data_folder, user_data_folder
+
+    home_text = environ.get("USERPROFILE" if platform == "win32" else "HOME") or environ.get("HOME")
+    if not home_text:
+        return True
+    home = Path(home_text)
+    folders = [user_data_folder(environ, platform, home)]
+    if platform == "win32":
+        roaming = environ.get("APPDATA") or str(home / "AppData" / "Roaming")
+        folders += [msix_user_data_folder(environ, home), Path(roaming) / "Claude"]
+    wanted = _real_folder(Path(config_path).parent)
+    return any(_real_folder(folder) == wanted for folder in folders)
+
+
+def _real_folder(folder: Path) -> str:
+    return os.path.normcase(os.path.realpath(folder))
 
 
 def started_after_config_change(

@@ -5,6 +5,13 @@ it), and it holds a refresh token. So an update (DESIGN.md §6, CONTRACT) change
 connector's three synced values, keeps a backup beside the file, writes atomically, starts over
 if Claude Desktop writes meanwhile, and never overwrites a file it could not parse.
 
+Two more rules (issue 10 §4). A running Claude Desktop that reads the file rewrites it and would
+undo the change, so no change is written then (DesktopRunning; the process table is read only
+when a change is due, so psutil stays off every other path). And each write leaves the
+known-good copy of the entry in the connector home (entry_copy.py), from which
+`restore_connector_entry` puts it back when Desktop drops it. setup may also point the entry at
+another program (`launch`), after the user agreed.
+
 Standard library only, plus the atomic-file helpers of `doctor.store`.
 """
 
@@ -16,7 +23,7 @@ import re
 import stat
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from doctor.claude_desktop.config import (
     CONNECTOR_NAME,
@@ -35,21 +42,70 @@ _BACKUP_NAME = r"^(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<counter>\d+))?$"  # compiled on
 
 
 class UpdateResult(Value):
-    """What `update_connector_env` changed. `changed` maps key -> (old, new), unredacted."""
+    """What an update changed. `changed` maps env key -> (old, new), unredacted; `launch_changed`
+    maps "command"/"args" -> (old, new); `restored` is True when the whole entry was put back."""
 
-    __slots__ = ("changed", "backup_path", "entry_name")
+    __slots__ = ("changed", "backup_path", "entry_name", "launch_changed", "copy_path", "restored")
 
-    def __init__(self, changed: dict[str, tuple[str | None, str]], backup_path: Path | None, entry_name: str) -> None:
+    def __init__(
+        self,
+        changed: dict[str, tuple[str | None, str]],
+        backup_path: Path | None,
+        entry_name: str,
+        launch_changed: dict[str, tuple[Any, Any]] | None = None,
+        copy_path: Path | None = None,
+        restored: bool = False,
+    ) -> None:
         self.changed = changed
         self.backup_path = backup_path
         self.entry_name = entry_name
+        self.launch_changed = launch_changed or {}
+        self.copy_path = copy_path
+        self.restored = restored
+
+    @property
+    def anything_changed(self) -> bool:
+        return bool(self.changed or self.launch_changed or self.restored)
 
     def __repr__(self) -> str:
         return (
-            f"UpdateResult(changed_keys={sorted(self.changed)!r}, "
+            f"UpdateResult(changed_keys={sorted(self.changed)!r}, launch_changed={sorted(self.launch_changed)!r}, "
             f"backup_path={str(self.backup_path) if self.backup_path else None!r}, "
-            f"entry_name={self.entry_name!r})"
+            f"entry_name={self.entry_name!r}, restored={self.restored!r})"
         )
+
+
+class DesktopRunning(ClaudeConfigError):
+    """Claude Desktop runs and reads this config: it would overwrite a change, so none was made."""
+
+    def __init__(self, path: Path, count: int) -> None:
+        super().__init__(
+            "desktop_running",
+            "Claude Desktop is running, and it rewrites its settings file, which would undo SideQuest's "
+            "change; Claude Desktop's config was not changed.",
+            path=path,
+        )
+        self.count = count
+
+
+class _Plan:
+    """What one attempt would write: new bytes (None: nothing to change) and what they change."""
+
+    def __init__(
+        self,
+        new_bytes: bytes | None,
+        entry_name: str,
+        entry: dict[str, Any] | None,
+        changed: dict[str, tuple[str | None, str]] | None = None,
+        launch_changed: dict[str, tuple[Any, Any]] | None = None,
+        restored: bool = False,
+    ) -> None:
+        self.new_bytes = new_bytes
+        self.entry_name = entry_name
+        self.entry = entry
+        self.changed = changed or {}
+        self.launch_changed = launch_changed or {}
+        self.restored = restored
 
 
 def update_connector_env(
@@ -57,43 +113,141 @@ def update_connector_env(
     updates: Mapping[str, str],
     *,
     create_entry: Mapping[str, Any] | None = None,
+    launch: Mapping[str, Any] | None = None,
+    keep_copy_in: Path | None = None,
+    refuse_while_desktop_runs: bool = True,
 ) -> UpdateResult:
     """Set the connector entry's synced env values, keeping the rest of the file (DESIGN.md §6).
+
+    `launch` ({"command": ..., "args": [...]}) also sets the existing entry's command and args
+    when its command differs (setup, after the user agreed). `keep_copy_in` (the connector home)
+    receives the known-good copy of the entry once it is written (entry_copy.py).
 
     Raises ValueError for keys outside SYNCED_KEYS or non-string values, and
     ClaudeConfigError when the file cannot be parsed (then it is left byte-identical), when
     there is no connector entry and `create_entry` is not given (reason "no_connector"), or
     when the file kept changing under us (reason "changed_during_update"), or when the
-    operating system refused the write (reason "unwritable"; the file is then unchanged).
+    operating system refused the write (reason "unwritable"; the file is then unchanged), or
+    DesktopRunning (reason "desktop_running") when a change is due while Claude Desktop runs.
     """
     path = Path(path)
     _check_updates(updates)
     if create_entry is not None and not isinstance(create_entry, Mapping):
         raise ValueError("create_entry must be a mapping (the new mcpServers entry).")
+    if launch is not None and not isinstance(launch.get("command"), str):
+        raise ValueError("launch must give the command as text.")
 
+    def plan(config: ClaudeConfig) -> _Plan:
+        return _plan_update(config, updates, create_entry, launch)
+
+    def new_file() -> tuple[dict[str, Any], dict[str, tuple[str | None, str]]]:
+        return _new_entry(create_entry, updates), {key: (None, value) for key, value in updates.items()}
+
+    return _write(path, plan, new_file if create_entry is not None else None, keep_copy_in, refuse_while_desktop_runs)
+
+
+def restore_connector_entry(
+    path: Path,
+    name: str,
+    entry: Mapping[str, Any],
+    *,
+    keep_copy_in: Path | None = None,
+    refuse_while_desktop_runs: bool = True,
+) -> UpdateResult:
+    """Put the connector's whole entry back (from the known-good copy), keeping the rest of the file.
+
+    The entry found now (by name or by its env keys) is replaced in place under its own name;
+    with none, `entry` is added as mcpServers[`name`], creating the file if it is gone. Raises as
+    `update_connector_env` does.
+    """
+    path = Path(path)
+    wanted = json.loads(json.dumps(dict(entry)))
+    if not isinstance(wanted.get("command"), str):
+        raise ValueError("The entry to restore has no command.")
+
+    def plan(config: ClaudeConfig) -> _Plan:
+        return _plan_restore(config, name, wanted)
+
+    def new_file() -> tuple[dict[str, Any], dict[str, tuple[str | None, str]]]:
+        return json.loads(json.dumps(wanted)), {}
+
+    return _write(path, plan, new_file, keep_copy_in, refuse_while_desktop_runs, name=name, restoring=True)
+
+
+def _write(
+    path: Path,
+    plan: Callable[[ClaudeConfig], _Plan],
+    new_file: Callable[[], tuple[dict[str, Any], dict[str, tuple[str | None, str]]]] | None,
+    keep_copy_in: Path | None,
+    refuse: bool,
+    *,
+    name: str = CONNECTOR_NAME,
+    restoring: bool = False,
+) -> UpdateResult:
     try:
-        if not os.path.lexists(path) and create_entry is not None:
-            return _create_config_file(path, updates, create_entry)
-        return _update_existing(path, updates, create_entry)
+        if not os.path.lexists(path) and new_file is not None:
+            if refuse:
+                _refuse_while_desktop_runs(path)
+            entry, changed = new_file()
+            _create_config_file(path, name, entry)
+            result = UpdateResult(changed, None, name, restored=restoring)
+            return _keep_copy(result, keep_copy_in, path, entry)
+        result, entry = _update_existing(path, plan, refuse)
     except OSError as exc:
         # Callers handle one exception type; the OS reason is enough and holds no content.
         why = exc.strerror or type(exc).__name__
         raise ClaudeConfigError(
             "unwritable", f"SideQuest could not write Claude Desktop's config: {why}.", path=path
         ) from None
+    return _keep_copy(result, keep_copy_in, path, entry)
 
 
-def _update_existing(path: Path, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None) -> UpdateResult:
+def _keep_copy(result: UpdateResult, home: Path | None, path: Path, entry: dict[str, Any] | None) -> UpdateResult:
+    """Record the entry as now written; a copy that cannot be written costs only the later comparison."""
+    if home is None or entry is None:
+        return result
+    from doctor.claude_desktop.entry_copy import save_entry_copy
+
+    try:
+        result.copy_path = save_entry_copy(home, path, result.entry_name, entry)
+    except OSError:
+        result.copy_path = None
+    return result
+
+
+def _refuse_while_desktop_runs(path: Path) -> None:
+    """Raise DesktopRunning when a Claude Desktop that reads `path` runs (psutil is loaded only here)."""
+    from doctor.claude_desktop.processes import desktops_using
+
+    try:
+        running = desktops_using(path)
+    except Exception:  # the process table cannot be read: write as before rather than never
+        return
+    if running:
+        raise DesktopRunning(path, len(running))
+
+
+def _update_existing(
+    path: Path, plan: Callable[[ClaudeConfig], _Plan], refuse: bool
+) -> tuple[UpdateResult, dict[str, Any] | None]:
     # Claude Desktop writes this file too; if it does so while we work, start over rather
     # than replace its write with our older view.
+    checked = False
     for _ in range(3):
         config = load_claude_config(path)
-        new_bytes, changed, entry_name = _plan_update(config, updates, create_entry)
-        if new_bytes is None:
-            return UpdateResult(changed={}, backup_path=None, entry_name=entry_name)
+        planned = plan(config)
+        if planned.new_bytes is None:
+            return UpdateResult(changed={}, backup_path=None, entry_name=planned.entry_name), planned.entry
+        if refuse and not checked:
+            _refuse_while_desktop_runs(path)
+            checked = True
         target = resolve_for_write(path)  # a symlink's target only if it is the user's
         temp = write_temp(
-            target, new_bytes, stat.S_IMODE(os.stat(target).st_mode), prefix=f".{target.name}.", suffix=".sidequest-tmp"
+            target,
+            planned.new_bytes,
+            stat.S_IMODE(os.stat(target).st_mode),
+            prefix=f".{target.name}.",
+            suffix=".sidequest-tmp",
         )
         try:
             if _current_bytes(target) != config.raw:
@@ -106,7 +260,10 @@ def _update_existing(path: Path, updates: Mapping[str, str], create_entry: Mappi
             if temp is not None:
                 remove_quietly(temp)
         _prune_backups(path, backup)
-        return UpdateResult(changed=changed, backup_path=backup, entry_name=entry_name)
+        result = UpdateResult(
+            planned.changed, backup, planned.entry_name, planned.launch_changed, restored=planned.restored
+        )
+        return result, planned.entry
     raise ClaudeConfigError(
         "changed_during_update",
         "Claude Desktop's config kept changing while SideQuest tried to update it; "
@@ -127,9 +284,12 @@ def _check_updates(updates: Mapping[str, str]) -> None:
 
 
 def _plan_update(
-    config: ClaudeConfig, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None
-) -> tuple[bytes | None, dict[str, tuple[str | None, str]], str]:
-    """The new file bytes (None when nothing would change), what changed, the entry's name."""
+    config: ClaudeConfig,
+    updates: Mapping[str, str],
+    create_entry: Mapping[str, Any] | None,
+    launch: Mapping[str, Any] | None = None,
+) -> _Plan:
+    """The new file bytes (None when nothing would change), what changed, the entry."""
     entry = config.connector()
     if entry is None:
         return _plan_new_entry(config, updates, create_entry)
@@ -150,14 +310,45 @@ def _plan_update(
         if old != new:
             changed[key] = (_as_text(old), new)
             env[key] = new
-    if not changed:
-        return None, changed, entry.name
-    return _serialise(config.data, config.raw), changed, entry.name
+    launch_changed: dict[str, tuple[Any, Any]] = {}
+    if launch is not None and live.get("command") != launch["command"]:
+        # A new program: the old one's arguments (a script path, flags) belong to the old one.
+        new_args = list(launch.get("args") or [])
+        launch_changed["command"] = (live.get("command"), launch["command"])
+        live["command"] = launch["command"]
+        if live.get("args", []) != new_args:
+            launch_changed["args"] = (live.get("args"), new_args)
+        live["args"] = new_args
+    if not changed and not launch_changed:
+        return _Plan(None, entry.name, live)
+    return _Plan(_serialise(config.data, config.raw), entry.name, live, changed, launch_changed)
 
 
-def _plan_new_entry(
-    config: ClaudeConfig, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None
-) -> tuple[bytes, dict[str, tuple[str | None, str]], str]:
+def _plan_restore(config: ClaudeConfig, name: str, wanted: dict[str, Any]) -> _Plan:
+    found = config.connector()
+    servers = config.data.setdefault("mcpServers", {})
+    if not isinstance(servers, dict):
+        raise ClaudeConfigError(
+            "not_object",
+            "Claude Desktop's config has an mcpServers value that is not an object, "
+            "so the connector cannot be put back; fix mcpServers first.",
+            path=config.path,
+        )
+    target = found.name if found is not None else name
+    if found is None and target in servers:
+        raise ClaudeConfigError(
+            "not_object",
+            f'Claude Desktop\'s config has an mcpServers "{target}" value that is not an object; '
+            "SideQuest will not replace it. Fix or remove it first.",
+            path=config.path,
+        )
+    if servers.get(target) == wanted:
+        return _Plan(None, target, servers[target])
+    servers[target] = json.loads(json.dumps(wanted))
+    return _Plan(_serialise(config.data, config.raw), target, servers[target], restored=True)
+
+
+def _plan_new_entry(config: ClaudeConfig, updates: Mapping[str, str], create_entry: Mapping[str, Any] | None) -> _Plan:
     """Add the connector's entry to a config that has none, if the caller gave one to add."""
     if create_entry is None:
         raise ClaudeConfigError(
@@ -184,7 +375,7 @@ def _plan_new_entry(
         )
     servers[CONNECTOR_NAME] = _new_entry(create_entry, updates)
     changed = {key: (None, value) for key, value in updates.items()}
-    return _serialise(config.data, config.raw), changed, CONNECTOR_NAME
+    return _Plan(_serialise(config.data, config.raw), CONNECTOR_NAME, servers[CONNECTOR_NAME], changed)
 
 
 def _new_entry(create_entry: Mapping[str, Any], updates: Mapping[str, str]) -> dict[str, Any]:
@@ -216,8 +407,8 @@ def _serialise(data: dict[str, Any], previous: bytes) -> bytes:
     return encoded
 
 
-def _create_config_file(path: Path, updates: Mapping[str, str], create_entry: Mapping[str, Any]) -> UpdateResult:
-    data = {"mcpServers": {CONNECTOR_NAME: _new_entry(create_entry, updates)}}
+def _create_config_file(path: Path, name: str, entry: dict[str, Any]) -> None:
+    data = {"mcpServers": {name: entry}}
     path.parent.mkdir(parents=True, exist_ok=True)
     # The file will hold a refresh token: readable by the owner only.
     temp = write_temp(path, _serialise(data, b""), 0o600, prefix=f".{path.name}.", suffix=".sidequest-tmp")
@@ -234,11 +425,6 @@ def _create_config_file(path: Path, updates: Mapping[str, str], create_entry: Ma
     finally:
         if temp is not None:
             remove_quietly(temp)
-    return UpdateResult(
-        changed={key: (None, value) for key, value in updates.items()},
-        backup_path=None,
-        entry_name=CONNECTOR_NAME,
-    )
 
 
 def _current_bytes(target: Path) -> bytes | None:

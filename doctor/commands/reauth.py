@@ -36,7 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from doctor.advice import AFTER_EXCHANGE_REFUSAL, DIAGNOSIS_PLEASE, RESTART_ADVICE
+from doctor.advice import (
+    AFTER_EXCHANGE_REFUSAL,
+    DESKTOP_RUNNING,
+    DIAGNOSIS_PLEASE,
+    FIX,
+    RESTART_ADVICE,
+    quit_claude_then,
+)
 from doctor.claude_desktop.paths import resolve_claude_config
 from doctor.commands.consent_listener import ConsentReply, PageOutcome, Refused
 from doctor.commands.terminal_input import PasteReader, TerminalLines, answered_yes, read_stdin_lines, stdin_is_terminal
@@ -144,14 +151,16 @@ def run_reauth(console: Console, options: ReauthOptions) -> int:
             previous_realm=current_realm,
             company_name=company_name,
         )
-        if _update_claude(console, flow.claude_path, flow.env_path, token.refresh_token, reply.realm_id, environment):
+        claude = _update_claude(console, flow.claude_path, flow.home, token.refresh_token, reply.realm_id, environment)
+        if claude == "updated":
             console.say(RESTART_ADVICE)
             return EXIT_OK
-        console.say(
-            "Once Claude Desktop's config holds these values, quit Claude Desktop completely and open it "
-            "again (closing the window is not enough).",
-            err=True,
-        )
+        if claude == "failed":
+            console.say(
+                "Once Claude Desktop's config holds these values, quit Claude Desktop completely and open it "
+                "again (closing the window is not enough).",
+                err=True,
+            )
         return EXIT_FAILED
     except _Stop as stop:
         page = stop.page
@@ -561,16 +570,28 @@ def _paste_instructions(env_path: Path, refresh_token: str, realm_id: str, envir
 
 
 def _update_claude(
-    console: Console, claude_path: Path, env_path: Path, refresh_token: str, realm_id: str, environment: str
-) -> bool:
-    """Push the three synced values into Claude Desktop's entry; explain what to do when it cannot."""
-    from doctor.claude_desktop.config import CONNECTOR_NAME, ClaudeConfigError
-    from doctor.claude_desktop.update import update_connector_env
+    console: Console, claude_path: Path, home: Path, refresh_token: str, realm_id: str, environment: str
+) -> str:
+    """Push the three synced values into Claude Desktop's entry; explain what to do when it cannot.
 
+    Returns "updated" (the entry holds them), "desktop_running" (refused: Claude Desktop runs and
+    would undo it; the user is told to quit it and run `doctor --fix`) or "failed".
+    """
+    from doctor.claude_desktop.config import CONNECTOR_NAME, ClaudeConfigError
+    from doctor.claude_desktop.update import DesktopRunning, update_connector_env
+
+    env_path = home / ".env"
     updates = {"QB_REFRESH_TOKEN": refresh_token, "QB_REALM_ID": realm_id, "QB_ENVIRONMENT": environment}
     values = _paste_instructions(env_path, refresh_token, realm_id, environment)
     try:
-        result = update_connector_env(claude_path, updates)
+        result = update_connector_env(claude_path, updates, keep_copy_in=home)
+    except DesktopRunning:
+        console.say(
+            f"{DESKTOP_RUNNING} The new connection is saved in {env_path}; Claude Desktop's entry still has "
+            f"the old one.\n{quit_claude_then(FIX)}",
+            err=True,
+        )
+        return "desktop_running"
     except ClaudeConfigError as exc:
         if exc.reason in ("no_connector", "missing"):
             found = "has no SideQuest connector entry" if exc.reason == "no_connector" else "does not exist yet"
@@ -589,7 +610,7 @@ def _update_claude(
                 "After fixing the file, `sidequest doctor --fix` can also copy them in for you.",
                 err=True,
             )
-        return False
+        return "failed"
     if result.changed:
         backup = f" (previous version kept as {result.backup_path})" if result.backup_path else ""
         console.say(
@@ -598,7 +619,7 @@ def _update_claude(
         )
     else:
         console.say(f'Claude Desktop\'s config already had these values (entry "{result.entry_name}").')
-    return True
+    return "updated"
 
 
 def _report_success(

@@ -13,7 +13,10 @@ did at every step:
 3. `.env` gets the keys (under the lock, every other line kept, mode 0600); keys already there
    are replaced only after a confirmation or `--yes`;
 4. Claude Desktop's config gets the connector's entry (`command` from `--connector-command`,
-   else `qb-distributor-mcp` on PATH, else it says what to pass and writes no entry). This comes
+   else `qb-distributor-mcp` on PATH, else it says what to pass and writes no entry). An existing
+   entry that starts another program is pointed at this one only after a confirmation or `--yes`
+   (as for keys; the backup keeps the old file). Nothing is written while Claude Desktop runs (it
+   would undo it): setup says to quit it and run setup again. This comes
    before the consent so that `reauth-qb` pushes the new connection into that entry itself;
 5. the consent flow of `reauth-qb` (skipped with `--no-consent`);
 6. the keep-alive (`sidequest keepalive on`), offered on a terminal, done with `--yes`;
@@ -30,6 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from doctor.advice import DESKTOP_RUNNING, SETUP, quit_claude_then
 from doctor.claude_desktop.paths import resolve_claude_config
 from doctor.commands.terminal_input import stdin_is_terminal
 from doctor.console import Console
@@ -167,9 +171,23 @@ def find_connector(option: str | None) -> tuple[str | None, str | None]:
     return str(Path(found).absolute()), None
 
 
-def update_claude(claude_path: Path, home: Path, command: str) -> str:
-    """Create or update the connector's entry; returns what was done. Raises ClaudeConfigError."""
-    from doctor.claude_desktop.config import SYNCED_KEYS, load_claude_config
+def current_entry(claude_path: Path):
+    """The connector's entry in Claude Desktop's config now, or None (no file, no entry, unreadable)."""
+    from doctor.claude_desktop.config import ClaudeConfigError, load_claude_config
+
+    try:
+        return load_claude_config(claude_path).connector()
+    except ClaudeConfigError:
+        return None
+
+
+def update_claude(claude_path: Path, home: Path, command: str, *, change_command: bool = False) -> str:
+    """Create or update the connector's entry; returns what was done. Raises ClaudeConfigError.
+
+    `change_command`: the existing entry starts another program and the user agreed to start
+    `command` instead (its args go with the old program). Every other entry stays as it was.
+    """
+    from doctor.claude_desktop.config import SYNCED_KEYS
     from doctor.claude_desktop.update import update_connector_env
 
     env_file = _read_env(home)
@@ -179,24 +197,45 @@ def update_claude(claude_path: Path, home: Path, command: str) -> str:
     if Path(home).absolute() != resolve_home(None, {}).absolute():
         # The connector finds .env through SIDEQUEST_HOME when it is not in the default place.
         entry_env["SIDEQUEST_HOME"] = str(Path(home).absolute())
-    result = update_connector_env(claude_path, updates, create_entry={"command": command, "args": [], "env": entry_env})
+    result = update_connector_env(
+        claude_path,
+        updates,
+        create_entry={"command": command, "args": [], "env": entry_env},
+        launch={"command": command, "args": []} if change_command else None,
+        keep_copy_in=home,
+    )
     created = bool(result.changed) and all(old is None for old, _ in result.changed.values())
-    try:
-        entry = load_claude_config(claude_path).connector()
-    except Exception:
-        entry = None
-    if entry is not None and entry.command and entry.command != command and not created:
+    entry = current_entry(claude_path)
+    note = ""
+    if "command" in result.launch_changed:
+        was = result.launch_changed["command"][0]
+        note = f" It now starts {command!r} (it started {was!r})."
+    elif entry is not None and entry.command and entry.command != command and not created:
         note = (
             f" It starts {entry.command!r}, not {command!r}; SideQuest left that as it is "
-            "(change it in Claude Desktop: Settings > Developer > Edit Config)."
+            "(run `sidequest setup --yes` to change it)."
         )
-    else:
-        note = ""
-    if not result.changed:
+    if not result.anything_changed:
         return f'Claude Desktop\'s entry "{result.entry_name}" already had these values.{note}'
     backup = f" (previous version kept as {result.backup_path})" if result.backup_path else ""
-    verb = "Added" if created else "Updated"
+    verb = "Added" if created and not result.launch_changed else "Updated"
     return f'{verb} Claude Desktop\'s entry "{result.entry_name}" in {claude_path}{backup}.{note}'
+
+
+def may_change_command(out: "_Output", claude_path: Path, command: str, yes: bool) -> bool:
+    """Does the user agree that the existing entry starts `command` instead of its program? (as for keys)"""
+    entry = current_entry(claude_path)
+    if entry is None or entry.command is None or entry.command == command:
+        return False
+    if yes:
+        return True
+    question = f'Claude Desktop\'s entry "{entry.name}" starts {entry.command!r}. Start {command!r} instead?'
+    if stdin_is_terminal():
+        import click
+
+        return click.confirm(question, err=True)
+    out.say(f'Claude Desktop\'s entry "{entry.name}" starts {entry.command!r}; keeping it (add --yes to change it).')
+    return False
 
 
 def run_setup(
@@ -370,11 +409,16 @@ def _run(
         failed = True
     else:
         from doctor.claude_desktop.config import ClaudeConfigError
+        from doctor.claude_desktop.update import DesktopRunning
 
         try:
-            out.say(update_claude(claude_path, home, command))
+            change = may_change_command(out, claude_path, command, yes)
+            out.say(update_claude(claude_path, home, command, change_command=change))
             left.remove("add the connector to Claude Desktop")
             done.append("Claude Desktop has the connector's entry")
+        except DesktopRunning:
+            out.say(f"{DESKTOP_RUNNING} {quit_claude_then(SETUP)}", err=True)
+            failed = True
         except ClaudeConfigError as exc:
             out.say(f"SideQuest did not change Claude Desktop's config: {exc} It was left exactly as it was.", err=True)
             failed = True

@@ -117,3 +117,103 @@ def test_repr_never_shows_env_values() -> None:
     assert SECRET not in repr(launch)
     assert "QB_REFRESH_TOKEN" in repr(launch)
     assert launch.env_keys == ["PATH", "QB_REFRESH_TOKEN"]
+
+
+# -- a Desktop Extension's launch ------------------------------------------------------------------
+
+
+def _bundle(tmp_path: Path, server: dict, *, user_config: dict | None = None, options: dict | None = None):
+    """An extension as load_extensions reads it from a <userData> laid out as Desktop lays it out."""
+    import json
+
+    from doctor.claude_desktop.extensions import load_extensions
+
+    ext_id = "local.mcpb.sidequest-automation.qb-distributor"
+    user_data = tmp_path / "Claude"
+    manifest = {"manifest_version": "0.3", "name": "qb-distributor", "display_name": "SideQuest QuickBooks",
+                "version": "0.16.0", "server": server, "user_config": options or {}}  # fmt: skip
+    (user_data / "Claude Extensions" / ext_id).mkdir(parents=True)
+    (user_data / "Claude Extensions" / ext_id / "manifest.json").write_text(json.dumps(manifest))
+    (user_data / "Claude Extensions Settings").mkdir()
+    (user_data / "Claude Extensions Settings" / f"{ext_id}.json").write_text(
+        json.dumps({"isEnabled": True, "userConfig": user_config or {}})
+    )
+    (user_data / "extensions-installations.json").write_text(
+        json.dumps({"extensions": {ext_id: {"id": ext_id, "version": "0.16.0", "manifest": manifest}}})
+    )
+    (extension,) = load_extensions(user_data)
+    return extension
+
+
+def test_an_extensions_launch_is_its_manifests_env_substituted_over_the_inherited_set(tmp_path: Path) -> None:
+    from doctor.claude_desktop.launch import FROM_EXTENSION, rebuild_extension_launch
+
+    python = _program(tmp_path / "bin", "python3")
+    extension = _bundle(
+        tmp_path,
+        {
+            "type": "python",
+            "mcp_config": {
+                "command": "python3",
+                "args": ["${__dirname}/server/main.py", "--realm", "${user_config.realm_id}"],
+                "env": {
+                    "QB_REFRESH_TOKEN": "${user_config.token}",
+                    "QB_HOME": "${HOME}${/}.qb",
+                    "QB_SANDBOX": "${user_config.sandbox}",
+                    "USER": "from-manifest",
+                },
+            },  # fmt: skip
+        },
+        user_config={"token": SECRET, "realm_id": "9130"},
+        options={
+            "token": {"type": "string", "sensitive": True, "required": True},
+            "realm_id": {"type": "string"},
+            "sandbox": {"type": "boolean", "default": True},
+        },  # fmt: skip
+    )
+    environ = {"HOME": "/home/o", "USER": "o", "PATH": str(python.parent), "VIRTUAL_ENV": "/home/o/venv"}
+    launch = rebuild_extension_launch(extension, environ, platform="linux", home=Path("/home/o"))
+    assert launch is not None and launch.source == FROM_EXTENSION
+    assert launch.extension_id == extension.id and launch.name == "SideQuest QuickBooks"
+    assert launch.program == str(python) and launch.cwd == "/"
+    assert launch.args == (f"{extension.folder}/server/main.py", "--realm", "9130")
+    assert launch.env == {
+        "HOME": "/home/o",
+        "USER": "from-manifest",
+        "PATH": str(python.parent),
+        "QB_REFRESH_TOKEN": SECRET,
+        "QB_HOME": "/home/o/.qb",
+        "QB_SANDBOX": "true",
+    }
+    assert launch.runtime is None
+    assert SECRET not in repr(launch)
+
+
+def test_a_relative_command_of_an_extension_is_found_in_its_folder(tmp_path: Path) -> None:
+    from doctor.claude_desktop.launch import rebuild_extension_launch
+
+    extension = _bundle(tmp_path, {"type": "binary", "mcp_config": {"command": "server/qb-connector", "args": []}})
+    program = _program(extension.folder / "server")
+    launch = rebuild_extension_launch(extension, {"PATH": "/usr/bin"}, platform="linux")
+    assert launch is not None and launch.program == str(program)
+    assert launch.search_folders == [str(extension.folder)] and launch.path_source == "extension_folder"
+    assert launch.env["PATH"] == "/usr/bin"  # the connector still gets Desktop's PATH
+
+
+def test_node_is_desktops_built_in_runtime_unless_turned_off(tmp_path: Path) -> None:
+    from doctor.claude_desktop.launch import RUNTIME_FOR_BUILT_IN_NODE, rebuild_extension_launch
+
+    node = _program(tmp_path / "bin", "node")
+    extension = _bundle(tmp_path, {"type": "node", "mcp_config": {"command": "node", "args": ["${__dirname}/i.js"]}})
+    environ = {"PATH": str(node.parent)}
+    built_in = rebuild_extension_launch(extension, environ, platform="darwin", logged_path=str(node.parent))
+    assert built_in is not None and built_in.runtime == RUNTIME_FOR_BUILT_IN_NODE and built_in.program == str(node)
+    system = rebuild_extension_launch(extension, environ, platform="linux", built_in_node=False)
+    assert system is not None and system.runtime is None
+
+
+def test_an_extension_whose_manifest_names_no_command_gives_no_launch(tmp_path: Path) -> None:
+    from doctor.claude_desktop.launch import rebuild_extension_launch
+
+    uv = _bundle(tmp_path, {"type": "uv", "entry_point": "src/server.py"})  # manifest 0.4: the host runs uv itself
+    assert rebuild_extension_launch(uv, {"PATH": "/usr/bin"}, platform="linux") is None

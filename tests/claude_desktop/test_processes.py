@@ -21,6 +21,7 @@ from doctor.claude_desktop.processes import (
     RunningProcess,
     count_connector_processes,
     desktop_processes,
+    desktops_using,
     is_desktop_main,
     launched_as,
     running_processes,
@@ -175,3 +176,43 @@ def test_psutil_is_imported_only_when_the_process_table_is_read() -> None:
     )
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+# ----------------------------------------------------------------------------- which config a Desktop reads
+
+
+def test_only_a_desktop_that_reads_the_config_counts_for_it(tmp_path: Path) -> None:
+    from tests.support.fake_desktop import desktop_running
+
+    config = tmp_path / "mine" / "Claude" / "claude_desktop_config.json"
+    other = tmp_path / "other" / "Claude" / "claude_desktop_config.json"
+    assert desktops_using(config, platform="linux") == []
+    with desktop_running(config, tmp_path / "desk") as desktop:
+        assert [p.pid for p in desktops_using(config, platform="linux")] == [desktop.pid]
+        assert desktops_using(other, platform="linux") == []  # a Desktop with another XDG_CONFIG_HOME
+    assert desktops_using(config, platform="linux") == []
+
+
+def test_a_desktop_whose_environment_cannot_be_read_counts_for_every_config(tmp_path: Path) -> None:
+    config = tmp_path / "Claude" / "claude_desktop_config.json"
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid has no process now: no environment to read
+    unreadable = RunningProcess(gone.pid, ("/usr/lib/claude-desktop/claude-desktop",), "claude-desktop", 1.0)
+    home = tmp_path / "user"
+    elsewhere = RunningProcess(
+        2, ("/usr/lib/claude-desktop/claude-desktop",), "claude-desktop", 1.0, {"HOME": str(home)}
+    )
+    # A Desktop whose environment cannot be read cannot be told apart, so it counts.
+    assert desktops_using(config, [unreadable, elsewhere], "linux") == [unreadable]
+    reads = RunningProcess(
+        3,
+        ("/usr/lib/claude-desktop/claude-desktop",),
+        "claude-desktop",
+        1.0,
+        {"HOME": str(tmp_path / "h"), "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    assert desktops_using(config, [reads], "linux") == [reads]
+    mac = RunningProcess(4, ("/Applications/Claude.app/Contents/MacOS/Claude",), "Claude", 1.0, {"HOME": str(home)})
+    mac_config = home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"
+    assert desktops_using(mac_config, [mac], "darwin") == [mac]
+    assert desktops_using(config, [mac], "darwin") == []

@@ -6,13 +6,15 @@ import calendar
 import json
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from doctor.claude_desktop.config import CONNECTOR_NAME, SYNCED_KEYS, ClaudeConfigError, load_claude_config
-from doctor.claude_desktop.update import update_connector_env
+from doctor.claude_desktop.entry_copy import load_entry_copy
+from doctor.claude_desktop.update import DesktopRunning, restore_connector_entry, update_connector_env
 from tests.claude_desktop.samples import (
     CLIENT_SECRET,
     NEW_REFRESH_TOKEN,
@@ -374,3 +376,119 @@ def test_a_write_the_system_refuses_is_a_config_error(tmp_path: Path) -> None:
     assert caught.value.reason == "unwritable"
     assert NEW_REFRESH_TOKEN not in str(caught.value)
     assert blocker.read_text() == "a file where the folder should be"
+
+
+# --------------------------------------------------------------------------- the known-good copy (issue 10 §4)
+
+
+def test_each_write_keeps_a_copy_of_the_entry_without_its_secrets(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    data = typical_config()
+    data["mcpServers"][CONNECTOR_NAME]["env"]["QB_CLIENT_SECRET"] = CLIENT_SECRET
+    path = write_claude_config(tmp_path / "Claude" / "claude_desktop_config.json", data)
+    result = update_connector_env(path, {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}, keep_copy_in=home)
+    assert result.copy_path == home / "claude-entry.json"
+    assert stat.S_IMODE(result.copy_path.stat().st_mode) == 0o600
+    text = result.copy_path.read_text(encoding="utf-8")
+    for secret in (REFRESH_TOKEN, NEW_REFRESH_TOKEN, CLIENT_SECRET):
+        assert secret not in text
+    copy = load_entry_copy(home)
+    assert copy.name == CONNECTOR_NAME and copy.is_for(path)
+    assert copy.command == "uvx" and copy.args == ("qb-distributor-mcp",)
+    assert copy.entry["env"] == {"QB_CLIENT_ID": "ABcd1234", "COMPANY_LABEL": "Zürich ☕ Großhandel"}
+    assert copy.from_env == ("QB_CLIENT_SECRET", "QB_ENVIRONMENT", "QB_REALM_ID", "QB_REFRESH_TOKEN")
+    entry = load_claude_config(path).connector()
+    assert copy.differences(entry) == []
+    # Restored from .env's values, the entry is the one written, value for value.
+    rebuilt, lacking = copy.rebuilt(
+        {
+            "QB_CLIENT_SECRET": CLIENT_SECRET,
+            "QB_ENVIRONMENT": "sandbox",
+            "QB_REALM_ID": "9130350000000000",
+            "QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN,
+        }
+    )
+    assert lacking == [] and rebuilt == json.loads(path.read_text(encoding="utf-8"))["mcpServers"][CONNECTOR_NAME]
+    assert not list(home.glob("*.sidequest-tmp"))
+
+
+def test_an_unchanged_entry_still_records_its_copy(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    path = write_json(tmp_path / "c.json", typical_config())
+    before = path.read_bytes()
+    result = update_connector_env(path, {"QB_REFRESH_TOKEN": REFRESH_TOKEN}, keep_copy_in=home)
+    assert not result.anything_changed and path.read_bytes() == before
+    assert load_entry_copy(home).is_for(path)
+
+
+def test_restore_puts_the_entry_back_and_keeps_everything_else(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    path = write_claude_config(tmp_path / "Claude" / "claude_desktop_config.json", typical_config())
+    update_connector_env(path, {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}, keep_copy_in=home)
+    written = json.loads(path.read_text(encoding="utf-8"))
+    wiped = {k: v for k, v in written.items() if k != "mcpServers"} | {"mcpServers": {"mysql": {"command": "npx"}}}
+    write_json(path, wiped)
+    copy = load_entry_copy(home)
+    entry, lacking = copy.rebuilt(
+        {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN, "QB_REALM_ID": "9130350000000000", "QB_ENVIRONMENT": "sandbox"}
+    )
+    result = restore_connector_entry(path, copy.name, entry, keep_copy_in=home)
+    assert result.restored and json.loads(result.backup_path.read_text(encoding="utf-8")) == wiped
+    after = json.loads(path.read_text(encoding="utf-8"))
+    assert after["mcpServers"]["mysql"] == {"command": "npx"}
+    assert after["mcpServers"][CONNECTOR_NAME] == written["mcpServers"][CONNECTOR_NAME]
+    assert {k: v for k, v in after.items() if k != "mcpServers"} == {
+        k: v for k, v in written.items() if k != "mcpServers"
+    }
+    again = restore_connector_entry(path, copy.name, entry, keep_copy_in=home)
+    assert not again.restored and again.backup_path is None
+
+
+# --------------------------------------------------------------------------- the command (issue 11)
+
+
+def test_launch_sets_the_command_and_drops_the_old_programs_args(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "c.json", typical_config())
+    before = json.loads(path.read_text(encoding="utf-8"))
+    result = update_connector_env(path, {}, launch={"command": "/opt/qb/bin/qb-distributor-mcp", "args": []})
+    assert result.launch_changed == {
+        "command": ("uvx", "/opt/qb/bin/qb-distributor-mcp"),
+        "args": (["qb-distributor-mcp"], []),
+    }
+    after = json.loads(path.read_text(encoding="utf-8"))
+    entry = after["mcpServers"][CONNECTOR_NAME]
+    assert entry["command"] == "/opt/qb/bin/qb-distributor-mcp" and entry["args"] == []
+    before["mcpServers"][CONNECTOR_NAME].update(command=entry["command"], args=[])
+    assert after == before  # every other entry and value as it was
+    assert result.backup_path is not None
+    same = update_connector_env(path, {}, launch={"command": "/opt/qb/bin/qb-distributor-mcp", "args": []})
+    assert not same.anything_changed and same.backup_path is None
+
+
+# --------------------------------------------------------------------------- Claude Desktop running (issue 10 §4)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fake Claude Desktop is a Linux process")
+def test_no_write_while_a_desktop_reading_the_file_runs(tmp_path: Path) -> None:
+    from tests.support.fake_desktop import desktop_running
+
+    home = tmp_path / "home"
+    home.mkdir()
+    path = write_claude_config(tmp_path / "Claude" / "claude_desktop_config.json", typical_config())
+    other = write_claude_config(tmp_path / "Other" / "Claude" / "claude_desktop_config.json", typical_config())
+    before = path.read_bytes()
+    with desktop_running(path, tmp_path / "desk"):
+        with pytest.raises(DesktopRunning) as refused:
+            update_connector_env(path, {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}, keep_copy_in=home)
+        assert refused.value.reason == "desktop_running" and "running" in refused.value.message
+        with pytest.raises(DesktopRunning):
+            restore_connector_entry(path, CONNECTOR_NAME, {"command": "x"})
+        assert path.read_bytes() == before and list(path.parent.iterdir()) == [path]
+        assert not (home / "claude-entry.json").exists()
+        # Nothing to change is no write: allowed; another Desktop's file: allowed.
+        assert not update_connector_env(path, {"QB_REFRESH_TOKEN": REFRESH_TOKEN}).anything_changed
+        assert update_connector_env(other, {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}).changed
+    assert update_connector_env(path, {"QB_REFRESH_TOKEN": NEW_REFRESH_TOKEN}).changed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 import textwrap
 from pathlib import Path
 
@@ -231,3 +232,49 @@ def test_fix_returns_a_new_run_and_leaves_the_diagnosed_one_alone(messy) -> None
     assert outcome.run.report.diagnosis.cause == "healthy" and outcome.run.report.exit_code == 0
     assert outcome.run.document["diagnosis"]["cause"] == "healthy"
     assert ("claude-config-sync", "fail", "ok") in outcome.changes
+
+
+# ----------------------------------------------------------------------------- when Claude Desktop wipes the entry
+
+
+def test_fix_puts_back_an_entry_claude_desktop_removed_and_checks_again(messy) -> None:
+    config = messy["config"]
+    first = run_cli("doctor", "--offline", "--fix", "--yes", env=messy["env"])
+    assert first.returncode == 0, first.stderr
+    assert (messy["home"] / "claude-entry.json").exists()
+    written = json.loads(config.read_text(encoding="utf-8"))
+    wiped = json.loads(json.dumps(written))
+    del wiped["mcpServers"]["qb-distributor"]  # Desktop rewrote its file without our entry
+    write_claude_config(config, wiped)
+
+    seen = run_cli("doctor", "--offline", "--format", "json", env=messy["env"])
+    assert seen.returncode == 1
+    probe = next(p for p in seen.json()["probes"] if p["id"] == "claude-config-sync")
+    assert probe["status"] == "fail" and seen.json()["diagnosis"]["cause"] == "claude_config_out_of_sync"
+    assert probe["summary"].startswith("Claude Desktop removed SideQuest's entry")
+    assert probe["remediation"]["commands"] == ["sidequest doctor --fix"]
+
+    result = run_cli("doctor", "--offline", "--fix", "--yes", "--format", "json", env=messy["env"])
+    check_clean(result, messy["values"])
+    assert result.returncode == 0, result.stderr
+    assert_valid_report(result.json())
+    assert "Fix claude-config-sync: put back SideQuest's entry" in result.stderr
+    assert "claude-config-sync: fail → ok" in result.stderr
+    assert json.loads(config.read_text(encoding="utf-8")) == written
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fake Claude Desktop is a Linux process")
+def test_fix_leaves_claude_desktops_config_alone_while_it_runs(messy, tmp_path: Path) -> None:
+    from tests.support.fake_desktop import desktop_running
+
+    config = messy["config"]
+    before = config.read_bytes()
+    with desktop_running(config, tmp_path / "desk"):
+        result = run_cli("doctor", "--offline", "--fix", "--yes", env=messy["env"])
+    check_clean(result, messy["values"])
+    assert result.returncode == 1
+    assert "failed: claude-config-sync: Claude Desktop is running" in result.stderr
+    assert "Quit Claude Desktop (" in result.stderr and "then run `sidequest doctor --fix`" in result.stderr
+    assert "DesktopRunning" not in result.stderr and "ClaudeConfigError" not in result.stderr
+    assert config.read_bytes() == before and list(config.parent.iterdir()) == [config]
+    assert "done: lock-health" in result.stderr  # the fixes that do not touch Claude's file still ran

@@ -15,6 +15,7 @@ import re
 import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -824,3 +825,54 @@ def test_reply_rules_for_the_company_id_and_a_missing_state() -> None:
     refused = reader.feed("12x")
     assert isinstance(refused, Refused) and refused.reason == "bad_realm"
     assert reader.feed("123") == ConsentReply("paste", code="AB11xyz", realm_id="123")
+
+
+# ---------------------------------------------------------------------------------------------
+# the known-good copy of the entry, and Claude Desktop running (issue 10 §4)
+
+
+def test_reauth_keeps_a_copy_of_the_entry_it_wrote_without_the_token(world: World) -> None:
+    result = run_reauth(world.env(), "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    copy = world.home / "claude-entry.json"
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    text = copy.read_text(encoding="utf-8")
+    assert world.new_token() not in text and OLD_REFRESH_TOKEN not in text
+    document = json.loads(text)
+    written = json.loads(world.claude_path.read_text(encoding="utf-8"))["mcpServers"]["qb-distributor"]
+    assert document["name"] == "qb-distributor" and document["config"] == str(world.claude_path)
+    assert document["entry"]["command"] == written["command"] and document["entry"]["args"] == written["args"]
+    assert document["entry"]["env"] == {"LOG_LEVEL": "info"}
+    assert document["from_env"] == ["QB_ENVIRONMENT", "QB_REALM_ID", "QB_REFRESH_TOKEN"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fake Claude Desktop is a Linux process")
+def test_while_claude_desktop_runs_reauth_saves_env_leaves_its_config_and_exits_1(world: World) -> None:
+    from tests.support.fake_desktop import desktop_running
+
+    before = world.claude_path.read_bytes()
+    with desktop_running(world.claude_path, world.tmp / "desk"):
+        result = run_reauth(world.env(), "--timeout", "30")
+    assert result.returncode == 1, result.stdout + result.stderr
+    new_token = world.new_token()
+    assert env_lines(world.env_path)[1]["QB_REFRESH_TOKEN"] == new_token  # the new connection is saved
+    assert world.claude_path.read_bytes() == before and world.backups() == []
+    assert not (world.home / "claude-entry.json").exists()
+    assert "Claude Desktop is running" in result.stderr
+    assert "Quit Claude Desktop (" in result.stderr and "then run `sidequest doctor --fix`" in result.stderr
+    assert "Last step" not in result.stdout  # no "restart and it works": it would not
+    assert_clean(result, new_token)
+
+    # Once Desktop has quit, the command it named copies the new connection in.
+    fixed = subprocess.run(
+        [sys.executable, "-m", "doctor.commands.cli", "doctor", "--offline", "--fix", "--yes"],
+        env=world.env(),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        cwd=REPO,
+    )
+    entry = json.loads(world.claude_path.read_text(encoding="utf-8"))["mcpServers"]["qb-distributor"]
+    assert entry["env"]["QB_REFRESH_TOKEN"] == new_token, fixed.stderr
+    assert (world.home / "claude-entry.json").exists()

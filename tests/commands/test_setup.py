@@ -271,3 +271,80 @@ def test_ctrl_c_while_waiting_for_the_consent_stops_setup_and_says_what_is_left(
     assert "Left to do: connect QuickBooks" in text and "[6/7]" not in text, text
     assert "Traceback" not in text and CLIENT_SECRET not in text
     assert read_env_file(world.home / ".env").get("QB_CLIENT_SECRET") == CLIENT_SECRET  # what was saved stays
+
+
+# ----------------------------------------------------------------------------- an existing entry's command (issue 11)
+
+
+def _existing_entry(world) -> dict:
+    data = {
+        "globalShortcut": "Ctrl+Space",
+        "mcpServers": {
+            "qb-distributor": {
+                "command": "/old/place/qb-distributor-mcp",
+                "args": ["--old-flag"],
+                "env": {"QB_ENVIRONMENT": "sandbox", "LOG_LEVEL": "debug"},
+            },
+            "météo": {"command": "uvx", "args": ["weather-mcp"], "env": {"CITY": "Zürich — 東京"}},
+        },
+        "preferences": {"theme": "dark", "zoom": 1.25},
+    }
+    world.claude.parent.mkdir(parents=True, exist_ok=True)
+    world.claude.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    return data
+
+
+def test_the_command_of_an_existing_entry_changes_only_with_yes_and_keeps_the_rest(world) -> None:
+    data = _existing_entry(world)
+    kept = world.setup("--client-id", CLIENT_ID, "--environment", "sandbox", "--no-consent")
+    assert "starts '/old/place/qb-distributor-mcp'; keeping it (add --yes to change it)" in kept.stdout
+    entry = json.loads(world.claude.read_text(encoding="utf-8"))["mcpServers"]["qb-distributor"]
+    assert entry["command"] == "/old/place/qb-distributor-mcp" and entry["args"] == ["--old-flag"]
+
+    result = world.setup("--client-id", CLIENT_ID, "--environment", "sandbox", "--no-consent", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    world.assert_no_secret(result)
+    after = json.loads(world.claude.read_text(encoding="utf-8"))
+    entry = after["mcpServers"].pop("qb-distributor")
+    assert entry["command"] == str(world.connector) and entry["args"] == []
+    assert entry["env"]["LOG_LEVEL"] == "debug"  # the entry's own other values stay
+    assert f"It now starts {str(world.connector)!r} (it started '/old/place/qb-distributor-mcp')." in result.stdout
+    data["mcpServers"].pop("qb-distributor")
+    assert after == data  # every other entry and setting, value for value
+    backups = sorted(world.claude.parent.glob("claude_desktop_config.json.sidequest-backup-*"))
+    assert backups and '"/old/place/qb-distributor-mcp"' in backups[-1].read_text(encoding="utf-8")
+    # The entry setup wrote is the known-good copy (without the client secret).
+    copy = world.home / "claude-entry.json"
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600 and CLIENT_SECRET not in copy.read_text(encoding="utf-8")
+    assert json.loads(copy.read_text(encoding="utf-8"))["entry"]["command"] == str(world.connector)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fake Claude Desktop is a Linux process")
+def test_setup_while_claude_desktop_runs_leaves_its_config_and_says_what_is_left(world, tmp_path: Path) -> None:
+    from tests.support.fake_desktop import desktop_running
+
+    data = _existing_entry(world)
+    before = world.claude.read_bytes()
+    with desktop_running(world.claude, tmp_path / "desk"):
+        result = world.setup("--client-id", CLIENT_ID, "--environment", "sandbox", "--no-consent", "--yes")
+    assert result.returncode == 1
+    world.assert_no_secret(result)
+    assert "Claude Desktop is running" in result.stderr
+    assert "Quit Claude Desktop (" in result.stderr and "then run `sidequest setup`" in result.stderr
+    assert "Left to do: add the connector to Claude Desktop" in result.stdout
+    assert world.claude.read_bytes() == before and json.loads(before) == data
+    assert list(world.claude.parent.iterdir()) == [world.claude]  # no backup, no temp file
+    assert not (world.home / "claude-entry.json").exists()
+    assert read_env_file(world.home / ".env").get("QB_CLIENT_ID") == CLIENT_ID  # the keys were saved
+
+
+@pytest.mark.parametrize("answer, starts", [(b"y\n", "connector"), (b"n\n", "/old/place/qb-distributor-mcp")])
+def test_on_a_terminal_the_command_changes_only_when_the_person_agrees(world, answer: bytes, starts: str) -> None:
+    _existing_entry(world)
+    answers = [(b"Client secret", CLIENT_SECRET.encode() + b"\n"), (b"instead?", answer)]
+    code, text = pty_session(world, answers, "--client-id", CLIENT_ID, "--environment", "sandbox", "--no-consent")
+    assert "starts '/old/place/qb-distributor-mcp'. Start " in text, text
+    entry = json.loads(world.claude.read_text(encoding="utf-8"))["mcpServers"]["qb-distributor"]
+    expected = str(world.connector) if starts == "connector" else starts
+    assert entry["command"] == expected, text
+    assert CLIENT_SECRET not in text

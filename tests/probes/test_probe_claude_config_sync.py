@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from doctor.claude_desktop.update import update_connector_env
 from doctor.context import Context
 from doctor.situations import which
 from probes import claude_config_sync
 from probes.claude_config_sync import apply_fix, check, describe_fix
+from tests.claude_desktop.log_samples import command_record, write_log
 from tests.support.homes import REALM_ID, write_env
 from tests.support.local_support import (
     CLAUDE_TOKEN,
@@ -239,6 +241,10 @@ def _set_up(kind: str, tmp_path: Path, values: dict[str, str], config_path: Path
         write_claude_config(config_path, raw=b"[]")
     elif kind == "schema_problems":
         write_claude_config(config_path, {"mcpServers": {"qb-distributor": connector_entry(synced), "x": {}}})
+    elif kind == "entry_removed":
+        write_claude_config(config_path, rich_config(synced))
+        update_connector_env(config_path, {}, keep_copy_in=tmp_path / "home")
+        write_claude_config(config_path, {"preferences": {"theme": "dark"}})
     elif kind == "no_connector_entry":
         write_claude_config(config_path, {"mcpServers": {"other": {"command": "npx"}}})
     elif kind == "no_command":
@@ -259,6 +265,7 @@ DECIDING = {
     "settings_file_missing": "warn",
     "settings_file_unreadable": "fail",
     "schema_problems": "fail",
+    "entry_removed": "fail",
     "no_connector_entry": "fail",
     "no_command": "fail",
     "command_not_found": "fail",
@@ -281,10 +288,140 @@ def test_each_situation_decides_its_own_case(tmp_path, values, config_path, kind
 def test_every_situation_is_tried_in_the_order_shown_and_only_notes_never_decide(tmp_path, values, config_path):
     names = [s.__name__ for s in claude_config_sync.SITUATIONS]
     notes = [n for n in names if n not in DECIDING]
-    assert notes == ["starts_with_bom", "older_token_copy", "restart_needed"]
+    assert notes == ["starts_with_bom", "changed_since_written", "older_token_copy", "restart_needed"]
     assert names[-1] == "in_step"
     # A note records what it saw and lets the next situation decide.
     write_claude_config(config_path, raw=b"\xef\xbb\xbf" + json.dumps(rich_config(synced_env(values))).encode())
     reading = claude_config_sync._Reading(make_ctx(tmp_path, config_path))
     assert claude_config_sync.starts_with_bom(reading) is None
     assert reading.warnings and reading.facts["bom"] is True
+
+
+# ----------------------------------------------------------------------------- the entry SideQuest last wrote
+
+
+def _written(tmp_path: Path, config_path: Path, values: dict[str, str], data: dict | None = None) -> dict:
+    """Claude's config as reauth-qb / --fix / setup leave it, with the known-good copy in the home."""
+    write_claude_config(config_path, data or rich_config(synced_env(values) | {"QB_REFRESH_TOKEN": CLAUDE_TOKEN}))
+    update_connector_env(config_path, synced_env(values), keep_copy_in=tmp_path / "home")
+    return json.loads(config_path.read_text(encoding="utf-8"))
+
+
+def test_an_entry_desktop_removed_is_named_and_put_back_with_the_token_from_env(tmp_path, values, config_path):
+    written = _written(tmp_path, config_path, values)
+    # Claude Desktop rewrote its file and dropped mcpServers, keeping its own preferences.
+    wiped = {"globalShortcut": "Ctrl+Space", "preferences": written["preferences"]}
+    write_claude_config(config_path, wiped)
+    ctx = make_ctx(tmp_path, config_path)
+    finding = check(ctx)
+    assert finding.status == "fail" and finding.cause == "claude_config_out_of_sync"
+    assert finding.summary.startswith('Claude Desktop removed SideQuest\'s entry "qb-distributor" from its settings')
+    assert finding.remediation.commands == ("sidequest doctor --fix",)
+    assert "quit it first" in finding.remediation.text
+    assert finding.facts["entry_removed"] is True
+    assert "put back" in describe_fix(ctx) and "it was removed" in describe_fix(ctx)
+    assert_no_secret(all_text(finding) + describe_fix(ctx), secrets_of(values))
+
+    done = apply_fix(ctx)
+    assert done.startswith('put back the entry "qb-distributor"') and "the previous file is saved as" in done
+    after = json.loads(config_path.read_text(encoding="utf-8"))
+    assert after["mcpServers"] == {"qb-distributor": written["mcpServers"]["qb-distributor"]}
+    assert after["mcpServers"]["qb-distributor"]["env"]["QB_REFRESH_TOKEN"] == values["QB_REFRESH_TOKEN"]
+    assert {k: v for k, v in after.items() if k != "mcpServers"} == wiped
+    recheck = check(make_ctx(tmp_path, config_path))
+    assert recheck.status == "ok", recheck.summary
+    assert describe_fix(make_ctx(tmp_path, config_path)) is None
+
+
+def test_a_changed_command_is_named_and_the_fix_puts_back_the_one_written(tmp_path, values, config_path) -> None:
+    written = _written(tmp_path, config_path, values)
+    changed = json.loads(json.dumps(written))
+    changed["mcpServers"]["qb-distributor"]["command"] = "/no/such/qb-connector"
+    write_claude_config(config_path, changed)
+    ctx = make_ctx(tmp_path, config_path)
+    finding = check(ctx)
+    assert finding.status == "fail" and "cannot find the program" in finding.summary
+    assert finding.facts["entry_changed"] == ["command"]
+    assert any("SideQuest wrote" in d for d in finding.details)
+    assert finding.remediation.commands == ("sidequest doctor --fix",) and "put back" in finding.remediation.text
+    assert "its command changed" in describe_fix(ctx)
+    apply_fix(ctx)
+    assert json.loads(config_path.read_text(encoding="utf-8")) == written
+    assert check(make_ctx(tmp_path, config_path)).status == "ok"
+
+
+def test_env_keys_dropped_from_the_entry_are_a_warning_the_fix_puts_back(tmp_path, values, config_path) -> None:
+    written = _written(tmp_path, config_path, values)
+    changed = json.loads(json.dumps(written))
+    del changed["mcpServers"]["qb-distributor"]["env"]["QB_REALM_ID"]
+    changed["mcpServers"]["qb-distributor"]["env"]["DEBUG"] = "1"
+    write_claude_config(config_path, changed)
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "warn"
+    assert "not the one SideQuest last wrote (its env keys changed)" in finding.summary
+    assert "Its env lost QB_REALM_ID; gained DEBUG." in finding.details
+    assert "put back" in finding.remediation.text
+    apply_fix(make_ctx(tmp_path, config_path))
+    assert json.loads(config_path.read_text(encoding="utf-8")) == written
+
+
+def test_a_copy_taken_from_another_settings_file_is_not_used(tmp_path, values, config_path) -> None:
+    elsewhere = tmp_path / "Other" / "claude_desktop_config.json"
+    _written(tmp_path, elsewhere, values)
+    write_claude_config(config_path, {"mcpServers": {"other": {"command": "npx"}}})
+    ctx = make_ctx(tmp_path, config_path)
+    finding = check(ctx)
+    assert which(claude_config_sync.SITUATIONS, claude_config_sync._Reading(ctx))[0] == "no_connector_entry"
+    assert "removed" not in finding.summary
+    assert describe_fix(ctx) is None
+
+
+# ----------------------------------------------------------------------------- the PATH Claude Desktop logged
+
+
+def _program(folder: Path, name: str = "qb-connector") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    program = folder / name
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    return program
+
+
+def _bare_command_config(config_path: Path, values: dict[str, str], logs: Path, folders: list[str]) -> None:
+    data = rich_config(synced_env(values))
+    data["mcpServers"]["qb-distributor"] = connector_entry(synced_env(values), "qb-connector")
+    write_claude_config(config_path, data)
+    write_log(logs, "mcp.log", command_record("2026-11-30T10:00:00.000Z", "qb-distributor", "qb-connector", folders))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX programs")
+def test_a_bare_command_is_found_in_the_folders_desktop_logged(tmp_path, values, config_path) -> None:
+    desktop_bin = tmp_path / "desktop-bin"
+    program = _program(desktop_bin)
+    logs = tmp_path / "logs"
+    _bare_command_config(config_path, values, logs, [str(desktop_bin), "/usr/bin", "/bin"])
+    finding = check(make_ctx(tmp_path, config_path, SIDEQUEST_CLAUDE_LOGS=str(logs)))
+    assert finding.status == "ok", finding.summary
+    assert finding.facts["search_path_source"] == "claude_desktop_log"
+    assert finding.facts["command_resolved"] == str(program)
+    assert any("the PATH Claude Desktop logged" in d for d in finding.details)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX programs")
+def test_a_bare_command_only_the_terminal_finds_is_one_desktop_cannot_start(tmp_path, values, config_path) -> None:
+    terminal_bin = tmp_path / "terminal-bin"
+    program = _program(terminal_bin)
+    logs = tmp_path / "logs"
+    folders = [str(tmp_path / "desktop-bin"), "/usr/bin", "/bin"]
+    _bare_command_config(config_path, values, logs, folders)
+    ctx = make_ctx(tmp_path, config_path, SIDEQUEST_CLAUDE_LOGS=str(logs), PATH=f"{terminal_bin}:/usr/bin:/bin")
+    finding = check(ctx)
+    assert finding.status == "fail" and finding.cause == "claude_config_invalid"
+    assert 'cannot find the program "qb-connector"' in finding.summary
+    assert ", ".join(folders) in finding.details[0] and str(program) in finding.details[0]
+    assert finding.facts["search_path_source"] == "claude_desktop_log"
+    # Without Desktop's log, the terminal's PATH is the best guess, as before.
+    unlogged = check(
+        make_ctx(tmp_path, config_path, SIDEQUEST_CLAUDE_LOGS=str(tmp_path / "none"), PATH=ctx.environ["PATH"])
+    )
+    assert unlogged.status == "ok" and unlogged.facts["search_path_source"] == "terminal"

@@ -9,6 +9,8 @@ Claude config entry picks one):
 - `crash`       writes a few lines to stderr (one of them the value of $FAKE_CONNECTOR_ECHO's setting,
                 QB_REFRESH_TOKEN by default) and exits 3
 - `noise`       prints a banner to stdout (not JSON), then serves normally
+- `killed`      writes one line to stderr, then is stopped by a signal (SIGKILL, as the system's
+                out-of-memory killer does; POSIX only)
 - `hang`        starts and never reads or answers anything
 - `discover`    serves normally, but exits the moment it is sent `server/discover`
 
@@ -27,7 +29,7 @@ import time
 SERVER_NAME = "fake-qb-distributor"
 SERVER_VERSION = "9.8.7"
 TOOL_NAMES = ("check_token", "list_customers")
-VARIANTS = ("healthy", "crash", "noise", "hang", "discover")
+VARIANTS = ("healthy", "crash", "killed", "noise", "hang", "discover")
 
 
 def _record_start() -> None:
@@ -107,6 +109,12 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("Error: QB_CLIENT_ID is not set\n")
         sys.stderr.flush()
         return 3
+    if variant == "killed":
+        import signal
+
+        sys.stderr.write("Loading the company's data\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
     if variant == "hang":
         while True:
             time.sleep(3600)
