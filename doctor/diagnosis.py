@@ -16,6 +16,7 @@ KEEP_ALIVE = (
     "Keep the connection alive: use QuickBooks through Claude at least once a month, or run "
     "`sidequest keepalive on` once, so this computer refreshes it on a schedule."
 )
+RECHECK = "Then run `sidequest doctor` again to confirm."
 NO_DISCONNECT = "In QuickBooks, don't click Disconnect on the SideQuest app unless you mean to end the connection."
 
 HEADLINES: dict[str, str] = {
@@ -187,6 +188,10 @@ def diagnose(results: list[ProbeResult]) -> Diagnosis:
         # (written for the owner) says by how much, and setting the clock comes before reconnecting.
         fixes = (f"{SET_CLOCK}, then run `{DOCTOR}` again.", CLOCK_THEN_REAUTH, QUIT_CLAUDE)
         return Diagnosis(cause, result.summary, fixes, probe_id=result.id)
+    if result.id == "claude-sources" and result.remediation is not None:
+        # Where Claude Desktop finds the connector (claude-sources): the finding names the switch in
+        # Settings → Extensions or the file to change, which the cause's general steps do not.
+        return Diagnosis(cause, HEADLINES[cause], (result.remediation.text, RECHECK), probe_id=result.id)
     return Diagnosis(cause, HEADLINES[cause], FIXES[cause], probe_id=result.id)
 
 

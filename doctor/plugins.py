@@ -34,6 +34,7 @@ BUILTIN_PROBES: tuple[str, ...] = (
     "probes.environment_match",
     "probes.lock_health",
     "probes.claude_config_sync",
+    "probes.claude_sources",
     "probes.connector_launch",
     "probes.claude_logs",
     "probes.keepalive",

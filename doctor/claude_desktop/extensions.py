@@ -108,6 +108,50 @@ class Extension(Value):
         """The command, args and env Desktop would start, or None when it would not start one."""
         return launch_config(self.manifest, self.folder, self.user_config, platform=platform, home=home)
 
+    def encrypted_in_launch(self, platform: str | None = None, home: Path | None = None) -> list[str]:
+        """Where the launch Desktop builds still carries an `__encrypted__:` value: env keys, and "args".
+
+        That is the Windows bug of claude-code#78296: the connector receives ciphertext instead of
+        the setting. Empty when Desktop would start nothing.
+        """
+        launch = self.launch_config(platform=platform, home=home)
+        if launch is None:
+            return []
+        env = launch.get("env")
+        found = sorted(key for key, value in (env.items() if isinstance(env, dict) else ()) if _has_ciphertext(value))
+        args = launch.get("args")
+        if isinstance(args, list) and any(_has_ciphertext(arg) for arg in args):
+            found.append("args")
+        return found
+
+    def option_title(self, key: str) -> str:
+        """How Claude Desktop's Settings → Extensions labels a `user_config` key (its title, else the key)."""
+        options = self.manifest.get("user_config")
+        option = options.get(key) if isinstance(options, dict) else None
+        title = option.get("title") if isinstance(option, dict) else None
+        return title.strip() if isinstance(title, str) and title.strip() else key
+
+    def settings_feeding_env(self) -> list[tuple[str, str, bool]]:
+        """(env key it feeds, or "", value, sensitive) for every setting that is sensitive or feeds an env key.
+
+        For the redactor only: these values may be tokens, and the doctor must be able to hide
+        them even though it never prints them. Which env keys hold secrets is the caller's call.
+        """
+        options = self.manifest.get("user_config")
+        options = options if isinstance(options, dict) else {}
+        feeds = _env_fed_by(self.manifest)
+        found = []
+        for key, value in self.user_config.items():
+            option = options.get(key)
+            sensitive = isinstance(option, dict) and option.get("sensitive") is True
+            targets = feeds.get(key, [])
+            if not sensitive and not targets:
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and item:
+                    found.extend((target, item, sensitive) for target in targets or [""])
+        return found
+
     def env_keys(self) -> list[str]:
         """The env keys the manifest passes to the server (values not read)."""
         env = _mcp_config(self.manifest).get("env")
@@ -248,6 +292,31 @@ def launch_config(
     variables.update(system_dirs(home))
     variables.update(_user_config_variables(manifest, user_config))
     return _substituted(result, variables)
+
+
+def _has_ciphertext(value: Any) -> bool:
+    return isinstance(value, str) and ENCRYPTED_PREFIX in value
+
+
+def _env_fed_by(manifest: Mapping[str, Any]) -> dict[str, list[str]]:
+    """user_config key → the env keys whose template names it, in the base env and every platform override."""
+    config = _mcp_config(manifest)
+    envs = [config.get("env")]
+    overrides = config.get("platform_overrides")
+    if isinstance(overrides, dict):
+        envs.extend(override.get("env") for override in overrides.values() if isinstance(override, dict))
+    feeds: dict[str, list[str]] = {}
+    for env in envs:
+        if not isinstance(env, dict):
+            continue
+        for env_key, template in env.items():
+            if not isinstance(template, str):
+                continue
+            for part in template.split("${user_config.")[1:]:
+                key = part.split("}", 1)[0]
+                if env_key not in feeds.setdefault(key, []):
+                    feeds[key].append(env_key)
+    return feeds
 
 
 def _mcp_config(manifest: Mapping[str, Any]) -> dict[str, Any]:

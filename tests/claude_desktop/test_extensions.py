@@ -193,3 +193,32 @@ def test_ids_that_are_not_folder_names_are_ignored(tmp_path: Path) -> None:
     registry["extensions"]["../../escape"] = {"id": "../../escape", "manifest": QB_MANIFEST}
     (folder / "extensions-installations.json").write_text(json.dumps(registry))
     assert [e.id for e in load_extensions(folder)] == [QB_ID]
+
+
+def test_where_a_still_encrypted_setting_reaches_the_launch(tmp_path: Path) -> None:
+    ciphertext = "__encrypted__:djEwQmFzZTY0=="
+    folder = user_data(
+        tmp_path,
+        {QB_ID: QB_MANIFEST},
+        {QB_ID: {"isEnabled": True, "userConfig": {"refresh_token": ciphertext, "realm_id": ciphertext}}},
+    )
+    (qb,) = load_extensions(folder)
+    assert qb.encrypted_values() == ["realm_id", "refresh_token"]
+    # The realm goes into an argument too; on Windows the override's env passes neither setting.
+    assert qb.encrypted_in_launch(platform="darwin", home=tmp_path) == ["QB_REALM_ID", "QB_REFRESH_TOKEN", "args"]
+    assert qb.encrypted_in_launch(platform="win32", home=tmp_path) == ["args"]
+    (folder / "Claude Extensions Settings" / f"{QB_ID}.json").write_text(json.dumps({"isEnabled": True}))
+    (qb,) = load_extensions(folder)
+    assert qb.encrypted_in_launch(platform="darwin", home=tmp_path) == []  # missing required: no launch at all
+
+
+def test_settings_feeding_env_and_their_titles(tmp_path: Path) -> None:
+    user = {"refresh_token": SECRET_TOKEN, "realm_id": "9130350000000000", "folders": ["/a"], "sandbox": True}
+    folder = user_data(tmp_path, {QB_ID: QB_MANIFEST}, {QB_ID: {"isEnabled": True, "userConfig": user}})
+    (qb,) = load_extensions(folder)
+    assert sorted(qb.settings_feeding_env()) == [
+        ("QB_REALM_ID", "9130350000000000", False),
+        ("QB_REFRESH_TOKEN", SECRET_TOKEN, True),
+    ]  # "folders" feeds only an argument, "sandbox" is no text; neither is listed
+    assert qb.option_title("realm_id") == "Company ID"
+    assert qb.option_title("not-declared") == "not-declared"

@@ -94,6 +94,7 @@ def test_built_in_probes_keep_their_order() -> None:
         "environment-match",
         "lock-health",
         "claude-config-sync",
+        "claude-sources",
         "connector-launch",
         "claude-logs",
         "keepalive",
