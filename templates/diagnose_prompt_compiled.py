@@ -1,7 +1,7 @@
 # Generated from diagnose_prompt.md.j2 by doctor.renderers.write_compiled_prompt(); do not edit.
 # ruff: noqa
 # fmt: off
-TEMPLATE_CHECKSUM = 34416832
+TEMPLATE_CHECKSUM = 886754631
 JINJA2_VERSION = '3.1.6'
 from jinja2.runtime import LoopContext, Macro, Markup, Namespace, TemplateNotFound, TemplateReference, TemplateRuntimeError, Undefined, escape, identity, internalcode, markup_join, missing, str_join
 name = 'diagnose_prompt.md.j2'
@@ -134,13 +134,13 @@ def root(context, missing=missing):
         yield "1. Explain: QuickBooks says this company's subscription has ended, was cancelled or has a billing problem, and it refuses every app until that is settled. Nothing on the computer needs changing.\n2. The company's owner signs in to QuickBooks Online and renews the subscription or fixes the payment method (Settings → Subscriptions and billing).\n3. Once QuickBooks is paid up, have them run `sidequest doctor` again; no reconnecting is needed.\n"
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'connector_not_starting'):
         pass
-        yield '1. Explain: Claude Desktop tries to start the SideQuest QuickBooks connector, but it does not start (or does not answer), so Claude has no QuickBooks tools.\n2. Follow the fix the `claude-logs` (or `connector-launch`) finding below gives: a command that is not found, a crash at start, a disabled extension or a missing setting.\n3. Have them quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm.\n'
+        yield '1. Explain: Claude Desktop tries to start the SideQuest QuickBooks connector, but it does not start (or does not answer), so Claude has no QuickBooks tools.\n2. Follow the fix the failing finding below gives (`claude-sources`, `connector-launch` or `claude-logs`): a command that is not found, a crash at start, an extension that is turned off or missing a setting.\n3. Have them quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm.\n'
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'claude_config_invalid'):
         pass
         yield "1. Explain: Claude Desktop's settings file (`claude_desktop_config.json`) has a typo, so Claude cannot start the QuickBooks connector (and possibly other tools).\n2. The findings below say where (line and column). Have them open Claude Desktop → Settings → Developer → Edit Config, go to that spot and fix it (often a missing or extra comma, or two `{...}` blocks pasted one after another).\n3. Have them save, quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm.\n"
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'claude_config_out_of_sync'):
         pass
-        yield "1. Explain: Claude Desktop's settings hold different QuickBooks values from SideQuest's saved connection.\n2. Have them run `sidequest doctor --fix` and answer yes to re-syncing the Claude Desktop entry.\n3. Have them quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm.\n"
+        yield "1. Explain: Claude Desktop's settings hold different QuickBooks values from SideQuest's saved connection.\n2. If the failing finding is `claude-sources` (the connector registered twice, or set up in a settings file this Claude Desktop does not read), follow the fix it gives. Otherwise have them run `sidequest doctor --fix` and answer yes to re-syncing (or putting back) the Claude Desktop entry.\n3. Have them quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm.\n"
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'lock_problem'):
         pass
         yield '1. Explain: SideQuest locks its connection file while it saves a new token, so two programs never save at once; right now the lock is taken, or the folder cannot be written.\n2. If the findings name a program holding the lock (a process id and command), have them quit Claude Desktop completely and stop that `sidequest` command; the lock is released the moment its holder ends.\n3. If the findings say the folder is not writable or sits in a synced folder (iCloud Drive, Dropbox, OneDrive), follow the fix the finding gives.\n4. Have them run `sidequest doctor` again to confirm.\n'
