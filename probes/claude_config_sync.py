@@ -441,8 +441,8 @@ def older_token_copy(r: _Reading) -> None:
     """
     if _cannot_tell(r):
         r.warnings.append(
-            "Claude Desktop holds a QuickBooks token SideQuest has no record of: an older copy from before "
-            f"{_day(r.copy_origin.since)}, when SideQuest began keeping this connection's history, or a token "
+            "Claude Desktop holds a QuickBooks token SideQuest has no record of: either an older copy from before "
+            f"{_day(r.copy_origin.since)} (when SideQuest began keeping this connection's history) or a token "
             "from another connection"
         )
         r.details.append(

@@ -217,3 +217,18 @@ def test_concurrent_refreshes_keep_every_rotation_in_the_lineage(tmp_path: Path,
     assert seen.copy_origin(env_token(home), first).origin == "this_chain"
     assert {e.program for e in seen.entries} == {"reauth-qb", "refresh-qb"}
     assert len({e.pid for e in seen.entries}) == rotations + 1
+
+
+def test_support_sees_a_lost_rotation_offline(tmp_path: Path, fake_intuit) -> None:
+    # .env set back to an older token of the chain (a restored backup): the newest token SideQuest saved is
+    # gone from it. The offline doctor's token-age facts say so, redacted, with who saved what and when.
+    home, claude = make_world(fake_intuit, tmp_path)
+    first = reauth(fake_intuit, home, claude)
+    fake_intuit.rotation = "every_call"
+    refresh(fake_intuit, home, claude, times=2)
+    write_env(home, {**read_env_file(home / ".env").values, "QB_REFRESH_TOKEN": first})
+    result = cli(fake_intuit, home, claude, "doctor", "--offline", "--format", "json")
+    history = probe(result.json(), "token-age")["facts"]["rotation_history"]
+    assert history["env_token"] == "older" and history["chain_rotations"] == 0
+    assert [e["kind"] for e in history["recent"]] == ["consent", "rotation", "rotation"]
+    assert_no_secret(result.stdout + result.stderr, issued_secrets(fake_intuit, *lineage_secrets(home)))
