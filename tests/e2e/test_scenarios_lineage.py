@@ -196,17 +196,17 @@ def test_the_key_is_0600_and_the_lineage_stays_bounded(tmp_path: Path, fake_intu
 
 
 def test_concurrent_refreshes_keep_every_rotation_in_the_lineage(tmp_path: Path, fake_intuit) -> None:
-    """Like test_refresh_qb's 8 x 10 test: every call rotates, and every rotation must be in the lineage."""
+    """As test_refresh_qb's 8 x 10 test: every call rotates, and every rotation must be in the lineage."""
     home, claude = make_world(fake_intuit, tmp_path)
     first = reauth(fake_intuit, home, claude)
     fake_intuit.rotation = "every_call"
     env = {**cli_env(home, claude, **fake_intuit.environ()), "SIDEQUEST_LOCK_WAIT": "120"}
 
     def worker(_: int) -> list[int]:
-        return [run_cli("refresh-qb", env=env, timeout=300).returncode for _ in range(4)]
+        return [run_cli("refresh-qb", env=env, timeout=300).returncode for _ in range(10)]
 
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        codes = [code for batch in pool.map(worker, range(6)) for code in batch]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # eight processes at once, ten refreshes each
+        codes = [code for batch in pool.map(worker, range(8)) for code in batch]
     rotations = codes.count(0)
     assert rotations == fake_intuit.refresh_count > 0
     seen = read_lineage(home)
