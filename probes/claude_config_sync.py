@@ -15,9 +15,14 @@ QB_ENVIRONMENT into the entry together, and a rotation changes none of the three
 so an entry whose realm or environment differs from `.env`'s carries a token minted for another
 company or environment: a different consent. (`.env`'s own consent metadata disagreeing with
 its QB_REALM_ID is realm-match's and environment-match's finding, not a sync problem.)
-Timing is deliberately not used: §6 records no consent time, and Claude Desktop rewrites the
-file for its own preferences, so the file's mtime says nothing about when the token was put
-there. Token text is never compared beyond equality and never shown.
+For a token of another consent of the same company, the chain's lineage (doctor/store/lineage.py,
+a keyed hash of every token this home saved) is the evidence: a copy in `.env`'s chain is an
+older copy (ok); a copy outside it, when the lineage holds the whole chain back to its consent,
+is another consent (fail); when the chain began before the lineage did, either is possible and
+the doctor says so (warn, `--fix` re-syncs). Timing is deliberately not used: §6 records no
+consent time, and Claude Desktop rewrites the file for its own preferences, so the file's mtime
+says nothing about when the token was put there. Token text is never compared beyond equality
+(and its keyed hash) and never shown.
 
 The entry SideQuest last wrote (issue 10 §4). Claude Desktop sometimes rewrites its file and
 drops `mcpServers`. reauth-qb, `--fix` and setup keep a copy of the entry they wrote in the
@@ -32,7 +37,7 @@ connector (its PATH is not the terminal's); without such a log line, in the term
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doctor.advice import DESKTOP_RUNNING, EDIT_CONFIG, FIX, QUIT_AND_REOPEN, REAUTH, quit_claude_then
 from doctor.claude_desktop.config import (
@@ -52,6 +57,10 @@ from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
 from doctor.situations import first_finding
 from doctor.store.env_file import EnvFileError, read_env_file
+from doctor.store.timestamps import format_timestamp
+
+if TYPE_CHECKING:  # pragma: no cover
+    from doctor.store.lineage import CopyOrigin
 
 # Keys compared for a mismatch; the token is handled on its own (see the module docstring).
 _IDENTITY_KEYS = ("QB_REALM_ID", "QB_ENVIRONMENT")
@@ -98,6 +107,7 @@ class _Reading:
         self.restart = False
         self.copy: EntryCopy | None = None  # the entry as SideQuest last wrote it (entry_copy.py)
         self.copy_differences: list[str] = []
+        self.copy_origin: CopyOrigin | None = None  # where Claude's differing token comes from (the lineage)
 
     @property
     def error(self) -> ClaudeConfigError | None:
@@ -344,8 +354,9 @@ def other_connection(r: _Reading) -> Finding | None:
     )
     r.facts["differing_keys"] = differing
     r.facts["missing_keys"] = r.missing
+    _trace_token_copy(r, token_mine, token_theirs)
     if not differing:
-        return None
+        return _token_of_another_consent(r)
     other_consent = r.facts["token_copy"] == "different"
     if other_consent:
         r.details.append("Its copy of the QuickBooks token therefore belongs to that other connection.")
@@ -357,18 +368,87 @@ def other_connection(r: _Reading) -> Finding | None:
         details=r.details,
         facts=r.facts,
         cause="claude_config_out_of_sync",
-        remediation=Remediation(
-            f"Run `{FIX}` to copy the connection from .env into Claude Desktop's settings "
-            "(a backup is kept), then quit and reopen Claude Desktop.",
-            (FIX,),
-            safe_to_automate=True,
-        ),
+        remediation=_resync(),
     )
 
 
+def _resync() -> Remediation:
+    return Remediation(
+        f"Run `{FIX}` to copy the connection from .env into Claude Desktop's settings "
+        "(a backup is kept), then quit and reopen Claude Desktop.",
+        (FIX,),
+        safe_to_automate=True,
+    )
+
+
+def _trace_token_copy(r: _Reading, mine: str | None, theirs: str | None) -> None:
+    """Look a differing token up in the chain's lineage (keyed hashes only: no token is compared or kept)."""
+    r.facts["token_copy_origin"] = r.facts["lineage_since"] = r.facts["lineage_start"] = None
+    if r.facts["token_copy"] != "different":
+        return
+    from doctor.store.lineage import read_lineage
+
+    r.copy_origin = read_lineage(r.ctx.home).copy_origin(mine, theirs)
+    r.facts["token_copy_origin"] = r.copy_origin.origin
+    r.facts["lineage_since"] = format_timestamp(r.copy_origin.since) if r.copy_origin.since else None
+    r.facts["lineage_start"] = r.copy_origin.chain_start
+
+
+def _token_of_another_consent(r: _Reading) -> Finding | None:
+    """The lineage holds `.env`'s whole chain, back to its consent, and Claude's token is not in it."""
+    from doctor.store.lineage import EARLIER_CONSENT, OTHER_CONSENT
+
+    origin = r.copy_origin
+    if origin is None or origin.origin not in (OTHER_CONSENT, EARLIER_CONSENT):
+        return None
+    made = _day(origin.since)
+    if origin.origin == EARLIER_CONSENT:
+        summary = (
+            "Claude Desktop's SideQuest entry holds the token of an earlier QuickBooks connection, "
+            f"not of the one in .env (made on {made})."
+        )
+        r.details.append(f"SideQuest saved that token on {_day(origin.saved_at)}, before the current connection.")
+    else:
+        summary = (
+            "Claude Desktop's SideQuest entry holds a QuickBooks token from another connection "
+            "(a separate consent for the same company), not one of the connection in .env."
+        )
+        r.details.append(
+            f"SideQuest has recorded every token of the connection in .env since it was made on {made}, "
+            "and Claude Desktop's copy is none of them."
+        )
+    return Finding(
+        "fail", summary, details=r.details, facts=r.facts, cause="claude_config_out_of_sync", remediation=_resync()
+    )
+
+
+def _day(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d") if moment is not None else "an unknown date"
+
+
+def _cannot_tell(r: _Reading) -> bool:
+    """Claude's token is not in the lineage, but `.env`'s chain began before the lineage did."""
+    from doctor.store.lineage import UNKNOWN
+
+    return r.copy_origin is not None and r.copy_origin.origin == UNKNOWN
+
+
 def older_token_copy(r: _Reading) -> None:
-    """Claude's copy of the token is an older one of the same chain: harmless, said in the details."""
-    if r.facts["token_copy"] == "different":
+    """Claude's copy of the token is an older one of the same chain: harmless, said in the details.
+
+    When the chain began before its lineage and the copy is not in it, nobody can tell an older
+    copy from another consent: a warning that says both, and `--fix` makes it certain again.
+    """
+    if _cannot_tell(r):
+        r.warnings.append(
+            "Claude Desktop holds a QuickBooks token SideQuest has no record of: either an older copy from before "
+            f"{_day(r.copy_origin.since)} (when SideQuest began keeping this connection's history) or a token "
+            "from another connection"
+        )
+        r.details.append(
+            f"`{FIX}` copies the current token into Claude Desktop's settings; after that SideQuest can tell."
+        )
+    elif r.facts["token_copy"] == "different":
         r.details.append(
             "Claude Desktop holds an older copy of the QuickBooks token; that is harmless because SideQuest "
             f"always uses the current one from .env (`{FIX}` copies it over)."
@@ -391,7 +471,7 @@ def something_to_tidy(r: _Reading) -> Finding | None:
         return None
     if r.copy_differences:
         remediation = Remediation(_restore_advice(), (FIX,), safe_to_automate=True)
-    elif r.missing:
+    elif r.missing or _cannot_tell(r):
         remediation = Remediation(
             f"Run `{FIX}` to copy the current connection into Claude Desktop's settings.",
             (FIX,),

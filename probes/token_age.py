@@ -7,17 +7,25 @@ neither, so the file's own date is the best estimate left — and an estimate mu
 reported as a certainty. The reading of those dates (`expiry_status`) lives in
 doctor/token_chain.py, because refresh-chain needs it too, to tell "expired" from
 "disconnected" when Intuit answers invalid_grant.
+
+For support, the facts also carry the chain's rotation history from its lineage
+(doctor/store/lineage.py), offline and redacted: the newest entries (when, which program and
+pid, `RT…` tail, consent or rotation) and where `.env`'s token stands. `.env` holding the newest
+token SideQuest saved, yet refused by Intuit, points at a Disconnect click or an expiry; `.env`
+holding an older one points at a lost rotation (the newer token was saved, then `.env` set back).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from doctor.advice import DOCTOR, KEEPALIVE_ON, REAUTH, REAUTH_AGAIN, REFRESH
 from doctor.context import Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
 from doctor.situations import first_finding
+from doctor.store.timestamps import format_timestamp
 from doctor.token_chain import (
     BASIS_FILE_DATE,
     BASIS_LAST_REFRESH,
@@ -30,6 +38,7 @@ from doctor.token_chain import (
 )
 
 WARN_WITHIN = timedelta(days=14)
+HISTORY_SHOWN = 10  # the newest lineage entries the facts show; the file keeps a few hundred
 
 
 class _Reading:
@@ -39,7 +48,29 @@ class _Reading:
         self.ctx = ctx
         self.status = status_after_refresh(ctx) or expiry_status(ctx)
         self.facts = self.status.facts()
+        self.facts["rotation_history"] = rotation_history(ctx)
         self.details = list(self.status.notes)
+
+
+def rotation_history(ctx: Context) -> dict[str, Any] | None:
+    """The chain's recent rotations and consents, redacted, and where `.env`'s token stands; None without any."""
+    from doctor.store.lineage import read_lineage
+
+    seen = read_lineage(ctx.home)
+    if not seen.entries:
+        return None
+    refresh = ctx.run_facts.refresh  # this run's rotation is in the lineage already; .env's cached copy is not
+    token = refresh.refresh_token if refresh is not None else ctx.env("QB_REFRESH_TOKEN")
+    chain = seen.chain_of(token) if seen.verifiable else None
+    start = chain[1] if chain is not None else None
+    return {
+        "entries": len(seen.entries),
+        "since": format_timestamp(seen.entries[0].at),
+        "env_token": seen.env_position(token),
+        "chain_start": None if start is None else {"kind": start.kind, "at": format_timestamp(start.at)},
+        "chain_rotations": None if chain is None else len(chain[0]) - 1,
+        "recent": seen.recent(HISTORY_SHOWN),
+    }
 
 
 def where_the_dates_come_from(r: _Reading) -> None:

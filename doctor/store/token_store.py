@@ -10,7 +10,8 @@ token back before letting go.
 This module is the facade the connector and the commands use; the parts live beside it, one
 reason to change each: `credentials` (what `.env` and the environment say), `env_lock` (the
 lock and its owner record), `rotation` (asking Intuit and turning the answer into `.env`
-updates), `errors`, `keys`, `timestamps`. Its names stay importable from here.
+updates), `lineage` (a keyed hash of every token saved, so a copy can be traced to its chain),
+`errors`, `keys`, `timestamps`. Its names stay importable from here.
 
 No secret value ever appears in a message or repr produced here.
 """
@@ -27,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from doctor.store import recovery
+from doctor.store import lineage, recovery
 
 # Re-exported: these names were this module's API before it was split.
 from doctor.store.credentials import DEFAULT_REDIRECT_URI, Credentials, read_credentials  # noqa: F401
@@ -260,6 +261,9 @@ class TokenStore:
             save_token_answer(self.env_path, updates)
         except Exception as exc:  # noqa: BLE001 - whatever it was, the new token must not be lost
             raise self._kept_for_later(updates, credentials.refresh_token, exc) from None
+        if "QB_REFRESH_TOKEN" in updates:
+            kind = lineage.ROTATION if rotated else lineage.FOUND  # FOUND: moved in from the environment
+            self._record_lineage(token.refresh_token, kind, replaces=credentials.refresh_token)
         return RefreshResult(
             access_token=token.access_token,
             refresh_token=token.refresh_token,
@@ -318,6 +322,13 @@ class TokenStore:
                 "write_failed", f"{exc}; the new token is still kept in {self.home / recovery.RECOVERY_NAME}"
             ) from None
         recovery.discard(self.home)
+        self._record_lineage(kept.refresh_token, lineage.ROTATION, replaces=current)
+
+    def _record_lineage(self, token: str, kind: str, *, replaces: str | None = None) -> None:
+        """Add a token just saved to `.env` to the chain's lineage (the caller holds the lock; never raises)."""
+        lineage.record(
+            self.home, token, kind, program=lineage.program_name(self.command), replaces=replaces, now=self._clock()
+        )
 
     @_scrubbed
     def prove_writable(self) -> None:
@@ -342,6 +353,7 @@ class TokenStore:
             updates.update(metadata(token, now, drop_missing_hard=True))
             save(self.env_path, updates)
             recovery.discard(self.home)  # a new chain: a token kept from the old one is dead
+            self._record_lineage(token.refresh_token, lineage.CONSENT)
 
     def access_token(self, *, wait: float = 10.0) -> str:
         """A valid access token: the cached one until 5 minutes before it expires, else a refresh."""
