@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from doctor.store.env_file import read_env_file
+from doctor.store.lineage import read_lineage
 from tests.support.homes import CLIENT_ID, CLIENT_SECRET, REALM_ID, REPO, cli_env, configured_values, run_cli, write_env
 
 HEADER = "# SideQuest connector settings\n\n"
@@ -168,6 +169,14 @@ def test_eight_processes_times_ten_refreshes_never_lose_a_rotation(fake_intuit, 
     after = run_cli("refresh-qb", env=env)
     assert after.returncode == 0, after.stderr
     assert fake_intuit.refresh_count == len(succeeded) + 1
+    # And the lineage kept every rotation, in one unbroken chain back to the token .env first held
+    # (recorded as "found": this home has no consent on record), each from its own process.
+    seen = read_lineage(home)
+    chain = seen.chain_of(read_env_file(home / ".env").get("QB_REFRESH_TOKEN"))
+    assert chain is not None and chain[1].kind == "found"
+    assert len(chain[0]) == len(succeeded) + 2 == len(seen.entries)
+    assert {e.program for e in seen.entries} == {"refresh-qb"}
+    assert len({e.pid for e in seen.entries[1:]}) == len(succeeded) + 1
 
 
 def test_sigkill_while_intuit_is_slow_leaves_a_parseable_env_with_old_or_new_token(fake_intuit, chain) -> None:

@@ -14,7 +14,6 @@ import json
 import shlex
 import stat
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from doctor.store.env_file import read_env_file
@@ -193,30 +192,6 @@ def test_the_key_is_0600_and_the_lineage_stays_bounded(tmp_path: Path, fake_intu
     assert seen.entries[-1].token == f"RT…{env_token(home)[-4:]}"
     assert (home / LINEAGE_NAME).stat().st_size < 100 * 1024
     assert stat.S_IMODE((home / KEY_NAME).stat().st_mode) == 0o600
-
-
-def test_concurrent_refreshes_keep_every_rotation_in_the_lineage(tmp_path: Path, fake_intuit) -> None:
-    """As test_refresh_qb's 8 x 10 test: every call rotates, and every rotation must be in the lineage."""
-    home, claude = make_world(fake_intuit, tmp_path)
-    first = reauth(fake_intuit, home, claude)
-    fake_intuit.rotation = "every_call"
-    env = {**cli_env(home, claude, **fake_intuit.environ()), "SIDEQUEST_LOCK_WAIT": "120"}
-
-    def worker(_: int) -> list[int]:
-        return [run_cli("refresh-qb", env=env, timeout=300).returncode for _ in range(10)]
-
-    with ThreadPoolExecutor(max_workers=8) as pool:  # eight processes at once, ten refreshes each
-        codes = [code for batch in pool.map(worker, range(8)) for code in batch]
-    rotations = codes.count(0)
-    assert rotations == fake_intuit.refresh_count > 0
-    seen = read_lineage(home)
-    chain = seen.chain_of(env_token(home))
-    assert chain is not None and chain[1].kind == "consent"
-    # One unbroken chain: the consent and then every rotation, each replacing the one before.
-    assert len(chain[0]) == rotations + 1 == len(seen.entries)
-    assert seen.copy_origin(env_token(home), first).origin == "this_chain"
-    assert {e.program for e in seen.entries} == {"reauth-qb", "refresh-qb"}
-    assert len({e.pid for e in seen.entries}) == rotations + 1
 
 
 def test_support_sees_a_lost_rotation_offline(tmp_path: Path, fake_intuit) -> None:
