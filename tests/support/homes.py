@@ -53,7 +53,14 @@ class CliResult:
 
 
 def cli_env(home: Path | None = None, claude_config: Path | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIDEQUEST_", "QB_"))}
+    # Hermetic: none of the developer's own SideQuest or QuickBooks settings, and none of their
+    # certificate settings (a test that needs SSL_CERT_FILE passes it): a CA bundle named there is
+    # parsed by every live run (about 25 ms of CPU each), where the system's store is read lazily.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SIDEQUEST_", "QB_")) and k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+    }
     env.update({"NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"})
     env.pop("FORCE_COLOR", None)
     if home is not None:
