@@ -16,6 +16,10 @@ KEEP_ALIVE = (
     "Keep the connection alive: use QuickBooks through Claude at least once a month, or run "
     "`sidequest keepalive on` once, so this computer refreshes it on a schedule."
 )
+KEPT_ALIVE = (
+    "The keep-alive on this computer refreshes the connection on a schedule; using QuickBooks through "
+    "Claude extends it too, so there is nothing to do."
+)
 RECHECK = "Then run `sidequest doctor` again to confirm."
 NO_DISCONNECT = "In QuickBooks, don't click Disconnect on the SideQuest app unless you mean to end the connection."
 
@@ -167,12 +171,18 @@ def cause_of(result: ProbeResult) -> str | None:
     return result.cause if result.cause in CAUSE_ORDER else "unknown"
 
 
+def _healthy_tip(results: list[ProbeResult]) -> tuple[str, ...]:
+    """Suggest `keepalive on` only where none is installed and working (the keepalive probe says)."""
+    kept = any(r.id == "keepalive" and r.status == "ok" and r.facts.get("installed") is True for r in results)
+    return (KEPT_ALIVE,) if kept else FIXES["healthy"]
+
+
 def diagnose(results: list[ProbeResult]) -> Diagnosis:
     """One cause for the run: `healthy` when no probe failed, else the root cause."""
     candidates = [(cause_of(r), r) for r in results]
     candidates = [(c, r) for c, r in candidates if c is not None]
     if not candidates:
-        return Diagnosis("healthy", HEADLINES["healthy"], FIXES["healthy"])
+        return Diagnosis("healthy", HEADLINES["healthy"], _healthy_tip(results))
     cause, result = min(candidates, key=lambda pair: CAUSE_ORDER.index(pair[0]))
     bad = result.facts.get("invalid_value") if cause == "not_configured" else None
     if isinstance(bad, dict) and bad.get("problem") and result.remediation is not None:

@@ -1,7 +1,7 @@
 # Generated from diagnose_prompt.md.j2 by doctor.renderers.write_compiled_prompt(); do not edit.
 # ruff: noqa
 # fmt: off
-TEMPLATE_CHECKSUM = 886754631
+TEMPLATE_CHECKSUM = 72032512
 JINJA2_VERSION = '3.1.6'
 from jinja2.runtime import LoopContext, Macro, Markup, Namespace, TemplateNotFound, TemplateReference, TemplateRuntimeError, Undefined, escape, identity, internalcode, markup_join, missing, str_join
 name = 'diagnose_prompt.md.j2'
@@ -97,7 +97,7 @@ def root(context, missing=missing):
         yield 'Nothing is broken. Tell the user their QuickBooks connection works. If they came here because of an\nerror, ask them to quit Claude Desktop completely and reopen it, then try the request again. Remind them\nthat the connection stays alive as long as it is used at least once every 100 days (monthly is safe).\n'
     elif ((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'not_configured'):
         pass
-        yield '1. Ask whether they received the SideQuest setup email with their app keys. If not, they should contact SideQuest support.\n2. Have them put the keys into `~/.qb-distributor-mcp/.env` as the email describes (they do this themselves; do not ask for the values).\n3. Have them run `sidequest reauth-qb`, click **Connect** on the QuickBooks page and pick their company.\n4. Have them quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm it says healthy.\n'
+        yield '1. If the diagnosis names one setting with a wrong value (for example `QB_ENVIRONMENT` or `QB_REALM_ID`), follow the fix it gives and skip the rest of these steps.\n2. Otherwise ask whether they received the SideQuest setup email with their app keys. If not, they should contact SideQuest support.\n3. Have them run `sidequest setup` in a terminal and type the client ID and client secret from the email when it asks (they type them into the terminal themselves; do not ask for the values). It checks the keys with QuickBooks, opens the QuickBooks page where they pick their company and click **Connect**, adds the connector to Claude Desktop and offers the keep-alive.\n4. Have them quit Claude Desktop completely and reopen it, then run `sidequest doctor` to confirm it says healthy.\n'
     elif (((undefined(name='cause') if l_0_cause is missing else l_0_cause) == 'app_disconnected') and environment.getattr((undefined(name='chain') if l_0_chain is missing else l_0_chain), 'clock_first')):
         pass
         yield '1. Explain: QuickBooks refused the saved connection, and this computer\'s clock is far off from Intuit\'s (the diagnosis says by how much); a wrong clock is the likely reason. Set the clock right first: reconnecting may not be needed.\n2. Have them turn on automatic date and time (macOS: System Settings → General → Date & Time; Windows: Settings → Time & language → Date & time, "Set time automatically"), then run `sidequest doctor` again.\n3. Only if it still says QuickBooks refuses the connection: have them run `sidequest reauth-qb`, click **Connect**, then quit Claude Desktop completely and reopen it.\n'

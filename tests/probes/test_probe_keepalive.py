@@ -135,3 +135,17 @@ def test_the_offline_doctor_lists_and_runs_it(tmp_path, home) -> None:
     assert_valid_report(doc)
     probe = next(p for p in doc["probes"] if p["id"] == "keepalive")
     assert probe["status"] == "ok" and probe["side_effects"] == "none"
+
+
+def test_a_healthy_run_suggests_keepalive_on_only_where_none_is_installed(tmp_path, home) -> None:
+    def tip() -> list[str]:
+        doc = run_cli("doctor", "--offline", "--format", "json", env=cli_env(home)).json()
+        assert doc["diagnosis"]["cause"] == "healthy", doc["diagnosis"]
+        return doc["diagnosis"]["fix"]
+
+    assert any("sidequest keepalive on" in step for step in tip())
+    installed(home, days_ago=1)
+    record_run(home, "ok", now=datetime.now(timezone.utc))
+    after = tip()
+    assert not any("keepalive on" in step for step in after)
+    assert any("keep-alive on this computer refreshes" in step for step in after)
