@@ -365,12 +365,25 @@ def entry() -> None:
     run about 35 ms offline and 75-110 ms live (bench/live), and changes nothing anyone sees.
     `python -m doctor.commands.cli` (the tests' way in) keeps the ordinary exit.
     """
+    skip_unused_imports()
     try:
         main()
         code: object = EXIT_OK
     except SystemExit as exc:
         code = exc.code
     leave(code)
+
+
+def skip_unused_imports() -> None:
+    """In a sidequest process of its own, never import trio.
+
+    httpcore (under httpx) imports trio when it is installed, only for the locks of async clients
+    running under trio. Every client here is synchronous and the MCP SDK's client runs on asyncio, so
+    trio is never used in this process, yet importing it costs about 55 ms of a 200 ms live run.
+    Users' installs rarely have trio (the test extra does: selenium needs it). Only the console
+    script and `python -m` call this, never a program that imports doctor as a library.
+    """
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]  # None: `import trio` raises ImportError
 
 
 def leave(code: object) -> None:
@@ -394,4 +407,5 @@ def leave(code: object) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    skip_unused_imports()
     main()

@@ -427,3 +427,29 @@ def test_the_console_script_entry_keeps_exit_codes_output_and_exit_hooks(tmp_pat
     assert proc.stdout.rstrip().endswith("exit hook ran")
     if args == ["doctor", "--offline"]:
         assert "not set up" in proc.stdout  # the report itself reached the pipe before the fast exit
+
+
+def test_a_live_run_never_imports_trio_even_where_it_is_installed(tmp_path: Path, fake_intuit) -> None:
+    # httpcore imports trio at import time when it can; the test extra installs it (selenium).
+    pytest.importorskip("trio")
+    from tests.support.chain_support import sandbox_world, write_chain_env
+    from tests.support.homes import SIDEQUEST
+
+    home = tmp_path / "home"
+    write_chain_env(home, sandbox_world(fake_intuit))
+    env = cli_env(home, **fake_intuit.environ())
+    for way_in in (list(SIDEQUEST[1:]), ["-m", "doctor.commands.cli"]):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", *way_in, "doctor", "--format", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert json.loads(proc.stdout)["diagnosis"]["cause"] == "healthy"
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+        assert "httpx" in imported and "httpcore" in imported  # the live path ran
+        # (`import trio` is still tried, and fails at once: importtime lists that attempt as "trio".)
+        assert not any(name.startswith("trio.") for name in imported), way_in
