@@ -375,15 +375,19 @@ def entry() -> None:
 
 
 def skip_unused_imports() -> None:
-    """In a sidequest process of its own, never import trio.
+    """In a sidequest process of its own, never import two things httpx pulls in that nothing here uses.
 
-    httpcore (under httpx) imports trio when it is installed, only for the locks of async clients
-    running under trio. Every client here is synchronous and the MCP SDK's client runs on asyncio, so
-    trio is never used in this process, yet importing it costs about 55 ms of a 200 ms live run.
-    Users' installs rarely have trio (the test extra does: selenium needs it). Only the console
-    script and `python -m` call this, never a program that imports doctor as a library.
+    - trio: httpcore (under httpx) imports it when it is installed, only for the locks of async
+      clients running under trio. Every client here is synchronous and the MCP SDK's client runs on
+      asyncio. Importing it costs about 55 ms of a 200 ms live run; users' installs rarely have it
+      (the test extra does: selenium needs it).
+    - httpx._main, httpx's own command-line client: `import httpx` loads it, and with it pygments and
+      rich where those are installed (common on developers' machines), about 6 ms and more.
+    A None in sys.modules makes `import X` raise ImportError, which both callers expect. Only the
+    console script and `python -m` call this, never a program that imports doctor as a library.
     """
-    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]  # None: `import trio` raises ImportError
+    for name in ("trio", "httpx._main"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def leave(code: object) -> None:

@@ -429,9 +429,11 @@ def test_the_console_script_entry_keeps_exit_codes_output_and_exit_hooks(tmp_pat
         assert "not set up" in proc.stdout  # the report itself reached the pipe before the fast exit
 
 
-def test_a_live_run_never_imports_trio_even_where_it_is_installed(tmp_path: Path, fake_intuit) -> None:
-    # httpcore imports trio at import time when it can; the test extra installs it (selenium).
+def test_a_live_run_never_imports_trio_or_the_httpx_cli_where_they_are_installed(tmp_path: Path, fake_intuit) -> None:
+    # httpcore imports trio at import time when it can, and httpx its CLI with pygments; the test extra
+    # installs both (selenium needs trio, pytest pygments).
     pytest.importorskip("trio")
+    pytest.importorskip("pygments")
     from tests.support.chain_support import sandbox_world, write_chain_env
     from tests.support.homes import SIDEQUEST
 
@@ -453,3 +455,4 @@ def test_a_live_run_never_imports_trio_even_where_it_is_installed(tmp_path: Path
         assert "httpx" in imported and "httpcore" in imported  # the live path ran
         # (`import trio` is still tried, and fails at once: importtime lists that attempt as "trio".)
         assert not any(name.startswith("trio.") for name in imported), way_in
+        assert "pygments" not in imported, way_in  # httpx's own command-line client was not loaded
