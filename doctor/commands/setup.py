@@ -262,8 +262,9 @@ def run_setup(
 
     try:
         return _run(
-            out, settings, home, claude_path, client_id, secret_from_stdin, environment, connector_command,
-            no_consent, yes, done, left,
+            out, settings, home, claude_path, client_id_option=client_id, secret_from_stdin=secret_from_stdin,
+            environment=environment, connector_command=connector_command, no_consent=no_consent, yes=yes,
+            done=done, left=left,
         )  # fmt: skip
     except (KeyboardInterrupt, click.Abort):  # click's prompts turn Ctrl+C into Abort
         out.say("\nStopped. Everything saved so far is complete and valid.", err=True)
@@ -293,67 +294,103 @@ def _ask_keys(out: _Output, client_id: str | None, secret_from_stdin: bool) -> t
     return client_id, secret
 
 
-def _run(
-    out: _Output,
-    settings: Any,
-    home: Path,
-    claude_path: Path,
-    client_id_option: str | None,
-    secret_from_stdin: bool,
-    environment: str | None,
-    connector_command: str | None,
-    no_consent: bool,
-    yes: bool,
-    done: list[str],
-    left: list[str],
-) -> int:
+class _Setup:
+    """One run of setup: the options, what the steps have learnt so far, and what is done and left.
+
+    The steps below run in order; each says what it did. The first three stop setup (they return an
+    exit code) when nothing can be saved; the others note a failure and let the rest go on.
+    """
+
+    def __init__(
+        self,
+        out: _Output,
+        settings: Any,
+        home: Path,
+        claude_path: Path,
+        *,
+        client_id_option: str | None,
+        secret_from_stdin: bool,
+        environment: str | None,
+        connector_command: str | None,
+        no_consent: bool,
+        yes: bool,
+        done: list[str],
+        left: list[str],
+    ) -> None:
+        self.out, self.settings, self.home, self.claude_path = out, settings, home, claude_path
+        self.client_id_option, self.secret_from_stdin = client_id_option, secret_from_stdin
+        self.environment, self.connector_command = environment, connector_command
+        self.no_consent, self.yes = no_consent, yes
+        self.done, self.left = done, left
+        self.client_id = self.client_secret = ""
+        self.existing: Any = None  # .env as it was before setup, or None
+        self.keys_changed = False
+        self.failed = False
+
+
+def _run(out: _Output, settings: Any, home: Path, claude_path: Path, **options: Any) -> int:
+    run = _Setup(out, settings, home, claude_path, **options)
+    for stopping_step in (_the_keys, _check_with_intuit, _save_the_keys):
+        code = stopping_step(run)
+        if code is not None:
+            return code
+    _claude_entry(run)
+    _connect(run)
+    _keepalive(run)
+    return _check_everything(run)
+
+
+def _the_keys(run: _Setup) -> int | None:
+    """Step 1: the client ID, the secret (hidden) and the environment, cleaned and checked for shape."""
     import click
 
-    from doctor.intuit.errors import IntuitError
     from doctor.store.env_file import EnvFileError
-    from doctor.store.token_store import LockTimeout, StoreError
 
-    failed = False
-
-    # 1 -------------------------------------------------------------------- the keys
+    out = run.out
     out.step(1, "The app keys")
-    raw_id, raw_secret = _ask_keys(out, client_id_option, secret_from_stdin)
+    raw_id, raw_secret = _ask_keys(out, run.client_id_option, run.secret_from_stdin)
     out.know("client_secret", raw_secret)
-    client_id, id_note = clean_key("client ID", raw_id)
-    client_secret, secret_note = clean_key("client secret", raw_secret)
-    out.know("client_secret", client_secret)
-    out.client_id = client_id
+    run.client_id, id_note = clean_key("client ID", raw_id)
+    run.client_secret, secret_note = clean_key("client secret", raw_secret)
+    out.know("client_secret", run.client_secret)
+    out.client_id = run.client_id
     for note in (id_note, secret_note):
         if note:
             out.say(note)
-    for problem in (key_problem("client ID", client_id), key_problem("client secret", client_secret)):
+    for problem in (key_problem("client ID", run.client_id), key_problem("client secret", run.client_secret)):
         if problem:
             out.say(f"{problem} Nothing was saved.", err=True)
             return EXIT_FAILED
     try:
-        existing = _read_env(home)
+        run.existing = _read_env(run.home)
     except EnvFileError as exc:
-        out.say(f"Cannot use {home / '.env'}: {exc}. Nothing was saved.", err=True)
+        out.say(f"Cannot use {run.home / '.env'}: {exc}. Nothing was saved.", err=True)
         return EXIT_FAILED
-    if environment is None:
-        current = existing.get("QB_ENVIRONMENT") if existing is not None else None
+    if run.environment is None:
+        current = run.existing.get("QB_ENVIRONMENT") if run.existing is not None else None
         if stdin_is_terminal():
-            environment = click.prompt(
+            run.environment = click.prompt(
                 "QuickBooks environment: production for your real books, sandbox for a test company",
                 type=click.Choice(["production", "sandbox"]),
                 default=current if current in ("production", "sandbox") else "production",
                 err=True,
             )
         elif current in ("production", "sandbox"):
-            environment = current
+            run.environment = current
         else:
             raise SetupUsageError("no terminal to ask for the environment: pass --environment production (or sandbox)")
-    out.say(f"Client ID {client_id}, client secret (hidden), environment {environment}.")
+    out.say(f"Client ID {run.client_id}, client secret (hidden), environment {run.environment}.")
+    return None
 
-    # 2 -------------------------------------------------------------------- check with Intuit
+
+def _check_with_intuit(run: _Setup) -> int | None:
+    """Step 2: Intuit accepts the keys (a refresh with a dummy token), before anything is saved."""
+    from doctor.intuit.errors import IntuitError
+
+    out = run.out
     out.step(2, "Checking the keys with Intuit")
     try:
-        accepted = check_keys_with_intuit(client_id, client_secret)
+        accepted = check_keys_with_intuit(run.client_id, run.client_secret)
     except IntuitError as exc:
         out.say(
             f"Could not check the keys with Intuit: {exc}. Nothing was saved; try again in a few minutes.", err=True
@@ -367,10 +404,20 @@ def _run(
         )
         return EXIT_FAILED
     out.say("Intuit accepts these keys.")
+    return None
 
-    # 3 -------------------------------------------------------------------- .env
+
+def _save_the_keys(run: _Setup) -> int | None:
+    """Step 3: the keys into .env under the lock; other values already there are replaced only if agreed."""
+    import click
+
+    from doctor.store.env_file import EnvFileError
+    from doctor.store.token_store import LockTimeout, StoreError
+
+    out, home, existing = run.out, run.home, run.existing
     out.step(3, f"Saving the keys in {home / '.env'}")
-    wanted = {"QB_CLIENT_ID": client_id, "QB_CLIENT_SECRET": client_secret, "QB_ENVIRONMENT": environment}
+    assert run.environment is not None
+    wanted = {"QB_CLIENT_ID": run.client_id, "QB_CLIENT_SECRET": run.client_secret, "QB_ENVIRONMENT": run.environment}
     differing = [
         key
         for key, value in wanted.items()
@@ -378,7 +425,7 @@ def _run(
     ]
     may_replace: set[str] = set()
     if differing:
-        if yes:
+        if run.yes:
             may_replace = set(differing)
         elif stdin_is_terminal():
             if click.confirm(f".env already has other values for {', '.join(differing)}. Replace them?", err=True):
@@ -387,116 +434,125 @@ def _run(
             out.say(f".env already has other values for {', '.join(differing)}; keeping them (add --yes to replace).")
     try:
         written, kept = save_keys(home, wanted, may_replace)
-    except LockTimeout as exc:
-        out.say(f"Could not save the keys: {exc}. Nothing was saved.", err=True)
-        return EXIT_FAILED
-    except (StoreError, EnvFileError, OSError) as exc:
+    except (LockTimeout, StoreError, EnvFileError, OSError) as exc:
         out.say(f"Could not save the keys: {exc}. Nothing was saved.", err=True)
         return EXIT_FAILED
     if kept:
         out.say(f"Kept the values already in .env for {', '.join(kept)}; nothing was saved.", err=True)
         return EXIT_FAILED
     out.say(f"Saved {', '.join(written)} (mode 0600; every other line kept)." if written else ".env already had them.")
-    left.pop(0)
-    done.append(f"the app keys are in {home / '.env'}")
-    keys_changed = bool({"QB_CLIENT_ID", "QB_CLIENT_SECRET"} & set(written)) and existing is not None
+    run.left.pop(0)
+    run.done.append(f"the app keys are in {home / '.env'}")
+    run.keys_changed = bool({"QB_CLIENT_ID", "QB_CLIENT_SECRET"} & set(written)) and existing is not None
+    return None
 
-    # 4 -------------------------------------------------------------------- Claude Desktop
+
+def _claude_entry(run: _Setup) -> None:
+    """Step 4: create or update the connector's entry in Claude Desktop's config (never while it runs)."""
+    out = run.out
     out.step(4, "Claude Desktop's connector entry")
-    command, why_not = find_connector(connector_command)
+    command, why_not = find_connector(run.connector_command)
     if command is None:
         out.say(f"{why_not} No entry was written.", err=True)
-        failed = True
-    else:
-        from doctor.claude_desktop.config import ClaudeConfigError
-        from doctor.claude_desktop.update import DesktopRunning
+        run.failed = True
+        return
+    from doctor.claude_desktop.config import ClaudeConfigError
+    from doctor.claude_desktop.update import DesktopRunning
 
-        try:
-            change = may_change_command(out, claude_path, command, yes)
-            out.say(update_claude(claude_path, home, command, change_command=change))
-            left.remove("add the connector to Claude Desktop")
-            done.append("Claude Desktop has the connector's entry")
-        except DesktopRunning:
-            out.say(f"{DESKTOP_RUNNING} {quit_claude_then(SETUP)}", err=True)
-            failed = True
-        except ClaudeConfigError as exc:
-            out.say(f"SideQuest did not change Claude Desktop's config: {exc} It was left exactly as it was.", err=True)
-            failed = True
+    try:
+        change = may_change_command(out, run.claude_path, command, run.yes)
+        out.say(update_claude(run.claude_path, run.home, command, change_command=change))
+        run.left.remove("add the connector to Claude Desktop")
+        run.done.append("Claude Desktop has the connector's entry")
+    except DesktopRunning:
+        out.say(f"{DESKTOP_RUNNING} {quit_claude_then(SETUP)}", err=True)
+        run.failed = True
+    except ClaudeConfigError as exc:
+        out.say(f"SideQuest did not change Claude Desktop's config: {exc} It was left exactly as it was.", err=True)
+        run.failed = True
 
-    # 5 -------------------------------------------------------------------- consent
+
+def _connect(run: _Setup) -> None:
+    """Step 5: the consent, through reauth-qb's own flow (skipped with --no-consent)."""
+    out, home = run.out, run.home
     out.step(5, "Connecting QuickBooks")
     before = _read_env(home)
     stamp = before.get("QB_TOKEN_REFRESHED_AT") if before is not None else None
-    if no_consent:
-        if keys_changed and before is not None and before.get("QB_REFRESH_TOKEN"):
+    if run.no_consent:
+        if run.keys_changed and before is not None and before.get("QB_REFRESH_TOKEN"):
             out.say("The saved connection was made with the previous keys; run `sidequest reauth-qb` to connect again.")
         else:
             out.say("Skipped (--no-consent). Run `sidequest reauth-qb` to connect QuickBooks.")
+        return
+    from doctor.commands.reauth import ReauthOptions, run_reauth
+
+    # reauth-qb writes through the same console, which learns the new tokens and the code it meets.
+    options = ReauthOptions(
+        home=run.settings.home,
+        claude_config=run.settings.claude_config,
+        environment=run.environment,
+        timeout=300.0,
+        yes=run.yes,
+        pass_interrupt=True,  # Ctrl+C while waiting for the consent stops setup here
+    )
+    run_reauth(run.settings.console, options)
+    after = _read_env(home)
+    # reauth-qb's exit code also counts the Claude Desktop step; the saved chain is what counts here.
+    connected = after is not None and after.get("QB_REFRESH_TOKEN") and after.get("QB_TOKEN_REFRESHED_AT") != stamp
+    if connected:
+        out.know("refresh_token", after.get("QB_REFRESH_TOKEN"))
+        run.left.remove("connect QuickBooks (`sidequest reauth-qb`)")
+        run.done.append("QuickBooks is connected")
     else:
-        from doctor.commands.reauth import ReauthOptions, run_reauth
+        out.say("QuickBooks is not connected yet; run `sidequest reauth-qb` when you are ready.", err=True)
+        run.failed = True
 
-        # reauth-qb writes through the same console, which learns the new tokens and the code it meets.
-        options = ReauthOptions(
-            home=settings.home,
-            claude_config=settings.claude_config,
-            environment=environment,
-            timeout=300.0,
-            yes=yes,
-            pass_interrupt=True,  # Ctrl+C while waiting for the consent stops setup here
-        )
-        run_reauth(settings.console, options)
-        after = _read_env(home)
-        # reauth-qb's exit code also counts the Claude Desktop step; the saved chain is what counts here.
-        connected = after is not None and after.get("QB_REFRESH_TOKEN") and after.get("QB_TOKEN_REFRESHED_AT") != stamp
-        if connected:
-            out.know("refresh_token", after.get("QB_REFRESH_TOKEN"))
-            left.remove("connect QuickBooks (`sidequest reauth-qb`)")
-            done.append("QuickBooks is connected")
-        else:
-            out.say("QuickBooks is not connected yet; run `sidequest reauth-qb` when you are ready.", err=True)
-            failed = True
 
-    # 6 -------------------------------------------------------------------- keep-alive
-    out.step(6, "Keep-alive")
+def _keepalive(run: _Setup) -> None:
+    """Step 6: offer `keepalive on` (yes by default on a terminal; --yes turns it on)."""
+    import click
+
     from doctor.commands.keepalive import DEFAULT_EVERY_DAYS, KeepaliveRefused, check_can_install
 
+    out = run.out
+    out.step(6, "Keep-alive")
     try:
-        check_can_install(home)
-        can = True
+        check_can_install(run.home)
     except KeepaliveRefused:
-        can = False
-    if not can:
         out.say("Not yet: it needs a QuickBooks connection. After `sidequest reauth-qb`, run `sidequest keepalive on`.")
-    else:
-        wanted_on = yes or (
-            stdin_is_terminal()
-            and click.confirm(
-                f"Let this computer refresh the QuickBooks connection every {DEFAULT_EVERY_DAYS} days by itself "
-                "(sidequest keepalive on)?",
-                default=True,
-                err=True,
-            )
+        return
+    wanted_on = run.yes or (
+        stdin_is_terminal()
+        and click.confirm(
+            f"Let this computer refresh the QuickBooks connection every {DEFAULT_EVERY_DAYS} days by itself "
+            "(sidequest keepalive on)?",
+            default=True,
+            err=True,
         )
-        if wanted_on:
-            from doctor.commands.keepalive import _Printer, turn_on
+    )
+    if not wanted_on:
+        out.say("Not turned on. Run `sidequest keepalive on` whenever you like.")
+        return
+    from doctor.commands.keepalive import _Printer, turn_on
 
-            if turn_on(home, DEFAULT_EVERY_DAYS, os.environ, _Printer(settings.console, home)) == EXIT_OK:
-                left.remove("turn on the keep-alive (`sidequest keepalive on`)")
-                done.append("the keep-alive is on")
-            else:
-                failed = True
-        else:
-            out.say("Not turned on. Run `sidequest keepalive on` whenever you like.")
+    if turn_on(run.home, DEFAULT_EVERY_DAYS, os.environ, _Printer(run.settings.console, run.home)) == EXIT_OK:
+        run.left.remove("turn on the keep-alive (`sidequest keepalive on`)")
+        run.done.append("the keep-alive is on")
+    else:
+        run.failed = True
 
-    # 7 -------------------------------------------------------------------- the doctor
+
+def _check_everything(run: _Setup) -> int:
+    """Step 7: a live `sidequest doctor` and its one-line verdict; the exit code of the whole setup."""
+    out = run.out
     out.step(7, "Checking everything (sidequest doctor)")
-    verdict, cause = _doctor_verdict(settings)
+    verdict, cause = _doctor_verdict(run.settings)
     out.say(verdict)
-    if left:
-        out.say("Left to do: " + "; ".join(left) + ".")
+    if run.left:
+        out.say("Left to do: " + "; ".join(run.left) + ".")
     if cause == "healthy":
-        return EXIT_FAILED if failed else EXIT_OK
-    if no_consent and cause == "not_configured" and not failed:
+        return EXIT_FAILED if run.failed else EXIT_OK
+    if run.no_consent and cause == "not_configured" and not run.failed:
         return EXIT_OK  # asked not to connect yet: the doctor can only say so
     return EXIT_FAILED
 
