@@ -263,7 +263,7 @@ def test_network_unreachable_server_never_answers(tmp_path, fake_intuit):
     fake_intuit.fail_mode = "hang"
     # The smallest budget that still proves the point: the local probes take milliseconds, so
     # the refresh is running (or not yet started) when the budget ends; both are a timeout.
-    budget = 1.5
+    budget = 1.0
     bound = budget + 4  # start-up and teardown of the child, with room for a loaded machine
 
     started = time.monotonic()
