@@ -187,6 +187,7 @@ class Context:
         self._lock = threading.RLock()
         self._env: Loaded | None = None
         self._claude: Loaded | None = None
+        self._extensions: Loaded | None = None
         self._intuit: IntuitClient | None = None
         self._token_store: TokenStore | None = None
         self._extra_secrets: list[tuple[str, str]] = []
@@ -240,6 +241,22 @@ class Context:
     @property
     def claude_config(self) -> ClaudeConfig | None:
         return self.load_claude_config().value
+
+    def load_extensions(self) -> Loaded:
+        """The Desktop Extensions installed beside Claude Desktop's config (a list, read once a run
+        for every probe that asks), or the `ExtensionsError` reading them."""
+        with self._lock:
+            if self._extensions is None:
+                from doctor.claude_desktop.extensions import ExtensionsError, load_extensions
+
+                if self.claude_config_path is None:
+                    self._extensions = Loaded([])
+                else:
+                    try:
+                        self._extensions = Loaded(load_extensions(self.claude_config_path.parent))
+                    except ExtensionsError as exc:
+                        self._extensions = Loaded(error=exc)
+            return self._extensions
 
     # -- services -----------------------------------------------------------------------
 

@@ -184,25 +184,52 @@ def diagnose(results: list[ProbeResult]) -> Diagnosis:
     if not candidates:
         return Diagnosis("healthy", HEADLINES["healthy"], _healthy_tip(results))
     cause, result = min(candidates, key=lambda pair: CAUSE_ORDER.index(pair[0]))
-    bad = result.facts.get("invalid_value") if cause == "not_configured" else None
-    if isinstance(bad, dict) and bad.get("problem") and result.remediation is not None:
-        # Set up, but one value cannot work: say which and what is wrong with it, not "not set up yet".
-        headline = f"SideQuest is set up on this computer, but one setting is wrong: {bad['problem']}."
-        return Diagnosis(cause, headline, (result.remediation.text, QUIT_CLAUDE), probe_id=result.id)
-    limit = result.facts.get("limit") if cause == "rate_limited" else None
-    if limit in RATE_LIMIT_FIXES and result.remediation is not None:
-        # Which limit it is decides the advice: wait until the time the finding gives, or contact support.
-        return Diagnosis(cause, HEADLINES[cause], (result.remediation.text,) + RATE_LIMIT_FIXES[limit], result.id)
-    if cause == "app_disconnected" and result.facts.get("refused_because") == "clock_skew":
-        # The saved connection was refused and this computer's clock is far off: the finding's sentence
-        # (written for the owner) says by how much, and setting the clock comes before reconnecting.
-        fixes = (f"{SET_CLOCK}, then run `{DOCTOR}` again.", CLOCK_THEN_REAUTH, QUIT_CLAUDE)
-        return Diagnosis(cause, result.summary, fixes, probe_id=result.id)
-    if result.id == "claude-sources" and result.remediation is not None:
-        # Where Claude Desktop finds the connector (claude-sources): the finding names the switch in
-        # Settings → Extensions or the file to change, which the cause's general steps do not.
-        return Diagnosis(cause, HEADLINES[cause], (result.remediation.text, RECHECK), probe_id=result.id)
+    for own_words in _FINDING_SAYS_MORE:
+        diagnosis = own_words(cause, result)
+        if diagnosis is not None:
+            return diagnosis
     return Diagnosis(cause, HEADLINES[cause], FIXES[cause], probe_id=result.id)
+
+
+# Where the root finding knows more than its cause's general words, it speaks instead: each step
+# returns the diagnosis in the finding's own words, or None; the first that answers wins.
+
+
+def _one_wrong_value(cause: str, result: ProbeResult) -> Diagnosis | None:
+    """Set up, but one value cannot work: say which and what is wrong with it, not "not set up yet"."""
+    bad = result.facts.get("invalid_value") if cause == "not_configured" else None
+    if not (isinstance(bad, dict) and bad.get("problem") and result.remediation is not None):
+        return None
+    headline = f"SideQuest is set up on this computer, but one setting is wrong: {bad['problem']}."
+    return Diagnosis(cause, headline, (result.remediation.text, QUIT_CLAUDE), probe_id=result.id)
+
+
+def _which_rate_limit(cause: str, result: ProbeResult) -> Diagnosis | None:
+    """Which limit it is decides the advice: wait until the time the finding gives, or contact support."""
+    limit = result.facts.get("limit") if cause == "rate_limited" else None
+    if limit not in RATE_LIMIT_FIXES or result.remediation is None:
+        return None
+    return Diagnosis(cause, HEADLINES[cause], (result.remediation.text,) + RATE_LIMIT_FIXES[limit], result.id)
+
+
+def _clock_first(cause: str, result: ProbeResult) -> Diagnosis | None:
+    """A refused connection and a clock far off: the finding's sentence (written for the owner) says by
+    how much, and setting the clock comes before reconnecting."""
+    if cause != "app_disconnected" or result.facts.get("refused_because") != "clock_skew":
+        return None
+    fixes = (f"{SET_CLOCK}, then run `{DOCTOR}` again.", CLOCK_THEN_REAUTH, QUIT_CLAUDE)
+    return Diagnosis(cause, result.summary, fixes, probe_id=result.id)
+
+
+def _where_desktop_looks(cause: str, result: ProbeResult) -> Diagnosis | None:
+    """claude-sources names the switch in Settings → Extensions or the file to change, which the
+    cause's general steps do not."""
+    if result.id != "claude-sources" or result.remediation is None:
+        return None
+    return Diagnosis(cause, HEADLINES[cause], (result.remediation.text, RECHECK), probe_id=result.id)
+
+
+_FINDING_SAYS_MORE = (_one_wrong_value, _which_rate_limit, _clock_first, _where_desktop_looks)
 
 
 def exit_code_for(diagnosis: Diagnosis, results: list[ProbeResult], strict: bool) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from doctor.advice import DOCTOR, EDIT_CONFIG, HOW_TO_QUIT_CLAUDE
 from doctor.claude_desktop.config import CONNECTOR_NAME
-from doctor.claude_desktop.extensions import ExtensionsError, find_connector, load_extensions
+from doctor.claude_desktop.extensions import find_connector
 from doctor.claude_desktop.logs import (
     FAILED_AT_START,
     TAIL_BYTES,
@@ -66,13 +66,10 @@ def connector_names(ctx: Context) -> list[str]:
     if entry is not None:
         names.append(entry.name)
     names.append(CONNECTOR_NAME)
-    if ctx.claude_config_path is not None:
-        try:
-            extension = find_connector(load_extensions(ctx.claude_config_path.parent), names)
-        except ExtensionsError:
-            extension = None
-        if extension is not None:
-            names.extend(name for name in (extension.display_name, extension.name) if name)
+    installed = ctx.load_extensions().value
+    extension = find_connector(installed, names) if installed else None
+    if extension is not None:
+        names.extend(name for name in (extension.display_name, extension.name) if name)
     return list(dict.fromkeys(names))
 
 

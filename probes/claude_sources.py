@@ -23,7 +23,7 @@ from doctor.advice import DOCTOR, QUIT_AND_REOPEN, REAUTH
 from doctor.claude_desktop.config import CONNECTOR_NAME, ClaudeConfigError, ConnectorEntry, load_claude_config
 from doctor.claude_desktop.extensions import Extension, ExtensionsError, find_connector, load_extensions
 from doctor.claude_desktop.paths import DesktopConfig, desktop_config, desktop_platform
-from doctor.context import Context
+from doctor.context import Context, Loaded
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Probe, Remediation
 from doctor.situations import first_finding
@@ -102,16 +102,25 @@ class _Reading:
                 }
             )
 
+    def _installed_extensions(self) -> Loaded:
+        """The run's reading when this is the file the doctor judges; else (no file was given) this one's."""
+        if self.path == self.ctx.claude_config_path:
+            return self.ctx.load_extensions()
+        try:
+            return Loaded(load_extensions(self.path.parent))
+        except ExtensionsError as exc:
+            return Loaded(error=exc)
+
     def _read_extensions(self) -> None:
         self.facts["registered"] = "mcp_servers" if self.entry is not None else "none"
         names = [self.entry.name] if self.entry is not None else []
         names.append(CONNECTOR_NAME)
-        try:
-            extension = find_connector(load_extensions(self.path.parent), names)
-        except ExtensionsError as exc:
-            self.registry_error = exc
-            self.facts["extensions_registry"] = exc.reason
+        installed = self._installed_extensions()
+        if installed.error is not None:
+            self.registry_error = installed.error
+            self.facts["extensions_registry"] = installed.error.reason
             return
+        extension = find_connector(installed.value, names)
         self.extension = extension
         if extension is None:
             return

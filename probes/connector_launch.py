@@ -133,17 +133,17 @@ def check(ctx: Context) -> Finding:
 
 def _find_extension(ctx: Context, entry: ConnectorEntry | None) -> tuple[Any, dict[str, Any]]:
     """The connector's Desktop Extension in `<userData>` (the folder of Desktop's config), if it is installed."""
-    from doctor.claude_desktop.extensions import ExtensionsError, find_connector, load_extensions
+    from doctor.claude_desktop.extensions import find_connector
 
     facts: dict[str, Any] = {"extension_id": None}
     if ctx.claude_config_path is None:
         return None, facts
     names = [name for name in ((entry.name if entry else None), CONNECTOR_NAME) if name]
-    try:
-        extension = find_connector(load_extensions(ctx.claude_config_path.parent), names)
-    except ExtensionsError as exc:
-        facts["extensions_unreadable"] = exc.reason
+    installed = ctx.load_extensions()
+    if installed.error is not None:
+        facts["extensions_unreadable"] = installed.error.reason
         return None, facts
+    extension = find_connector(installed.value, names)
     if extension is not None:
         server = extension.manifest.get("server")
         facts.update(
@@ -481,6 +481,14 @@ def _exited(launch: Launch, shake: Any, facts: dict[str, Any], wait: float) -> F
     )
 
 
+def _update_the_connector(why: str = "") -> Remediation:
+    """The fix when the connector program itself misbehaves: a newer version, then a fresh start."""
+    return Remediation(
+        f"Update the SideQuest connector to the latest version{why}, then: {QUIT_CLAUDE} {SEND_REPORT}",
+        (SUPPORT_REPORT,),
+    )
+
+
 def _noise(launch: Launch, shake: Any, facts: dict[str, Any], wait: float) -> Finding:
     after = (
         "It answered anyway"
@@ -495,11 +503,7 @@ def _noise(launch: Launch, shake: Any, facts: dict[str, Any], wait: float) -> Fi
             *(_stderr_details(shake) if shake.stderr_tail else []),
         ],
         facts,
-        Remediation(
-            "Update the SideQuest connector to the latest version (this is a bug in the connector, not in your "
-            f"settings), then: {QUIT_CLAUDE} {SEND_REPORT}",
-            (SUPPORT_REPORT,),
-        ),
+        _update_the_connector(" (this is a bug in the connector, not in your settings)"),
     )
 
 
@@ -523,11 +527,7 @@ def _died_on_discover(launch: Launch, shake: Any, facts: dict[str, Any], wait: f
             *_stderr_details(shake),
         ],
         facts,
-        Remediation(
-            "Update the SideQuest connector to the latest version (older ones stop on this new request), then: "
-            f"{QUIT_CLAUDE} {SEND_REPORT}",
-            (SUPPORT_REPORT,),
-        ),
+        _update_the_connector(" (older ones stop on this new request)"),
     )
 
 
@@ -536,10 +536,7 @@ def _protocol_error(launch: Launch, shake: Any, facts: dict[str, Any], wait: flo
         f"The SideQuest connector started but its answer to Claude Desktop is not valid MCP ({shake.error}).",
         _stderr_details(shake),
         facts,
-        Remediation(
-            f"Update the SideQuest connector to the latest version, then: {QUIT_CLAUDE} {SEND_REPORT}",
-            (SUPPORT_REPORT,),
-        ),
+        _update_the_connector(),
     )
 
 

@@ -52,20 +52,17 @@ class CliResult:
         return json.loads(self.stdout)
 
 
-# As an installed sidequest does (pip compiles a wheel's modules at install), the CLI the tests start
-# writes its bytecode once and reuses it: with PYTHONDONTWRITEBYTECODE inherited from the shell, every
-# one of the suite's thousand-odd runs compiled every module it imported anew.
-_COMPILE_EVERY_RUN = ("PYTHONDONTWRITEBYTECODE",)
-
-
 def cli_env(home: Path | None = None, claude_config: Path | None = None, **extra: str) -> dict[str, str]:
     # Hermetic: none of the developer's own SideQuest or QuickBooks settings, and none of their
     # certificate settings (a test that needs SSL_CERT_FILE passes it): a CA bundle named there is
     # parsed by every live run (about 25 ms of CPU each), where the system's store is read lazily.
+    # And, as an installed sidequest does (pip compiles a wheel's modules), the CLI writes its bytecode
+    # once: with PYTHONDONTWRITEBYTECODE from the shell every run compiled every module it imported.
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SIDEQUEST_", "QB_")) and k not in ("SSL_CERT_FILE", "SSL_CERT_DIR", *_COMPILE_EVERY_RUN)
+        if not k.startswith(("SIDEQUEST_", "QB_"))
+        and k not in ("SSL_CERT_FILE", "SSL_CERT_DIR", "PYTHONDONTWRITEBYTECODE")
     }
     env.update({"NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"})
     env.pop("FORCE_COLOR", None)
