@@ -50,7 +50,13 @@ from doctor.claude_desktop.config import (
 )
 from doctor.claude_desktop.entry_copy import EntryCopy, load_entry_copy
 from doctor.claude_desktop.paths import log_folders, resolve_command
-from doctor.claude_desktop.processes import count_connector_processes, started_after_config_change
+from doctor.claude_desktop.processes import (
+    count_connector_processes,
+    desktop_may_run,
+    desktop_processes,
+    running_processes,
+    started_after_config_change,
+)
 from doctor.claude_desktop.update import DesktopRunning, restore_connector_entry, update_connector_env
 from doctor.context import CLAUDE_CONFIG_ENV, Context
 from doctor.hookspecs import hookimpl
@@ -458,9 +464,23 @@ def older_token_copy(r: _Reading) -> None:
 
 
 def restart_needed(r: _Reading) -> None:
-    r.restart = started_after_config_change(r.config.mtime)
+    """Does a running Claude Desktop still hold older settings? One look at the process table, and
+    none when Desktop's lock says it is not running (the copies of the connector it starts end with
+    it, so there are none to count either)."""
+    running: bool | None = False
+    processes = None
+    if desktop_may_run(r.config.path.parent):
+        try:
+            processes = running_processes()
+            running = bool(desktop_processes(processes))
+        except Exception:  # an unreadable process table: unknown, never a crash
+            running = None
+    r.restart = started_after_config_change(r.config.mtime, processes=processes) if running else None
+    r.facts["claude_desktop_running"] = running
     r.facts["claude_restart_needed"] = r.restart
-    r.facts["connector_processes"] = count_connector_processes(r.entry.command, r.entry.args)
+    r.facts["connector_processes"] = (
+        count_connector_processes(r.entry.command, r.entry.args, processes=processes) if processes is not None else None
+    )
     if r.restart:
         r.warnings.append("Claude Desktop was started before its settings last changed")
         r.details.append(QUIT_AND_REOPEN)

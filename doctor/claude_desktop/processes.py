@@ -6,8 +6,11 @@ The doctor says "quit and reopen" only when Desktop started before the config la
 Several connector processes at once are normal (chat, Cowork and Code each start one) and worth
 a line in the facts, since they all refresh the same token chain.
 
-The process table is read with psutil (macOS, Windows and Linux alike), imported on first use:
-the offline doctor's start-up does not pay for it unless this check runs. Nothing here raises.
+The process table is read with psutil (macOS, Windows and Linux alike), imported on first use.
+Before it, `desktop_may_run` looks at Claude Desktop's single-instance lock, one file beside the
+config: when it says no Desktop holds that folder, the table is not read at all, so the offline
+doctor pays for psutil (about a quarter of its start-up) only while Desktop may be running.
+Nothing here raises.
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ _START_TIME_TOLERANCE_S = 1.5
 # Windows and macOS launchers name programs with these endings; argv[0] may carry them or not.
 # npm's `npx` runs as `node …/npx-cli.js`.
 _PROGRAM_SUFFIXES = (".exe", ".cmd", ".bat", ".com", "-cli.js", ".js")
+# Claude Desktop is an Electron app that takes Chromium's single-instance lock
+# (`app.requestSingleInstanceLock()`; "Not main instance, returning early from app ready" in its
+# log, claude-code#32614) in its user-data folder, which is the folder of its config. On macOS and
+# Linux the lock is a symlink `SingletonLock` -> "<hostname>-<pid>", made at start and removed at
+# exit (a crash leaves it behind; the Linux builds' launchers clear such stale ones,
+# aaddrick/claude-desktop-debian#842); on Windows it is a file `lockfile` held open while Desktop
+# runs (chromium process_singleton_win; ProfileLock's kLockFileName).
+SINGLETON_LOCK = "SingletonLock"
+WINDOWS_LOCK = "lockfile"
 
 
 class RunningProcess(Value):
@@ -71,6 +83,44 @@ def running_processes() -> list[RunningProcess]:
             continue  # ended meanwhile, or not ours to read
         found.append(RunningProcess(process.pid, cmdline, name, started))
     return found
+
+
+def desktop_may_run(config_folder: Path, platform: str | None = None) -> bool:
+    """Could a Claude Desktop that reads the config in `config_folder` be running?
+
+    False only when its single-instance lock says none is: the lock is absent, or (macOS, Linux)
+    it names a process of this computer that has ended. Anything else, an unreadable folder or a
+    lock whose holder cannot be told, is True: the caller then reads the process table, which
+    decides. So a wrong guess here costs time, never a missed restart.
+    """
+    platform = sys.platform if platform is None else platform
+    lock = Path(config_folder) / (WINDOWS_LOCK if platform == "win32" else SINGLETON_LOCK)
+    try:
+        os.lstat(lock)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    if platform == "win32":
+        return True
+    return not _stale_lock(lock)
+
+
+def _stale_lock(lock: Path) -> bool:
+    """Does this `SingletonLock` name a process of this computer that no longer runs?"""
+    try:
+        host, _, pid_text = os.readlink(lock).rpartition("-")
+    except (OSError, ValueError):
+        return False  # not a symlink: not the lock we know
+    if not pid_text.isdigit() or int(pid_text) <= 0 or host != os.uname().nodename:
+        return False  # another computer's Desktop (a shared home folder), or a shape we do not know
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):
+        return False  # it runs (as another user), or we cannot tell
+    return False
 
 
 def desktop_processes(

@@ -18,8 +18,11 @@ from typing import Iterator
 import pytest
 
 from doctor.claude_desktop.processes import (
+    SINGLETON_LOCK,
+    WINDOWS_LOCK,
     RunningProcess,
     count_connector_processes,
+    desktop_may_run,
     desktop_processes,
     desktops_using,
     is_desktop_main,
@@ -176,6 +179,61 @@ def test_psutil_is_imported_only_when_the_process_table_is_read() -> None:
     )
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+# ----------------------------------------------------------------------------- Desktop's single-instance lock
+
+
+def _ended_pid() -> int:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    return gone.pid
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        (None, False),  # no lock: no Desktop holds this folder
+        ("{host}-{live}", True),
+        ("{host}-{ended}", False),  # a crash left it behind
+        ("other-computer-{ended}", True),  # a Desktop elsewhere on a shared home: the process table decides
+        ("{host}-notapid", True),
+        ("{host}-0", True),
+        ("{host}-99999999999999999999", True),
+    ],
+)
+def test_desktops_lock_says_whether_one_may_run(tmp_path: Path, target: str | None, expected: bool) -> None:
+    if target is not None:
+        text = target.format(host=os.uname().nodename, live=os.getpid(), ended=_ended_pid())
+        os.symlink(text, tmp_path / SINGLETON_LOCK)
+    assert desktop_may_run(tmp_path, "linux") is expected
+    assert desktop_may_run(tmp_path, "darwin") is expected
+
+
+def test_a_lock_that_is_not_a_symlink_or_a_folder_that_cannot_be_read_means_maybe(tmp_path: Path) -> None:
+    (tmp_path / SINGLETON_LOCK).write_text("not the lock Chromium makes")
+    assert desktop_may_run(tmp_path, "linux") is True
+    assert desktop_may_run(tmp_path / "file" / "below", "linux") is False  # no such folder: no lock in it
+    (tmp_path / "a-file").write_text("")
+    assert desktop_may_run(tmp_path / "a-file", "linux") is True  # ENOTDIR: cannot tell
+
+
+def test_on_windows_the_lock_is_a_file_named_lockfile(tmp_path: Path) -> None:
+    assert desktop_may_run(tmp_path, "win32") is False
+    os.symlink(f"{os.uname().nodename}-{_ended_pid()}", tmp_path / SINGLETON_LOCK)
+    assert desktop_may_run(tmp_path, "win32") is False  # Windows has no SingletonLock
+    (tmp_path / WINDOWS_LOCK).write_bytes(b"")
+    assert desktop_may_run(tmp_path, "win32") is True
+
+
+def test_the_fake_desktop_holds_the_lock_while_it_runs(tmp_path: Path) -> None:
+    from tests.support.fake_desktop import desktop_running
+
+    config = tmp_path / "Claude" / "claude_desktop_config.json"
+    assert desktop_may_run(config.parent, "linux") is False
+    with desktop_running(config, tmp_path / "desk"):
+        assert desktop_may_run(config.parent, "linux") is True
+    assert desktop_may_run(config.parent, "linux") is False
 
 
 # ----------------------------------------------------------------------------- which config a Desktop reads

@@ -486,7 +486,8 @@ def test_no_write_while_a_desktop_reading_the_file_runs(tmp_path: Path) -> None:
         assert refused.value.reason == "desktop_running" and "running" in refused.value.message
         with pytest.raises(DesktopRunning):
             restore_connector_entry(path, CONNECTOR_NAME, {"command": "x"})
-        assert path.read_bytes() == before and list(path.parent.iterdir()) == [path]
+        assert path.read_bytes() == before  # and no backup beside it, only Desktop's own lock:
+        assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, "SingletonLock"])
         assert not (home / "claude-entry.json").exists()
         # Nothing to change is no write: allowed; another Desktop's file: allowed.
         assert not update_connector_env(path, {"QB_REFRESH_TOKEN": REFRESH_TOKEN}).anything_changed

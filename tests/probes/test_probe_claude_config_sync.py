@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -218,17 +221,6 @@ def test_bom_before_valid_json_is_a_warning(tmp_path, values, config_path) -> No
     assert finding.status == "warn" and "byte-order mark" in finding.summary
 
 
-def test_claude_started_before_the_change_says_quit_and_reopen(tmp_path, values, config_path, monkeypatch) -> None:
-    # No Claude Desktop runs on a test machine; this is the one input that cannot be real here.
-    seen = []
-    monkeypatch.setattr(claude_config_sync, "started_after_config_change", lambda mtime: seen.append(mtime) or True)
-    write_claude_config(config_path, rich_config(synced_env(values)))
-    finding = check(make_ctx(tmp_path, config_path))
-    assert finding.status == "warn"
-    assert "Cmd+Q" in finding.remediation.text and "tray" in finding.remediation.text
-    assert seen == [config_path.stat().st_mtime]
-
-
 # ----------------------------------------------------------------------------- each situation on its own
 
 
@@ -425,3 +417,94 @@ def test_a_bare_command_only_the_terminal_finds_is_one_desktop_cannot_start(tmp_
         make_ctx(tmp_path, config_path, SIDEQUEST_CLAUDE_LOGS=str(tmp_path / "none"), PATH=ctx.environ["PATH"])
     )
     assert unlogged.status == "ok" and unlogged.facts["search_path_source"] == "terminal"
+
+
+# ----------------------------------------------------------------------------- a running Claude Desktop
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the fake Claude Desktop is a Linux process"
+)
+
+
+@linux_only
+def test_a_desktop_started_before_the_settings_changed_is_told_to_quit_and_reopen(tmp_path, values, config_path):
+    from doctor.advice import QUIT_AND_REOPEN
+    from tests.support.fake_desktop import desktop_running
+
+    write_claude_config(config_path, rich_config(synced_env(values)))
+    with desktop_running(config_path, tmp_path / "desk"):
+        later = time.time() + 30  # the settings changed after Desktop started
+        os.utime(config_path, (later, later))
+        finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "warn", finding.summary
+    assert "Claude Desktop was started before its settings last changed" in finding.summary
+    assert finding.remediation.text == QUIT_AND_REOPEN
+    assert "Cmd+Q" in finding.remediation.text and "tray" in finding.remediation.text
+    assert finding.facts["claude_desktop_running"] is True and finding.facts["claude_restart_needed"] is True
+    assert finding.facts["connector_processes"] == 0
+
+
+@linux_only
+def test_a_desktop_started_after_the_settings_changed_has_them(tmp_path, values, config_path):
+    from tests.support.fake_desktop import desktop_running
+
+    write_claude_config(config_path, rich_config(synced_env(values)))
+    earlier = time.time() - 3600
+    os.utime(config_path, (earlier, earlier))
+    with desktop_running(config_path, tmp_path / "desk"):
+        finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "ok", finding.summary
+    assert finding.facts["claude_desktop_running"] is True and finding.facts["claude_restart_needed"] is False
+
+
+@pytest.mark.parametrize("lock", ["none", "stale"])
+def test_without_a_desktop_holding_the_folder_the_process_table_is_not_read(
+    tmp_path, values, config_path, monkeypatch, lock
+) -> None:
+    write_claude_config(config_path, rich_config(synced_env(values)))
+    later = time.time() + 30
+    os.utime(config_path, (later, later))
+    if lock == "stale":
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        os.symlink(f"{os.uname().nodename}-{gone.pid}", config_path.parent / "SingletonLock")
+
+    def no_scan():
+        raise AssertionError("the process table was read")
+
+    monkeypatch.setattr(claude_config_sync, "running_processes", no_scan)
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "ok", finding.summary
+    assert finding.facts["claude_desktop_running"] is False
+    assert finding.facts["claude_restart_needed"] is None and finding.facts["connector_processes"] is None
+
+
+def test_an_unreadable_process_table_leaves_the_restart_unknown(tmp_path, values, config_path, monkeypatch) -> None:
+    write_claude_config(config_path, rich_config(synced_env(values)))
+    os.symlink(f"{os.uname().nodename}-{os.getpid()}", config_path.parent / "SingletonLock")
+
+    def unreadable():
+        raise PermissionError("no process table here")
+
+    monkeypatch.setattr(claude_config_sync, "running_processes", unreadable)
+    finding = check(make_ctx(tmp_path, config_path))
+    assert finding.status == "ok", finding.summary
+    assert finding.facts["claude_desktop_running"] is None
+    assert finding.facts["claude_restart_needed"] is None and finding.facts["connector_processes"] is None
+
+
+def test_the_offline_check_loads_psutil_only_when_desktops_lock_is_there(tmp_path, values, config_path) -> None:
+    write_claude_config(config_path, rich_config(synced_env(values)))
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from doctor.context import Context\n"
+        "from probes.claude_config_sync import check\n"
+        "ctx = Context(Path(sys.argv[1]), Path(sys.argv[2]), environ={'PATH': '/usr/bin:/bin'}, offline=True)\n"
+        "finding = check(ctx)\n"
+        "print(finding.status, 'psutil' in sys.modules)\n"
+    )
+    argv = [sys.executable, "-c", code, str(tmp_path / "home"), str(config_path)]
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.split() == ["ok", "False"]
+    os.symlink(f"{os.uname().nodename}-{os.getpid()}", config_path.parent / "SingletonLock")  # a live holder
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.split() == ["ok", "True"]

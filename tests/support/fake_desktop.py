@@ -3,7 +3,9 @@
 `sleep` under a symlink named `claude-desktop`: the kernel names the process after the link, as
 `is_desktop_main` expects of a Linux build, and `XDG_CONFIG_HOME` in its environment says which
 `Claude/claude_desktop_config.json` it reads. So only the test that starts it sees "Desktop is
-running" for its own config; tests running beside it (other configs) never do.
+running" for its own config; tests running beside it (other configs) never do. Like the real
+Electron app it holds the single-instance lock `SingletonLock` -> "<hostname>-<pid>" in that
+folder while it runs, and the lock goes when it ends.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from doctor.claude_desktop.processes import desktops_using
+from doctor.claude_desktop.processes import SINGLETON_LOCK, desktops_using
 
 
 @contextlib.contextmanager
@@ -35,6 +37,9 @@ def desktop_running(config_path: Path, where: Path) -> Iterator[subprocess.Popen
     user.mkdir(exist_ok=True)
     env = {"HOME": str(user), "XDG_CONFIG_HOME": str(config_path.parent.parent.absolute()), "PATH": "/usr/bin:/bin"}
     child = subprocess.Popen([str(program), "300"], env=env, start_new_session=True)
+    lock = config_path.parent / SINGLETON_LOCK
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(f"{os.uname().nodename}-{child.pid}", lock)
     try:
         deadline = time.monotonic() + 10
         while not any(p.pid == child.pid for p in desktops_using(config_path, platform="linux")):
@@ -47,3 +52,5 @@ def desktop_running(config_path: Path, where: Path) -> Iterator[subprocess.Popen
         child.wait(timeout=10)
         with contextlib.suppress(OSError):
             os.unlink(program)
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
