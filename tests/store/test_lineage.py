@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -295,3 +297,30 @@ def test_a_rotation_saved_from_the_recovery_file_is_recorded_once_saved(
     assert [e.token[-4:] for e in seen.entries] == ["0008", "0001", "0002"]
     assert [e.kind for e in seen.entries] == [FOUND, ROTATION, ROTATION]
     assert seen.copy_origin("RTstandin-rotated-000002", "RTbefore-write-0008").origin == THIS_CHAIN
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 32, 64, 65, 200])
+def test_the_keyed_hash_is_the_standard_librarys_hmac_sha256(key_length: int) -> None:
+    import hashlib
+    import hmac
+
+    from doctor.store.lineage import DIGEST_CHARS, digest, hmac_sha256
+
+    for data in (b"", b"RT1-39-H3-token", os.urandom(1000)):
+        key = os.urandom(key_length)
+        assert hmac_sha256(key, data) == hmac.digest(key, data, "sha256")
+    key = os.urandom(32)
+    token = "  RT1-39-H3-1785429816abc\u00e9  "
+    expected = hmac.new(key, token.strip().encode("utf-8"), hashlib.sha256).hexdigest()[:DIGEST_CHARS]
+    assert digest(key, token) == expected  # lineages written before keep their meaning
+
+
+def test_looking_a_token_up_does_not_load_openssl(home: Path) -> None:
+    code = (
+        "import sys\n"
+        "from doctor.store.lineage import digest\n"
+        "digest(b'k' * 32, 'RT1-token')\n"
+        "print(sorted({'hashlib', '_hashlib', 'hmac', 'ssl'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
