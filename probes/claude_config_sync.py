@@ -57,7 +57,6 @@ from doctor.claude_desktop.processes import (
     running_processes,
     started_after_config_change,
 )
-from doctor.claude_desktop.update import DesktopRunning, restore_connector_entry, update_connector_env
 from doctor.context import CLAUDE_CONFIG_ENV, Context
 from doctor.hookspecs import hookimpl
 from doctor.model import Finding, Fixer, Probe, Remediation
@@ -636,6 +635,9 @@ def describe_fix(ctx: Context) -> str | None:
 
 
 def apply_fix(ctx: Context) -> str:
+    # The writer is imported by the fix alone: a check never writes (1.2 M instructions of start-up).
+    from doctor.claude_desktop.update import DesktopRunning
+
     try:
         return _apply(ctx)
     except DesktopRunning:
@@ -645,6 +647,8 @@ def apply_fix(ctx: Context) -> str:
 
 
 def _apply(ctx: Context) -> str:
+    from doctor.claude_desktop.update import restore_connector_entry, update_connector_env
+
     restore = planned_restore(ctx)
     if restore is not None:
         copy, entry, lacking, _ = restore
