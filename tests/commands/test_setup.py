@@ -25,7 +25,7 @@ FAKE_CONNECTOR = Path(__file__).resolve().parents[1] / "support" / "fake_connect
 
 
 class World:
-    def __init__(self, tmp_path: Path, fake) -> None:
+    def __init__(self, tmp_path: Path, fake, connector: str = "crash") -> None:
         self.fake = fake
         fake.add_app(CLIENT_ID, CLIENT_SECRET, "sandbox")
         fake.add_company(REALM_ID, "Larry's Bakery", "sandbox")
@@ -37,8 +37,12 @@ class World:
         self.state = tmp_path / "scheduler-state"
         self.bin = fake_schedulers.install(tmp_path / "bin")
         self.connector = tmp_path / "bin" / "qb-distributor-mcp"
-        # A connector that starts and answers MCP (the doctor's connector-launch check starts it).
-        self.connector.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE_CONNECTOR))}\n")
+        # The connector setup's last step (the doctor's connector-launch) starts. By default one that
+        # exits at once: a connector answering MCP costs the SDK's import in both processes, about
+        # 2.3 s of CPU, which only the tests that look at a healthy verdict need (`healthy_world`).
+        self.connector.write_text(
+            f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE_CONNECTOR))} {connector}\n"
+        )
         self.connector.chmod(0o755)
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -73,6 +77,11 @@ def world(tmp_path: Path, fake_intuit) -> World:
     return World(tmp_path, fake_intuit)
 
 
+@pytest.fixture
+def healthy_world(tmp_path: Path, fake_intuit) -> World:
+    return World(tmp_path, fake_intuit, connector="healthy")
+
+
 def test_options_only_saves_checked_keys_and_the_claude_entry_without_consent(world) -> None:
     result = world.setup("--client-id", CLIENT_ID, "--environment", "sandbox", "--no-consent")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -101,7 +110,8 @@ def test_options_only_saves_checked_keys_and_the_claude_entry_without_consent(wo
     assert "sidequest reauth-qb" in result.stdout
 
 
-def test_the_whole_flow_with_consent_keepalive_and_a_healthy_doctor(world) -> None:
+def test_the_whole_flow_with_consent_keepalive_and_a_healthy_doctor(healthy_world) -> None:
+    world = healthy_world
     result = world.setup("--client-id", CLIENT_ID, "--environment", "sandbox", "--yes", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     world.assert_no_secret(result)
