@@ -171,14 +171,11 @@ def test_desktop_main_process_on_each_platform(platform: str, name: str, cmdline
 
 
 def test_psutil_is_imported_only_when_the_process_table_is_read() -> None:
-    check = (
-        "import sys, probes.claude_config_sync, doctor.claude_desktop.processes as p\n"
-        "before = 'psutil' in sys.modules\n"
-        "p.started_after_config_change(0.0)\n"
-        "print(before, 'psutil' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
-    assert done.stdout.split() == ["False", "True"], done.stderr
+    from tests.support.homes import modules_loaded
+
+    loaded = "import probes.claude_config_sync, doctor.claude_desktop.processes as p"
+    assert modules_loaded(loaded, ["psutil"]) == []
+    assert modules_loaded(loaded + "; p.started_after_config_change(0.0)", ["psutil"]) == ["psutil"]
 
 
 # ----------------------------------------------------------------------------- Desktop's single-instance lock

@@ -457,54 +457,49 @@ def test_a_desktop_started_after_the_settings_changed_has_them(tmp_path, values,
     assert finding.facts["claude_desktop_running"] is True and finding.facts["claude_restart_needed"] is False
 
 
-@pytest.mark.parametrize("lock", ["none", "stale"])
-def test_without_a_desktop_holding_the_folder_the_process_table_is_not_read(
-    tmp_path, values, config_path, monkeypatch, lock
+@pytest.mark.parametrize(
+    "lock, table, running",
+    [
+        ("none", AssertionError("the process table was read"), False),
+        ("stale", AssertionError("the process table was read"), False),
+        ("live", PermissionError("no process table here"), None),  # Desktop may run, the table is unreadable
+    ],
+)
+def test_the_process_table_is_read_only_when_desktop_may_run_and_unreadable_is_unknown(
+    tmp_path, values, config_path, monkeypatch, lock, table, running
 ) -> None:
     write_claude_config(config_path, rich_config(synced_env(values)))
     later = time.time() + 30
     os.utime(config_path, (later, later))
-    if lock == "stale":
-        gone = subprocess.Popen(["true"])
-        gone.wait()
-        os.symlink(f"{os.uname().nodename}-{gone.pid}", config_path.parent / "SingletonLock")
+    if lock != "none":
+        holder = os.getpid()
+        if lock == "stale":
+            gone = subprocess.Popen(["true"])
+            gone.wait()
+            holder = gone.pid
+        os.symlink(f"{os.uname().nodename}-{holder}", config_path.parent / "SingletonLock")
 
-    def no_scan():
-        raise AssertionError("the process table was read")
+    def read_table():
+        raise table
 
-    monkeypatch.setattr(claude_config_sync, "running_processes", no_scan)
+    monkeypatch.setattr(claude_config_sync, "running_processes", read_table)
     finding = check(make_ctx(tmp_path, config_path))
     assert finding.status == "ok", finding.summary
-    assert finding.facts["claude_desktop_running"] is False
-    assert finding.facts["claude_restart_needed"] is None and finding.facts["connector_processes"] is None
-
-
-def test_an_unreadable_process_table_leaves_the_restart_unknown(tmp_path, values, config_path, monkeypatch) -> None:
-    write_claude_config(config_path, rich_config(synced_env(values)))
-    os.symlink(f"{os.uname().nodename}-{os.getpid()}", config_path.parent / "SingletonLock")
-
-    def unreadable():
-        raise PermissionError("no process table here")
-
-    monkeypatch.setattr(claude_config_sync, "running_processes", unreadable)
-    finding = check(make_ctx(tmp_path, config_path))
-    assert finding.status == "ok", finding.summary
-    assert finding.facts["claude_desktop_running"] is None
+    assert finding.facts["claude_desktop_running"] is running
     assert finding.facts["claude_restart_needed"] is None and finding.facts["connector_processes"] is None
 
 
 def test_the_offline_check_loads_psutil_only_when_desktops_lock_is_there(tmp_path, values, config_path) -> None:
+    from tests.support.homes import modules_loaded
+
     write_claude_config(config_path, rich_config(synced_env(values)))
-    code = (
-        "import sys\n"
+    checked = (
         "from pathlib import Path\n"
         "from doctor.context import Context\n"
         "from probes.claude_config_sync import check\n"
-        "ctx = Context(Path(sys.argv[1]), Path(sys.argv[2]), environ={'PATH': '/usr/bin:/bin'}, offline=True)\n"
-        "finding = check(ctx)\n"
-        "print(finding.status, 'psutil' in sys.modules)\n"
+        f"ctx = Context(Path({str(tmp_path / 'home')!r}), Path({str(config_path)!r}), environ={{}}, offline=True)\n"
+        "assert check(ctx).status == 'ok'\n"
     )
-    argv = [sys.executable, "-c", code, str(tmp_path / "home"), str(config_path)]
-    assert subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.split() == ["ok", "False"]
+    assert modules_loaded(checked, ["psutil"]) == []
     os.symlink(f"{os.uname().nodename}-{os.getpid()}", config_path.parent / "SingletonLock")  # a live holder
-    assert subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.split() == ["ok", "True"]
+    assert modules_loaded(checked, ["psutil"]) == ["psutil"]

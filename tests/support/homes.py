@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import pytest
 
@@ -115,3 +116,12 @@ def configured_values(**overrides: str) -> dict[str, str]:
     }
     values.update(overrides)
     return values
+
+
+def modules_loaded(code: str, names: Iterable[str]) -> list[str]:
+    """Which of `names` a fresh interpreter has imported once it has run `code` (sorted)."""
+    wanted = sorted(names)
+    check = f"{code}\nimport sys\nprint(' '.join(n for n in {wanted!r} if n in sys.modules))\n"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
