@@ -474,7 +474,7 @@ def restart_needed(r: _Reading) -> None:
             running = bool(desktop_processes(processes))
         except Exception:  # an unreadable process table: unknown, never a crash
             running = None
-    r.restart = started_after_config_change(r.config.mtime, processes=processes) if running else None
+    r.restart = started_after_config_change(r.config.mtime, processes=processes) if processes is not None else None
     r.facts["claude_desktop_running"] = running
     r.facts["claude_restart_needed"] = r.restart
     r.facts["connector_processes"] = (

@@ -110,12 +110,13 @@ def _stale_lock(lock: Path) -> bool:
     """Does this `SingletonLock` name a process of this computer that no longer runs?"""
     try:
         host, _, pid_text = os.readlink(lock).rpartition("-")
-    except (OSError, ValueError):
+        pid = int(pid_text) if pid_text.isascii() and pid_text.isdigit() else 0
+    except OSError:
         return False  # not a symlink: not the lock we know
-    if not pid_text.isdigit() or int(pid_text) <= 0 or host != os.uname().nodename:
+    if pid <= 0 or host != os.uname().nodename:
         return False  # another computer's Desktop (a shared home folder), or a shape we do not know
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except (OSError, OverflowError):

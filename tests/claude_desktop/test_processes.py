@@ -195,6 +195,7 @@ def _ended_pid() -> int:
         ("{host}-{ended}", False),  # a crash left it behind
         ("other-computer-{ended}", True),  # a Desktop elsewhere on a shared home: the process table decides
         ("{host}-notapid", True),
+        ("{host}-\u00b2", True),  # a digit to str.isdigit, not to int()
         ("{host}-0", True),
         ("{host}-99999999999999999999", True),
     ],

@@ -204,9 +204,8 @@ def set_up_home(tmp_path: Path) -> tuple[Path, Path]:
     home = tmp_path / "home"
     write_env(home, values)
     assert record(home, values["QB_REFRESH_TOKEN"], CONSENT, program="setup")
-    claude = write_claude_config(tmp_path / "Claude" / "claude_desktop_config.json", {"mcpServers": {}})
-    claude_data = {"mcpServers": {"qb-distributor": connector_entry(synced_env(values))}}
-    write_claude_config(claude, claude_data)
+    claude = tmp_path / "Claude" / "claude_desktop_config.json"
+    write_claude_config(claude, {"mcpServers": {"qb-distributor": connector_entry(synced_env(values))}})
     update_connector_env(claude, synced_env(values), keep_copy_in=home)
     return home, claude
 
