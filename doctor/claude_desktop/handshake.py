@@ -12,7 +12,8 @@ This is the only module that imports `mcp` (the SDK pulls in pydantic, starlette
 only inside `shake_hands`: nothing is imported until the `connector-launch` probe runs.
 
 The child is always stopped: the SDK's stdio client closes its stdin, then kills its process
-group, within bounded waits, whatever ends the handshake. A doctor whose run budget ends while
+group, within bounded waits, whatever ends the handshake; a child still silent when the timeout
+ends is killed at once (the SDK would first wait 2 s for it to exit by itself). A doctor whose run budget ends while
 the handshake is still going exits with this thread still inside it, so every child is also
 kept in `_LIVE` and killed and reaped from an `atexit` hook.
 """
@@ -236,6 +237,12 @@ async def _watched(transport: Any, seen: dict[str, Any]) -> Any:
         try:
             yield streams
         except anyio.get_cancelled_exc_class():
+            deadline = seen.get("deadline")
+            if deadline is not None and deadline.cancel_called:
+                # Silent until the timeout: kill it now. The SDK would close its stdin and then wait 2 s
+                # for an exit a hung server does not make, before killing it anyway.
+                seen["stopped_at_deadline"] = True
+                _stop_now(seen.get("process"), process)
             raise
         except BaseException:
             closed = True
@@ -244,11 +251,21 @@ async def _watched(transport: Any, seen: dict[str, Any]) -> Any:
             # Before the SDK stops it: a child that has ended, or is ending after closing its side, did so by
             # itself. Its return code arrives once it has exited and the event loop has reaped it, in moments.
             closed = closed or bool(seen.get("server_closed"))
-            if process is not None and (closed or process.returncode is not None or _ended(process.pid)):
+            by_itself = not seen.get("stopped_at_deadline")
+            if process is not None and by_itself and (closed or process.returncode is not None or _ended(process.pid)):
                 with anyio.CancelScope(shield=True), anyio.move_on_after(EXIT_CODE_WAIT_S):
                     while process.returncode is None:
                         await anyio.sleep(0.005)
                 seen["exit_code"] = process.returncode
+
+
+def _stop_now(found: Any, spawned: Any) -> None:
+    """Kill the child: its process group when the watcher has found it, else the SDK's own process."""
+    if found is not None:
+        _kill_group(found)
+    elif spawned is not None:
+        with contextlib.suppress(OSError):
+            spawned.kill()
 
 
 def _gone(process: Any) -> bool:
@@ -326,6 +343,7 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
     watcher.start()
     try:
         with anyio.move_on_after(timeout) as waited:
+            child["deadline"] = waited
             async with client:
                 facts["started_ms"] = (time.monotonic() - started) * 1000
                 info = client.server_info

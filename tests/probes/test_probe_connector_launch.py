@@ -171,6 +171,10 @@ def test_a_connector_that_never_answers_is_stopped_and_named(home: Path, tmp_pat
     _assert_named(doc, probe, "no_answer")
     assert "did not answer within 1 s" in probe["summary"]
     assert probe["facts"]["child_stopped"] is True
+    # Killed by the doctor at the timeout, not after the SDK's 2 s grace; that is not an exit of its own.
+    assert probe["facts"]["exit_code"] is None and probe["facts"]["exit_signal"] is None
+    assert "exit code" not in probe["summary"] and "by signal" not in " ".join(probe["details"])
+    assert probe["duration_ms"] < 2900
     _assert_child_gone(tmp_path)
 
 
