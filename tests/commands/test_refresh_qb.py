@@ -192,14 +192,16 @@ def test_sigkill_while_intuit_is_slow_leaves_a_parseable_env_with_old_or_new_tok
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    # Killed while Intuit has the request and has not answered yet (arrivals records a request
+    # as soon as it is read; requests only once it is answered, 3 s later).
     deadline = time.monotonic() + 15
-    while (
-        not any(r.path.endswith("/tokens/bearer") for r in list(fake_intuit.requests)) and time.monotonic() < deadline
-    ):
+    while not any(path.endswith("/tokens/bearer") for path in list(fake_intuit.arrivals)):
+        assert time.monotonic() < deadline, "refresh-qb never reached the token endpoint"
         time.sleep(0.02)
     time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert not any(r.path.endswith("/tokens/bearer") for r in list(fake_intuit.requests)), "killed too late"
     env_file = read_env_file(home / ".env")
     assert env_file.problems == ()
     assert env_file.get("QB_REFRESH_TOKEN") in {old, issued_tokens(fake_intuit)}

@@ -340,7 +340,9 @@ class FakeIntuit:
     Configure with add_app / add_company / mint_chain, steer with the public attributes
     (rotation, grace_seconds, now, fail_mode, slow_seconds, drip_seconds, echo_secret, qbo_fault,
     qbo_fault_status, qbo_fault_environments, throttle, retry_after, consent_realm, consent_deny),
-    observe with requests / refresh_count / current_refresh_token.
+    observe with requests (each recorded once answered) / arrivals (each path as soon as it is read,
+    before any fail mode: a test can act while an answer is still pending) / refresh_count /
+    current_refresh_token.
     """
 
     def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
@@ -364,6 +366,7 @@ class FakeIntuit:
         # (what a real browser sees); False: it redirects at once (consent_deny decides).
         self.consent_page: bool = False
         self.requests: list[RecordedRequest] = []
+        self.arrivals: list[str] = []
         self.url: str = ""
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -794,6 +797,8 @@ class _Handler(BaseHTTPRequestHandler):
                 form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
                 body_keys = tuple(form)
 
+        with fake._lock:
+            fake.arrivals.append(parts.path)
         mode = fake.fail_mode
         if mode == "hang":
             self._record(method, parts.path, query, body_keys, 0)
