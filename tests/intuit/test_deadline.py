@@ -114,7 +114,7 @@ def test_the_token_store_gives_up_within_its_budget_and_frees_the_lock(dripping,
     home = tmp_path / "home"
     write_env(home, configured_values(QB_REFRESH_TOKEN=token))
     before = (home / ".env").read_bytes()
-    store = TokenStore(home, environ={**fake.environ(), REFRESH_BUDGET_ENV: "1.5"})
+    store = TokenStore(home, environ={**fake.environ(), REFRESH_BUDGET_ENV: "1"})
     try:
         started = time.monotonic()
         err = outcome_within(lambda: store.refresh(wait=10.0))
@@ -133,7 +133,7 @@ def test_refresh_qb_against_a_dripping_intuit_ends_within_its_budget(dripping, t
     home = tmp_path / "home"
     write_env(home, configured_values(QB_REFRESH_TOKEN=token))
     before = (home / ".env").read_bytes()
-    env = cli_env(home, **fake.environ(), **{REFRESH_BUDGET_ENV: "2"})
+    env = cli_env(home, **fake.environ(), **{REFRESH_BUDGET_ENV: "1"})
     started = time.monotonic()
     result = run_cli("refresh-qb", env=env, timeout=SAFETY_SECONDS * 3)
     elapsed = time.monotonic() - started
