@@ -29,7 +29,16 @@ import pytest
 
 from doctor.commands.consent_listener import ConsentReply, Refused, judge_reply, split_state
 from doctor.commands.terminal_input import PasteReader
-from tests.support.homes import CLIENT_ID, CLIENT_SECRET, REALM_ID, REPO, cli_env, configured_values, write_env
+from tests.support.homes import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REALM_ID,
+    REPO,
+    cli_env,
+    configured_values,
+    default_sigint,
+    write_env,
+)
 
 FAKE_BROWSER = Path(__file__).resolve().parents[1] / "support" / "fake_browser.py"
 OLD_REFRESH_TOKEN = configured_values()["QB_REFRESH_TOKEN"]
@@ -161,12 +170,6 @@ def run_reauth(env: dict[str, str], *args: str, stdin: str = "", timeout: float 
         timeout=timeout,
         cwd=REPO,
     )
-
-
-def default_sigint() -> None:
-    """In the child: Ctrl+C interrupts again. A background job (`pytest &`) inherits SIGINT ignored,
-    and Python then leaves it ignored, so the Ctrl+C test would wait out its timeout."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Interactive:

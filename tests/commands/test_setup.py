@@ -15,7 +15,7 @@ import pytest
 
 from doctor.store.env_file import read_env_file
 from tests.support import fake_schedulers
-from tests.support.homes import CLIENT_ID, CLIENT_SECRET, REALM_ID, cli_env, run_cli
+from tests.support.homes import CLIENT_ID, CLIENT_SECRET, REALM_ID, cli_env, default_sigint, run_cli
 
 FAKE_BROWSER = Path(__file__).resolve().parents[1] / "support" / "fake_browser.py"
 OWNER_LINES = "# my notes\r\nexport SHOP='Corner Store'  # comment\nUNRELATED=kept\n"
@@ -225,7 +225,7 @@ def pty_session(world, answers: list[tuple[bytes, bytes]], *args: str, env: dict
         close_fds=True,
         # The pty becomes the controlling terminal, as a person's is: /dev/tty, Ctrl+C as SIGINT.
         start_new_session=True,
-        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        preexec_fn=lambda: (default_sigint(), fcntl.ioctl(0, termios.TIOCSCTTY, 0)),
     )
     os.close(follower)
     seen = b""

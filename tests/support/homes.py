@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -96,6 +97,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60, 
         cwd=REPO,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def default_sigint() -> None:
+    """A child's `preexec_fn`: Ctrl+C interrupts again. A background job (`pytest &`) inherits SIGINT
+    ignored, and Python then leaves it ignored, so a Ctrl+C test would wait out its timeout."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def write_env(home: Path, values: dict[str, str], *, mode: int = 0o600, extra: str = "") -> Path:
