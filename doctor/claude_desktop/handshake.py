@@ -95,6 +95,11 @@ _LIVE: dict[int, Any] = {}  # pid -> psutil.Process
 _LIVE_LOCK = threading.Condition()
 _HOOKED = False
 _CLOSING = threading.Event()  # set by the exit hook: every child found from then on is killed at once
+# One handshake at a time in a process: the SDK keeps its child to itself, and the watcher knows it as the one
+# new child leading its own session, which holds only while no other handshake is starting one. The probe starts
+# its copies one after another anyway; this keeps callers that run doctors side by side in threads (the examples
+# script does) from stopping each other's connector.
+_ONE_AT_A_TIME = threading.Lock()
 _RUNNING = 0  # handshakes under way; the exit hook waits for them to unwind after killing their children
 EXIT_WAIT_S = 5.0
 
@@ -297,6 +302,8 @@ def shake_hands(launch: Launch, timeout: float) -> Handshake:
     logging.getLogger("mcp").addHandler(logging.NullHandler())
     logging.getLogger("mcp").propagate = False
     global _RUNNING
+    if not _ONE_AT_A_TIME.acquire(timeout=timeout):
+        return Handshake(NO_ANSWER, error="not started: another start of a connector in this process did not end")
     with _LIVE_LOCK:
         _RUNNING += 1
     try:
@@ -307,6 +314,7 @@ def shake_hands(launch: Launch, timeout: float) -> Handshake:
         with _LIVE_LOCK:
             _RUNNING -= 1
             _LIVE_LOCK.notify_all()
+        _ONE_AT_A_TIME.release()
 
 
 async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
