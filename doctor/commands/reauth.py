@@ -130,17 +130,18 @@ def run_reauth(console: Console, options: ReauthOptions) -> int:
         keys = _read_app_keys(flow)
         _open_listener(flow, keys.redirect_uri)
         reply = _wait_for_consent(flow, keys)
-        current_realm = _current_realm(store, keys.realm_id)
+        current_realm, had_connection = _current_connection(store, keys.realm_id)
         _accept_company(flow, current_realm, reply.realm_id)
         token = _exchange_code(flow, keys, reply.code)
         company_name, environment = _check_company(
             console, flow.intuit, token.access_token, reply.realm_id, keys.environment
         )
         _save(console, store, token, reply.realm_id, environment)
+        connected = _connected_words(had_connection)
         page = PageOutcome(
             True,
             f"Connected to {company_name or 'QuickBooks company ' + reply.realm_id}.",
-            "QuickBooks is connected again: SideQuest saved the new connection.",
+            f"{connected}: SideQuest saved the new connection.",
         )
         _report_success(
             console,
@@ -150,6 +151,7 @@ def run_reauth(console: Console, options: ReauthOptions) -> int:
             environment,
             previous_realm=current_realm,
             company_name=company_name,
+            connected=connected,
         )
         claude = _update_claude(console, flow.claude_path, flow.home, token.refresh_token, reply.realm_id, environment)
         if claude == "updated":
@@ -467,12 +469,20 @@ def _explain_refusal(console: Console, refused) -> None:
         console.say("Ignored an incomplete sign-in reply (no code or no company ID). Still waiting.", err=True)
 
 
-def _current_realm(store, fallback: str | None) -> str | None:
+def _current_connection(store, fallback: str | None) -> tuple[str | None, bool]:
+    """(the company the connector works with now, whether it had a connection before this one)."""
     # Read again: the connector may have been reconfigured while the browser was open.
     try:
-        return store.credentials().realm_id
+        credentials = store.credentials()
     except Exception:
-        return fallback
+        return fallback, True
+    return credentials.realm_id, bool(credentials.refresh_token)
+
+
+def _connected_words(had_connection: bool) -> str:
+    # "again" only where there was a connection: on a first connection (setup, or keys typed into .env by
+    # hand) it would claim a history the user does not have.
+    return "QuickBooks is connected again" if had_connection else "QuickBooks is connected"
 
 
 def _confirm_company_change(
@@ -631,12 +641,13 @@ def _report_success(
     *,
     previous_realm: str | None,
     company_name: str | None,
+    connected: str,
 ) -> None:
     from doctor.redaction import redacted_form
 
     switched = f" (was {previous_realm})" if previous_realm and previous_realm != realm_id else ""
     console.say(
-        "QuickBooks is connected again.\n"
+        f"{connected}.\n"
         + (f"  company:             {company_name}\n" if company_name else "")
         + f"  company ID (realm):  {realm_id}{switched}\n"
         f"  environment:         {environment}\n"

@@ -289,7 +289,22 @@ def test_loopback_redirect_success_writes_env_and_claude_entry(world: World) -> 
     assert f"RT\u2026{new_token[-4:]}" in result.stdout
     assert REALM_ID in result.stdout and "Larry's Bakery" in result.stdout
     assert "quit Claude Desktop completely" in result.stdout and "Cmd+Q" in result.stdout
+    assert "QuickBooks is connected again." in result.stdout  # .env held a connection before
     assert_clean(result, new_token)
+
+
+def test_a_first_connection_is_not_called_connected_again(world: World) -> None:
+    # The app keys are in .env, but QuickBooks was never connected: no refresh token yet.
+    keys_only = {key: value for key, value in configured_values().items() if key != "QB_REFRESH_TOKEN"}
+    write_env(world.home, keys_only)
+    result = run_reauth(world.env(), "--timeout", "30")
+
+    assert result.returncode == 0, result.stderr
+    assert "QuickBooks is connected.\n" in result.stdout and "connected again" not in result.stdout
+    [record] = world.browser_records()
+    assert record["final_status"] == 200 and "QuickBooks is connected:" in record["final_page"]
+    assert "connected again" not in record["final_page"]
+    assert_clean(result, world.new_token())
 
 
 def test_hosted_callback_forwards_to_the_listener(world: World) -> None:

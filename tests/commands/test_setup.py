@@ -122,6 +122,7 @@ def test_the_whole_flow_with_consent_keepalive_and_a_healthy_doctor(healthy_worl
     assert entry["env"]["QB_REFRESH_TOKEN"] == token and entry["env"]["QB_REALM_ID"] == REALM_ID
     assert b"# sidequest-keepalive" in (world.state / "crontab.table").read_bytes()
     assert "Keep-alive on" in result.stdout
+    assert "QuickBooks is connected.\n" in result.stdout and "connected again" not in result.stdout  # a first one
     doctor_line = next(line for line in result.stdout.splitlines() if line.startswith("Doctor: "))
     assert "cause: healthy" in doctor_line
 
