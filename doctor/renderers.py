@@ -111,7 +111,10 @@ def render_text(doc: dict[str, Any], *, verbose: bool = False, unicode: bool = T
                 line(f"{indent}facts: {facts}")
             blocked = f", blocked by {probe['blocked_by']}" if probe["blocked_by"] else ""
             line(f"{indent}{probe['duration_ms']:.1f} ms, side effects: {probe['side_effects']}{blocked}")
+    shown = {probe["summary"] for probe in doc["probes"]}
     for note in doc.get("notes", []):
+        if note in shown:  # the live refresh's note is also refresh-chain's own line, just above
+            continue
         line()
         line(f"Note: {note}", hang="      ")
     if diagnosis["fix"]:

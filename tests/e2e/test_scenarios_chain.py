@@ -63,7 +63,8 @@ def test_healthy_refreshes_once_and_keeps_the_chain(tmp_path, fake_intuit):
     assert any("once through the locked token store" in note for note in doc["notes"])
     assert refresh["facts"]["intuit_tid"]
     assert "Larry's Bakery" in probe(doc, "realm-match")["summary"]
-    assert "once through the locked token store" in text
+    # Said once in the text: the run's note is refresh-chain's own line, not repeated under "Note:".
+    assert text.count("once through the locked token store") == 1 and "Note:" not in text
     assert "once through the locked token store" in prompt
     assert f"RT…{current[-4:]}" in text
 
