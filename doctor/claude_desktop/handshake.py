@@ -366,14 +366,8 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
             if "tools" in facts and facts.get("discover") is None:
                 facts["discover"] = "no_answer"
     except Exception as raised:  # anyio task groups wrap what the SDK raises in exception groups
-        exc = _leaf(raised)
-        if isinstance(exc, OSError) and "started_ms" not in facts and "process" not in child:
-            kind, error = SPAWN_FAILED, f"{type(exc).__name__}: {exc.strerror or exc}"
-        elif isinstance(exc, MCPError):
-            kind, error = EXITED, str(exc)
-        else:  # a reply the SDK could not use: a protocol problem, named as such
-            text = str(exc).strip()
-            kind, error = PROTOCOL_ERROR, f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+        spawned = "started_ms" in facts or "process" in child
+        kind, error = _failure(_leaf(raised), spawned, MCPError)
     finally:
         watcher.stop()
     if kind == OK and facts.get("discover") == "exited":
@@ -381,14 +375,7 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
     if noise and kind in (OK, NO_ANSWER, EXITED, PROTOCOL_ERROR):
         kind = NOISE
     process = child.get("process")
-    reaped = None
-    if process is not None:
-        reaped = _gone(process)
-        if not reaped:  # the SDK gave up on it: kill it now rather than leave it running
-            _kill_group(process)
-            reaped = _gone(process)
-        if reaped:
-            _forget(process.pid)
+    reaped = _reap(process) if process is not None else None
     return Handshake(
         kind,
         started_ms=facts.get("started_ms"),
@@ -403,6 +390,27 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
         reaped=reaped,
         exit_code=child.get("exit_code"),
     )
+
+
+def _failure(exc: BaseException, spawned: bool, mcp_error: type) -> tuple[str, str]:
+    """(kind, one-line error) for what ended a handshake early."""
+    if isinstance(exc, OSError) and not spawned:
+        return SPAWN_FAILED, f"{type(exc).__name__}: {exc.strerror or exc}"
+    if isinstance(exc, mcp_error):
+        return EXITED, str(exc)
+    text = str(exc).strip()  # a reply the SDK could not use: a protocol problem, named as such
+    return PROTOCOL_ERROR, f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _reap(process: Any) -> bool:
+    """Whether the child is gone; one the SDK gave up on is killed now rather than left running."""
+    reaped = _gone(process)
+    if not reaped:
+        _kill_group(process)
+        reaped = _gone(process)
+    if reaped:
+        _forget(process.pid)
+    return reaped
 
 
 async def _send_discover(client: Any, child: dict[str, Any], version: str) -> str:
