@@ -344,23 +344,14 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
         client_info=Implementation(name=CLIENT_NAME, version=doctor.__version__),
         cache=None,
     )
-    before = {p.pid for p in psutil.Process().children()}
+    watcher = _ChildWatcher({p.pid for p in psutil.Process().children()}, child)  # before the spawn
     started = time.monotonic()
     kind, error = OK, None
-    watcher = _ChildWatcher(before, child)
     watcher.start()
     try:
         with anyio.move_on_after(timeout) as waited:
             child["deadline"] = waited
-            async with client:
-                facts["started_ms"] = (time.monotonic() - started) * 1000
-                info = client.server_info
-                if info is not None:
-                    facts["server_name"], facts["server_version"] = info.name, info.version
-                facts["protocol_version"] = client.protocol_version
-                listing = await client.list_tools()
-                facts["tools"] = tuple(tool.name for tool in listing.tools)
-                facts["discover"] = await _send_discover(client, child, LATEST_MODERN_VERSION)
+            await _converse(client, child, facts, started, LATEST_MODERN_VERSION)
         if waited.cancelled_caught:
             kind = NO_ANSWER if "tools" not in facts else OK
             if "tools" in facts and facts.get("discover") is None:
@@ -378,18 +369,31 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
     reaped = _reap(process) if process is not None else None
     return Handshake(
         kind,
-        started_ms=facts.get("started_ms"),
+        **{name: facts.get(name) for name in _ANSWERED},
         tools=facts.get("tools", ()),
-        server_name=facts.get("server_name"),
-        server_version=facts.get("server_version"),
-        protocol_version=facts.get("protocol_version"),
         noise_lines=len(noise),
-        discover=facts.get("discover"),
         error=error,
         pid=process.pid if process is not None else None,
         reaped=reaped,
         exit_code=child.get("exit_code"),
     )
+
+
+# What the conversation learns, under the names Handshake gives them.
+_ANSWERED = ("started_ms", "server_name", "server_version", "protocol_version", "discover")
+
+
+async def _converse(client: Any, child: dict[str, Any], facts: dict[str, Any], started: float, version: str) -> None:
+    """initialize, tools/list and server/discover on `client`, noting each answer in `facts` as it comes."""
+    async with client:
+        facts["started_ms"] = (time.monotonic() - started) * 1000
+        info = client.server_info
+        if info is not None:
+            facts["server_name"], facts["server_version"] = info.name, info.version
+        facts["protocol_version"] = client.protocol_version
+        listing = await client.list_tools()
+        facts["tools"] = tuple(tool.name for tool in listing.tools)
+        facts["discover"] = await _send_discover(client, child, version)
 
 
 def _failure(exc: BaseException, spawned: bool, mcp_error: type) -> tuple[str, str]:
