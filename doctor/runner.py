@@ -89,70 +89,81 @@ def run_probes(
     doctor/scheduling.py decides what starts and what is skipped; this loop carries the
     decisions out, waits for results and times out the probes that overrun.
     """
-    order = list(registered)
-    by_id = {r.probe.id: r for r in order}
-    probes = [r.probe for r in order]
-    results: dict[str, ProbeResult] = {}
-    running: dict[str, tuple[RegisteredProbe, float, float]] = {}  # id -> (probe, started, deadline)
-    # Probe threads hand their results over here: queue.Queue's job, without importing queue.
-    arrived: list[tuple[str, ProbeResult]] = []
-    ready = threading.Condition()
-    run_deadline = time.monotonic() + budget
+    run = _Run(ctx, list(registered), budget)
+    while len(run.results) < len(run.order):
+        now = time.monotonic()
+        statuses = {probe_id: result.status for probe_id, result in run.results.items()}
+        for decision in scheduling.plan(
+            run.probes, statuses, run.running, offline=offline, now=now, run_deadline=run.deadline, budget=budget
+        ):
+            run.carry_out(decision, now)
+        if not run.running:
+            break  # everything settled (stalled probes included)
+        for probe_id, result in run.wait_for_results():
+            if probe_id in run.running:  # a late result of a probe already timed out is dropped
+                run.finish(probe_id, result)
+        now = time.monotonic()
+        for probe_id in scheduling.overdue({pid: deadline for pid, (_, _, deadline) in run.running.items()}, now):
+            run.finish(probe_id, run.overran(probe_id, now))
+    return [run.results[r.probe.id] for r in run.order]
 
-    def finish(probe_id: str, result: ProbeResult) -> None:
-        results[probe_id] = result
-        ctx.results[probe_id] = result
-        running.pop(probe_id, None)
 
-    def worker(reg: RegisteredProbe, started: float) -> None:
-        result = _run_isolated(ctx, reg, started)
-        with ready:
-            arrived.append((reg.probe.id, result))
-            ready.notify()
+class _Run:
+    """One run's state: what has finished, what runs (with its start and deadline), what has arrived."""
 
-    def carry_out(decision: scheduling.Decision, now: float) -> None:
-        reg = by_id[decision.probe_id]
+    def __init__(self, ctx: Context, order: list[RegisteredProbe], budget: float) -> None:
+        self.ctx = ctx
+        self.order = order
+        self.by_id = {r.probe.id: r for r in order}
+        self.probes = [r.probe for r in order]
+        self.budget = budget
+        self.deadline = time.monotonic() + budget
+        self.results: dict[str, ProbeResult] = {}
+        self.running: dict[str, tuple[RegisteredProbe, float, float]] = {}  # id -> (probe, started, deadline)
+        # Probe threads hand their results over here: queue.Queue's job, without importing queue.
+        self.arrived: list[tuple[str, ProbeResult]] = []
+        self.ready = threading.Condition()
+
+    def finish(self, probe_id: str, result: ProbeResult) -> None:
+        self.results[probe_id] = result
+        self.ctx.results[probe_id] = result
+        self.running.pop(probe_id, None)
+
+    def worker(self, reg: RegisteredProbe, started: float) -> None:
+        result = _run_isolated(self.ctx, reg, started)
+        with self.ready:
+            self.arrived.append((reg.probe.id, result))
+            self.ready.notify()
+
+    def carry_out(self, decision: scheduling.Decision, now: float) -> None:
+        reg = self.by_id[decision.probe_id]
         probe, plugin = reg.probe, reg.plugin
         if isinstance(decision, scheduling.Start):
-            running[probe.id] = (reg, now, decision.deadline)
-            threading.Thread(target=worker, args=(reg, now), name=f"probe-{probe.id}", daemon=True).start()
+            self.running[probe.id] = (reg, now, decision.deadline)
+            threading.Thread(target=self.worker, args=(reg, now), name=f"probe-{probe.id}", daemon=True).start()
         elif decision.status == "skip":
-            finish(
-                probe.id, ProbeResult.skipped(probe, decision.summary, plugin=plugin, blocked_by=decision.blocked_by)
-            )
+            skipped = ProbeResult.skipped(probe, decision.summary, plugin=plugin, blocked_by=decision.blocked_by)
+            self.finish(probe.id, skipped)
         elif decision.status == "timeout":
-            finish(probe.id, ProbeResult.timed_out(probe, decision.summary, plugin=plugin))
+            self.finish(probe.id, ProbeResult.timed_out(probe, decision.summary, plugin=plugin))
         else:
-            finish(probe.id, ProbeResult.crashed(probe, decision.summary, plugin=plugin))
+            self.finish(probe.id, ProbeResult.crashed(probe, decision.summary, plugin=plugin))
 
-    def overran(probe_id: str, now: float) -> ProbeResult:
-        reg, started, _ = running[probe_id]
+    def wait_for_results(self) -> list[tuple[str, ProbeResult]]:
+        """The results that arrived, waiting for one until the nearest deadline of a running probe."""
+        next_deadline = min(deadline for _, _, deadline in self.running.values())
+        with self.ready:
+            self.ready.wait_for(lambda: self.arrived, max(0.0, next_deadline - time.monotonic()))
+            batch = self.arrived[:]
+            del self.arrived[:]
+        return batch
+
+    def overran(self, probe_id: str, now: float) -> ProbeResult:
+        reg, started, _ = self.running[probe_id]
         return ProbeResult.timed_out(
             reg.probe,
-            f"did not finish within {min(reg.probe.timeout, budget):g} s",
+            f"did not finish within {min(reg.probe.timeout, self.budget):g} s",
             plugin=reg.plugin,
             duration_ms=(now - started) * 1000,
             remediation=_overrun_remediation(reg.probe),
         )
-
-    while len(results) < len(order):
-        now = time.monotonic()
-        statuses = {probe_id: result.status for probe_id, result in results.items()}
-        for decision in scheduling.plan(
-            probes, statuses, running, offline=offline, now=now, run_deadline=run_deadline, budget=budget
-        ):
-            carry_out(decision, now)
-        if not running:
-            break  # everything settled (stalled probes included)
-        next_deadline = min(deadline for _, _, deadline in running.values())
-        with ready:
-            ready.wait_for(lambda: arrived, max(0.0, next_deadline - time.monotonic()))
-            batch = arrived[:]
-            del arrived[:]
-        for probe_id, result in batch:
-            if probe_id in running:  # a late result of a probe already timed out is dropped
-                finish(probe_id, result)
-        now = time.monotonic()
-        for probe_id in scheduling.overdue({pid: deadline for pid, (_, _, deadline) in running.items()}, now):
-            finish(probe_id, overran(probe_id, now))
-    return [results[r.probe.id] for r in order]
