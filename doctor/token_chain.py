@@ -274,78 +274,97 @@ def refusal_facts(exc: IntuitError) -> dict[str, object]:
 def named_refusal(ctx: Context, exc: IntuitError, what: str, known: dict[str, object] | None = None) -> Finding | None:
     """The finding for a refusal with a cause of its own (lost access, lapsed subscription, rate limit,
     untrusted certificate), whichever call met it; None for the others. `known` are the caller's facts."""
-    facts = {**(known or {}), **refusal_facts(exc)}
-    details = [f"Intuit's answer: {exc}."]
-    if exc.kind == "access_lost":
-        return Finding(
-            "fail",
-            f"QuickBooks says the person who connected SideQuest is no longer an administrator of {what} "
-            "(or lost their QuickBooks user), so it refuses SideQuest.",
-            details=details
-            + ["Only a current administrator of the company can connect an app; the connection itself is fine."],
-            facts=facts,
-            cause="qbo_access_denied",
-            remediation=reauth_remediation(f"Ask a current QuickBooks administrator of {what} to run `{REAUTH}`."),
-        )
-    if exc.kind == "subscription_lapsed":
-        return Finding(
-            "fail",
-            f"QuickBooks refuses SideQuest because the QuickBooks subscription of {what} has ended, was cancelled "
-            "or has a billing problem.",
-            details=details + ["Nothing on this computer needs changing; the owner settles it in QuickBooks."],
-            facts=facts,
-            cause="subscription_lapsed",
-            remediation=Remediation(
-                "The company's owner renews the QuickBooks subscription or fixes the payment method "
-                "(QuickBooks → Settings → Subscriptions and billing)."
-            ),
-        )
-    if exc.kind == "monthly_limit":
-        return Finding(
-            "fail",
-            "Intuit has blocked the SideQuest app's QuickBooks requests until next month: the app's monthly "
-            'allowance is used up (QuickBooks shows the app as "Offline").',
-            details=details
-            + [
-                "This is a SideQuest support matter, not something to fix on this computer; reconnecting does not help."
-            ],
-            facts={**facts, "limit": "monthly"},
-            cause="rate_limited",
-            remediation=Remediation(
-                f"Send SideQuest support the report `{REPORT_FOR_SUPPORT}` writes (it contains no secrets)."
-            ),
-        )
-    if exc.kind == "rate_limited" or exc.status == 429:
-        when = retry_time(ctx, exc.retry_after)
-        return Finding(
-            "fail",
-            f"QuickBooks is holding back requests for a moment (too many in a short time); try again {when}.",
-            details=details + ["The connection itself is fine; reconnecting does not help."],
-            facts={**facts, "limit": "per_minute", "retry_at": _iso(_retry_moment(ctx, exc.retry_after))},
-            cause="rate_limited",
-            remediation=Remediation(f"Wait, then run `{DOCTOR}` again {when}."),
-        )
-    if exc.kind == "certificate":
-        issuer = certificate_issuer(exc)
-        named = f" (the certificate presented was issued by “{issuer}”)" if issuer else ""
-        return Finding(
-            "fail",
-            f"Could not verify the secure connection to Intuit while looking at {what}: a certificate problem"
-            f"{named}, not the internet connection.",
-            details=details
-            + [
-                "A company proxy or antivirus that inspects secure traffic is the usual reason. Install its root "
-                "certificate in the system, or set SSL_CERT_FILE to a PEM file that holds it.",
-                "Certificate checking stays on; it is never turned off.",
-            ],
-            facts={**facts, "certificate_issuer": issuer, "certificate_problem": exc.detail, **proxy_facts(ctx)},
-            cause="tls_untrusted",
-            remediation=Remediation(
-                "Install the company's root certificate, or set SSL_CERT_FILE to a PEM file of trusted roots "
-                f"that includes it, then run `{DOCTOR}` again."
-            ),
-        )
-    return None
+    named = _NAMED_REFUSALS.get(exc.kind) or (_rate_limited if exc.status == 429 else None)
+    if named is None:
+        return None
+    return named(ctx, exc, what, {**(known or {}), **refusal_facts(exc)}, [f"Intuit's answer: {exc}."])
+
+
+def _access_lost(ctx: Context, exc: IntuitError, what: str, facts: dict, details: list[str]) -> Finding:
+    return Finding(
+        "fail",
+        f"QuickBooks says the person who connected SideQuest is no longer an administrator of {what} "
+        "(or lost their QuickBooks user), so it refuses SideQuest.",
+        details=details
+        + ["Only a current administrator of the company can connect an app; the connection itself is fine."],
+        facts=facts,
+        cause="qbo_access_denied",
+        remediation=reauth_remediation(f"Ask a current QuickBooks administrator of {what} to run `{REAUTH}`."),
+    )
+
+
+def _subscription_lapsed(ctx: Context, exc: IntuitError, what: str, facts: dict, details: list[str]) -> Finding:
+    return Finding(
+        "fail",
+        f"QuickBooks refuses SideQuest because the QuickBooks subscription of {what} has ended, was cancelled "
+        "or has a billing problem.",
+        details=details + ["Nothing on this computer needs changing; the owner settles it in QuickBooks."],
+        facts=facts,
+        cause="subscription_lapsed",
+        remediation=Remediation(
+            "The company's owner renews the QuickBooks subscription or fixes the payment method "
+            "(QuickBooks → Settings → Subscriptions and billing)."
+        ),
+    )
+
+
+def _monthly_limit(ctx: Context, exc: IntuitError, what: str, facts: dict, details: list[str]) -> Finding:
+    return Finding(
+        "fail",
+        "Intuit has blocked the SideQuest app's QuickBooks requests until next month: the app's monthly "
+        'allowance is used up (QuickBooks shows the app as "Offline").',
+        details=details
+        + ["This is a SideQuest support matter, not something to fix on this computer; reconnecting does not help."],
+        facts={**facts, "limit": "monthly"},
+        cause="rate_limited",
+        remediation=Remediation(
+            f"Send SideQuest support the report `{REPORT_FOR_SUPPORT}` writes (it contains no secrets)."
+        ),
+    )
+
+
+def _rate_limited(ctx: Context, exc: IntuitError, what: str, facts: dict, details: list[str]) -> Finding:
+    when = retry_time(ctx, exc.retry_after)
+    return Finding(
+        "fail",
+        f"QuickBooks is holding back requests for a moment (too many in a short time); try again {when}.",
+        details=details + ["The connection itself is fine; reconnecting does not help."],
+        facts={**facts, "limit": "per_minute", "retry_at": _iso(_retry_moment(ctx, exc.retry_after))},
+        cause="rate_limited",
+        remediation=Remediation(f"Wait, then run `{DOCTOR}` again {when}."),
+    )
+
+
+def _untrusted_certificate(ctx: Context, exc: IntuitError, what: str, facts: dict, details: list[str]) -> Finding:
+    issuer = certificate_issuer(exc)
+    named = f" (the certificate presented was issued by “{issuer}”)" if issuer else ""
+    return Finding(
+        "fail",
+        f"Could not verify the secure connection to Intuit while looking at {what}: a certificate problem"
+        f"{named}, not the internet connection.",
+        details=details
+        + [
+            "A company proxy or antivirus that inspects secure traffic is the usual reason. Install its root "
+            "certificate in the system, or set SSL_CERT_FILE to a PEM file that holds it.",
+            "Certificate checking stays on; it is never turned off.",
+        ],
+        facts={**facts, "certificate_issuer": issuer, "certificate_problem": exc.detail, **proxy_facts(ctx)},
+        cause="tls_untrusted",
+        remediation=Remediation(
+            "Install the company's root certificate, or set SSL_CERT_FILE to a PEM file of trusted roots "
+            f"that includes it, then run `{DOCTOR}` again."
+        ),
+    )
+
+
+# A refusal's own kind names its finding; a plain 429 of another kind is the per-minute limit.
+_NAMED_REFUSALS = {
+    "access_lost": _access_lost,
+    "subscription_lapsed": _subscription_lapsed,
+    "monthly_limit": _monthly_limit,
+    "rate_limited": _rate_limited,
+    "certificate": _untrusted_certificate,
+}
 
 
 def _retry_moment(ctx: Context, retry_after: float | None) -> datetime | None:
