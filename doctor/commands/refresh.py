@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from doctor.advice import AFTER_REFRESH_REFUSAL, DIAGNOSIS_PLEASE
 from doctor.console import Console
@@ -39,7 +40,6 @@ def refresh_once(console: Console, home_option: Path | None) -> int:
 
 def _refresh(console: Console, home: Path, outcome: list[str]) -> int:
     from doctor.intuit.errors import IntuitError
-    from doctor.redaction import redacted_form
     from doctor.store.env_file import EnvFileError
     from doctor.store.env_lock import lock_wait_from
     from doctor.store.token_store import LockTimeout, StoreError, TokenStore
@@ -47,16 +47,7 @@ def _refresh(console: Console, home: Path, outcome: list[str]) -> int:
     store = TokenStore(home, environ=os.environ, command="sidequest refresh-qb")
 
     def say(text: str, err: bool = False) -> None:
-        secrets = list(store.known_secrets())
-        creds = None
-        try:
-            creds = store.credentials()
-        except Exception:
-            pass
-        if creds is not None:
-            secrets += [("refresh_token", creds.refresh_token or ""), ("client_secret", creds.client_secret or "")]
-        console.know_all(secrets, creds.client_id if creds else None)
-        console.say(text, err=err)
+        _say(console, store, text, err)
 
     try:
         creds = store.credentials()
@@ -89,6 +80,28 @@ def _refresh(console: Console, home: Path, outcome: list[str]) -> int:
         say(f"Refresh failed: {exc}", err=True)
         return 1
     outcome[0] = "ok"
+    say(_refreshed(result))
+    return 0
+
+
+def _say(console: Console, store: Any, text: str, err: bool = False) -> None:
+    """Say `text` once the console knows every secret the store has seen or `.env` now holds."""
+    secrets = list(store.known_secrets())
+    creds = None
+    try:
+        creds = store.credentials()
+    except Exception:
+        pass
+    if creds is not None:
+        secrets += [("refresh_token", creds.refresh_token or ""), ("client_secret", creds.client_secret or "")]
+    console.know_all(secrets, creds.client_id if creds else None)
+    console.say(text, err=err)
+
+
+def _refreshed(result: Any) -> str:
+    """What a refresh that worked did, with the token redacted."""
+    from doctor.redaction import redacted_form
+
     token = redacted_form("refresh_token", result.refresh_token)
     rotated = "Intuit issued a new token; .env now holds it" if result.rotated else "Intuit kept the same token"
     lines = [
@@ -99,5 +112,4 @@ def _refresh(console: Console, home: Path, outcome: list[str]) -> int:
     ]
     if result.intuit_tid:
         lines.append(f"  intuit_tid:      {result.intuit_tid}")
-    say("\n".join(lines))
-    return 0
+    return "\n".join(lines)

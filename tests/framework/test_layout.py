@@ -14,6 +14,7 @@ The rules (README "Layout", ../shared/STYLE.md "Rooms and who may enter"):
   level, and none through function-level imports either, except through the package root
   `doctor`, whose lazy exports (`run_doctor`, `hookimpl`) import on first use modules that
   read `doctor.__version__`.
+- No function in doctor/ or probes/ runs over 60 lines (a decision ladder is small named functions).
 
 Imports under `if TYPE_CHECKING:` count too, except for the cycle check: a type-only import
 of the framework from the domain is still the domain knowing the framework.
@@ -201,3 +202,33 @@ def test_import_cycles_script_fails_on_a_module_level_cycle(tmp_path: Path) -> N
     assert proc.returncode == 1
     assert "module-level import cycles: 1\n  doctor.a -> doctor.b -> doctor.a\n" in proc.stdout
     assert "cycles through function-level imports: 1\n  doctor.c -> doctor.d -> doctor.c\n" in proc.stdout
+
+
+MAX_FUNCTION_LINES = 60  # #14: twelve functions ran 60-180 lines, each doing several jobs
+
+
+def long_functions(root: Path = REPO, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """`path:line name (N lines)` for every function in doctor/ and probes/ longer than `limit` lines."""
+    import ast
+
+    found = []
+    for folder in ("doctor", "probes"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    length = node.end_lineno - node.lineno + 1
+                    if length > limit:
+                        found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_no_function_runs_over_sixty_lines() -> None:
+    assert long_functions() == []
+
+
+def test_the_length_check_sees_a_long_function(tmp_path: Path) -> None:
+    (tmp_path / "doctor").mkdir()
+    (tmp_path / "probes").mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "probes" / "long.py").write_text(f"def short():\n    pass\n\n\ndef long():\n{body}")
+    assert long_functions(tmp_path) == [f"probes/long.py:5 long ({MAX_FUNCTION_LINES + 1} lines)"]
