@@ -13,9 +13,9 @@ only inside `shake_hands`: nothing is imported until the `connector-launch` prob
 
 The child is always stopped: the SDK's stdio client closes its stdin, then kills its process
 group, within bounded waits, whatever ends the handshake; a child still silent when the timeout
-ends is killed at once (the SDK would first wait 2 s for it to exit by itself). A doctor whose run budget ends while
-the handshake is still going exits with this thread still inside it, so every child is also
-kept in `_LIVE` and killed and reaped from an `atexit` hook.
+ends is killed at once (the SDK would first wait 2 s for it to exit by itself). A doctor whose
+run budget ends while the handshake is still going exits with this thread still inside it, so
+every child is also kept in `_LIVE` and killed and reaped from an `atexit` hook.
 """
 
 from __future__ import annotations
@@ -304,6 +304,9 @@ def shake_hands(launch: Launch, timeout: float) -> Handshake:
     global _RUNNING
     if not _ONE_AT_A_TIME.acquire(timeout=timeout):
         return Handshake(NO_ANSWER, error="not started: another start of a connector in this process did not end")
+    if _CLOSING.is_set():  # the exit hook ran while this start waited its turn
+        _ONE_AT_A_TIME.release()
+        return Handshake(NO_ANSWER, error="not started: the doctor was exiting")
     with _LIVE_LOCK:
         _RUNNING += 1
     try:

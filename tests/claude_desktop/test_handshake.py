@@ -55,3 +55,26 @@ def test_a_start_waiting_for_another_gives_up_within_its_timeout(tmp_path: Path)
         handshake._ONE_AT_A_TIME.release()
     assert result.kind == handshake.NO_ANSWER and "another start" in (result.error or "")
     assert not (tmp_path / "healthy").exists()  # nothing was started
+
+
+def test_a_start_whose_turn_comes_after_the_exit_hook_starts_nothing(tmp_path: Path, monkeypatch) -> None:
+    released = []
+
+    class ExitHookRunsWhileWaiting:
+        """The turn comes only after the exit hook has run."""
+
+        def acquire(self, timeout: float) -> bool:
+            handshake._CLOSING.set()
+            return True
+
+        def release(self) -> None:
+            released.append(True)
+
+    monkeypatch.setattr(handshake, "_ONE_AT_A_TIME", ExitHookRunsWhileWaiting())
+    try:
+        result = handshake.shake_hands(_launch(tmp_path, "healthy"), timeout=10)
+    finally:
+        handshake._CLOSING.clear()
+    assert result.kind == handshake.NO_ANSWER and "exiting" in (result.error or "")
+    assert released == [True]  # the turn is handed on
+    assert not (tmp_path / "healthy").exists()  # nothing was started
