@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -65,9 +64,24 @@ LATEST = "latest"
 OLDER = "older"  # a newer token was saved after it: .env was set back, a rotation is lost
 UNRECORDED = "unrecorded"
 
-_PROGRAM = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
-_DIGEST = re.compile(rf"[0-9a-f]{{{DIGEST_CHARS}}}")
-_KEY_TEXT = re.compile(rf"[0-9a-f]{{{2 * KEY_BYTES}}}")
+# The shapes a program word, a digest and the key's text must have, checked with sets rather than
+# regular expressions: compiling three patterns cost every start of the doctor about 1 M instructions.
+_HEX = frozenset("0123456789abcdef")
+_PROGRAM_FIRST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_PROGRAM_CHARS = _PROGRAM_FIRST | {"_", "-"}
+_PROGRAM_MAX = 40
+
+
+def _is_hex(text: str, length: int) -> bool:
+    """`text` is exactly `length` lowercase hex digits."""
+    return len(text) == length and _HEX.issuperset(text)
+
+
+def _is_program(word: str) -> bool:
+    """A program word: 1 to 40 of a-z, 0-9, '_' and '-', starting with a letter or digit."""
+    return 0 < len(word) <= _PROGRAM_MAX and word[0] in _PROGRAM_FIRST and _PROGRAM_CHARS.issuperset(word)
+
+
 _TOKEN_PREFIX = redacted_form("refresh_token", None)  # "RT…"
 
 
@@ -258,7 +272,7 @@ def _read_key(home: Path) -> bytes | None:
             text = handle.read(4 * KEY_BYTES).decode("ascii").strip()
     except (OSError, UnicodeDecodeError):
         return None
-    return bytes.fromhex(text) if _KEY_TEXT.fullmatch(text) else None
+    return bytes.fromhex(text) if _is_hex(text, 2 * KEY_BYTES) else None
 
 
 def _new_key(home: Path) -> bytes:
@@ -280,13 +294,13 @@ def _entry(data: object) -> LineageEntry | None:
     at = parse_timestamp(data["at"]) if isinstance(data.get("at"), str) else None
     kind, program, pid = data.get("kind"), data.get("program"), data.get("pid")
     hashed, replaces = data.get("hmac"), data.get("replaces")
-    if at is None or kind not in KINDS or not isinstance(program, str) or not _PROGRAM.fullmatch(program):
+    if at is None or kind not in KINDS or not isinstance(program, str) or not _is_program(program):
         return None
     if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid < 2**32 or not _tail_ok(data.get("token")):
         return None
-    if not isinstance(hashed, str) or not _DIGEST.fullmatch(hashed):
+    if not isinstance(hashed, str) or not _is_hex(hashed, DIGEST_CHARS):
         return None
-    if replaces is not None and (not isinstance(replaces, str) or not _DIGEST.fullmatch(replaces)):
+    if replaces is not None and (not isinstance(replaces, str) or not _is_hex(replaces, DIGEST_CHARS)):
         return None
     return LineageEntry(at, kind, program, pid, data["token"], hashed, replaces)
 
@@ -327,7 +341,7 @@ def program_name(command: str) -> str:
     """`sidequest refresh-qb` → `refresh-qb`: the program word an entry stores (never free text)."""
     words = str(command or "").strip().lower().split()
     word = words[-1] if words else ""
-    return word if _PROGRAM.fullmatch(word) else "sidequest"
+    return word if _is_program(word) else "sidequest"
 
 
 def record(
@@ -356,7 +370,7 @@ def _record(
 ) -> bool:
     if kind not in KINDS or not token or not token.strip() or not home.is_dir():
         return False
-    program = program if _PROGRAM.fullmatch(program or "") else "sidequest"
+    program = program if _is_program(program or "") else "sidequest"
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     pid = os.getpid() if pid is None else pid
     key = _read_key(home)

@@ -318,3 +318,18 @@ def test_looking_a_token_up_does_not_load_openssl() -> None:
 
     looked_up = "from doctor.store.lineage import digest; digest(b'k' * 32, 'RT1-token')"
     assert modules_loaded(looked_up, ["hashlib", "_hashlib", "hmac", "ssl"]) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["refresh-qb", "sidequest", "a", "9x", "_lead", "-lead", "Upper", "a" * 40, "a" * 41, "", "a b", "qb\n",
+     "é", "ab.c", "x_y-z", "0" * 32, "0" * 31, "ABCDEF" + "0" * 26, "g" + "0" * 31, "0" * 64, "٣" * 32],
+)  # fmt: skip
+def test_the_shape_checks_accept_what_the_patterns_they_replace_accepted(text: str) -> None:
+    import re
+
+    from doctor.store import lineage
+
+    assert lineage._is_program(text) == bool(re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", text))
+    assert lineage._is_hex(text, 32) == bool(re.fullmatch(r"[0-9a-f]{32}", text))
+    assert lineage._is_hex(text, 64) == bool(re.fullmatch(r"[0-9a-f]{64}", text))
