@@ -325,7 +325,6 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
     import psutil
     from mcp import Client, Implementation, StdioServerParameters
     from mcp.client.stdio import stdio_client
-    from mcp.shared.exceptions import MCPError
     from mcp_types.version import LATEST_MODERN_VERSION
 
     import doctor
@@ -361,7 +360,7 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
                 facts["discover"] = "no_answer"
     except Exception as raised:  # anyio task groups wrap what the SDK raises in exception groups
         spawned = "started_ms" in facts or "process" in child
-        kind, error = _failure(_leaf(raised), spawned, MCPError)
+        kind, error = _failure(_leaf(raised), spawned)
     finally:
         watcher.stop()
     if kind == OK and facts.get("discover") == "exited":
@@ -399,11 +398,13 @@ async def _converse(client: Any, child: dict[str, Any], facts: dict[str, Any], s
         facts["discover"] = await _send_discover(client, child, version)
 
 
-def _failure(exc: BaseException, spawned: bool, mcp_error: type) -> tuple[str, str]:
+def _failure(exc: BaseException, spawned: bool) -> tuple[str, str]:
     """(kind, one-line error) for what ended a handshake early."""
+    from mcp.shared.exceptions import MCPError
+
     if isinstance(exc, OSError) and not spawned:
         return SPAWN_FAILED, f"{type(exc).__name__}: {exc.strerror or exc}"
-    if isinstance(exc, mcp_error):
+    if isinstance(exc, MCPError):
         return EXITED, str(exc)
     text = str(exc).strip()  # a reply the SDK could not use: a protocol problem, named as such
     return PROTOCOL_ERROR, f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
