@@ -189,7 +189,7 @@ try:
     main(sys.argv[1:])
 except SystemExit:
     pass
-heavy = ("httpx", "jinja2", "mcp", "psutil", "_hashlib", "doctor.claude_desktop.update")
+heavy = ("httpx", "jinja2", "mcp", "psutil", "_hashlib", "doctor.claude_desktop.update", "dotenv", "logging")
 sys.stderr.write("\\nMODULES " + " ".join(m for m in heavy if m in sys.modules) + "\\n")
 """
 
@@ -214,7 +214,8 @@ def set_up_home(tmp_path: Path) -> tuple[Path, Path]:
 def test_offline_text_and_json_import_none_of_the_heavy_modules(tmp_path: Path, fmt: str, expected: str) -> None:
     # Where each is needed instead: httpx live, jinja2 for the prompt, mcp for connector-launch,
     # psutil when Claude Desktop's lock says it runs, OpenSSL (_hashlib) live and under Jinja2, the
-    # config writer for --fix.
+    # config writer for --fix; python-dotenv's package (and the logging it imports) nowhere: only its
+    # parser module is loaded (doctor/store/env_file.py).
     home, claude = set_up_home(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-c", IMPORT_CHECK, "doctor", "--offline", "--format", fmt],

@@ -11,6 +11,8 @@ import json
 import os
 import random
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,8 @@ from doctor.store.env_file import (
     update_env_file,
 )
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO.parent / "shared" / "corpus"
 DOTENV_CORPUS = CORPUS / "dotenv"
 
 
@@ -54,6 +57,67 @@ def _interpolation_matters(case: dict) -> bool:
     with_interp = dotenv_values(stream=io.StringIO(case["input"]), interpolate=True)
     without = dotenv_values(stream=io.StringIO(case["input"]), interpolate=False)
     return with_interp != without
+
+
+# ---------------------------------------------------------------- python-dotenv's parser, loaded on its own
+
+
+def _bindings(parse_stream, text: str) -> list[tuple]:
+    return [(b.key, b.value, b.original, b.error) for b in parse_stream(io.StringIO(text))]
+
+
+@needs_corpus
+def test_own_copy_of_the_parser_parses_the_corpus_as_python_dotenv_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same source file loaded under another name: every binding (key, value, source text
+    # with its line, error flag) is the same as python-dotenv's own import gives.
+    from dotenv import parser as dotenv_parser
+
+    from doctor.store import env_file
+
+    monkeypatch.delitem(sys.modules, "dotenv.parser")  # this process imported dotenv already
+    own = env_file._dotenv_parser()
+    assert own is not dotenv_parser and own.__name__ == "doctor.store._dotenv_parser"
+    assert Path(own.__file__).samefile(dotenv_parser.__file__)
+    texts = [case["input"] for case in CASES] + [path.read_text(encoding="utf-8") for path in REAL_FILES]
+    for text in texts:
+        assert _bindings(own.parse_stream, text) == _bindings(dotenv_parser.parse_stream, text)
+
+
+def test_parser_falls_back_to_the_ordinary_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.machinery import PathFinder
+
+    from dotenv import parser as dotenv_parser
+
+    from doctor.store import env_file
+
+    monkeypatch.delitem(sys.modules, "dotenv.parser")
+    monkeypatch.setattr(PathFinder, "find_spec", classmethod(lambda cls, name, path=None, target=None: None))
+    assert env_file._dotenv_parser() is dotenv_parser  # not found on the path: dotenv's own import
+
+
+def test_parser_already_imported_is_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dotenv import parser as dotenv_parser
+
+    from doctor.store import env_file
+
+    monkeypatch.setitem(sys.modules, "dotenv.parser", dotenv_parser)
+    assert env_file._dotenv_parser() is dotenv_parser
+
+
+def test_reading_env_loads_no_part_of_dotenv_but_its_parser_and_leaves_dotenv_importable(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("QB_REALM_ID=123\n")
+    script = (
+        "import sys\n"
+        "from doctor.store.env_file import read_env_file\n"
+        f"assert read_env_file({str(tmp_path / '.env')!r}).values == {{'QB_REALM_ID': '123'}}\n"
+        "unused = ('dotenv', 'dotenv.main', 'dotenv.parser', 'logging', 'tempfile')\n"
+        "print(sorted(m for m in unused if m in sys.modules))\n"
+        "import dotenv\n"  # a later ordinary import (the connector's) still works, with its own parser
+        f"print(dict(dotenv.dotenv_values({str(tmp_path / '.env')!r})), dotenv.parser.parse_stream.__module__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[]", "{'QB_REALM_ID': '123'} dotenv.parser"]
 
 
 # ---------------------------------------------------------------- reading the corpus
