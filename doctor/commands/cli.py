@@ -359,7 +359,8 @@ def internal_error_line(console: Console, exc: Exception, *, verbose: bool) -> s
 
 
 def entry() -> None:
-    """The `sidequest` console script: main(), then leave without the interpreter's teardown.
+    """The `sidequest` console script (after doctor/commands/script.py's setting): main(), then
+    leave without the interpreter's teardown.
 
     Once the output is written and flushed, freeing every module and object one by one costs a
     run about 35 ms offline and 75-110 ms live (bench/live), and changes nothing anyone sees.

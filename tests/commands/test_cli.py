@@ -437,20 +437,34 @@ def test_output_never_follows_a_planted_temp_file_symlink(home: Path, tmp_path: 
 @pytest.mark.parametrize("args, code", [(["--version"], 0), (["doctor", "--bogus"], 2), (["doctor", "--offline"], 1)])
 def test_the_console_script_entry_keeps_exit_codes_output_and_exit_hooks(tmp_path: Path, args, code) -> None:
     """entry() skips the interpreter's teardown (os._exit) but not what matters: flushed output, the
-    exit code, and the atexit hooks (connector-launch kills a connector it started from one)."""
+    exit code, and the atexit hooks (connector-launch kills a connector it started from one). It
+    runs with the collector's threshold of doctor/commands/script.py."""
     program = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: print('exit hook ran', flush=True))\n"
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('exit hook ran, gc threshold', gc.get_threshold()[0], flush=True))\n"
         f"sys.argv = ['sidequest', *{args!r}]\n"
-        "from doctor.commands.cli import entry\n"
+        "from doctor.commands.script import entry\n"
         "entry()\n"
     )
     env = cli_env(tmp_path / "no-home")
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == code, proc.stderr
-    assert proc.stdout.rstrip().endswith("exit hook ran")
+    assert proc.stdout.rstrip().endswith("exit hook ran, gc threshold 50000")
     if args == ["doctor", "--offline"]:
         assert "not set up" in proc.stdout  # the report itself reached the pipe before the fast exit
+
+
+def test_importing_the_cli_leaves_the_collector_as_it_was() -> None:
+    # Only the console script's own process takes the higher threshold; a program (or a test) that
+    # imports the commands keeps its own.
+    program = (
+        "import gc\n"
+        "gc.set_threshold(123, 4, 5)\n"
+        "import doctor.commands.cli, doctor.commands.script\n"
+        "print(gc.get_threshold())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.stdout.strip() == "(123, 4, 5)", proc.stderr
 
 
 def test_a_live_run_never_imports_trio_or_the_httpx_cli_where_they_are_installed(tmp_path: Path, fake_intuit) -> None:

@@ -1,4 +1,4 @@
-"""The commands sit on top: nothing imports them, they never import the click module back, no cycles.
+"""The commands sit on top: nothing imports them, only the console script imports the click module, no cycles.
 
 Imports inside functions count too: the cycle issue 14 found (reauth and refresh importing
 `emit`/`checked` from the CLI) was made of lazy imports.
@@ -44,7 +44,10 @@ def test_commands_never_import_the_cli_and_have_no_cycles() -> None:
         name: {other for other in imports_of(path) if other in modules and other != name}
         for name, path in modules.items()
     }
-    assert [name for name, deps in graph.items() if "doctor.commands.cli" in deps] == []
+    # The console script (doctor/commands/script.py) sits above the click module and starts it;
+    # nothing imports the console script.
+    assert [name for name, deps in graph.items() if "doctor.commands.script" in deps] == []
+    assert [name for name, deps in graph.items() if "doctor.commands.cli" in deps] == ["doctor.commands.script"]
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
         for nxt in graph[start]:

@@ -162,7 +162,7 @@ def test_entry_point_scan_agrees_with_importlib_metadata() -> None:
 
     ours = set(entry_points("console_scripts"))
     theirs = {(ep.name, ep.value.split("[", 1)[0].strip()) for ep in metadata.entry_points(group="console_scripts")}
-    assert ("sidequest", "doctor.commands.cli:entry") in ours
+    assert ("sidequest", "doctor.commands.script:entry") in ours
     assert ours == theirs
 
 

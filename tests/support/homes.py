@@ -77,11 +77,11 @@ def cli_env(home: Path | None = None, claude_config: Path | None = None, **extra
     return env
 
 
-# The `sidequest` console script as pip's launcher runs it: doctor.commands.cli:entry, which leaves
+# The `sidequest` console script as pip's launcher runs it: doctor.commands.script:entry, which leaves
 # without the interpreter's teardown (35-110 ms of CPU a run, and the suite runs the CLI over a
 # thousand times). `python -m doctor.commands.cli`, which keeps the ordinary exit, is what the tests
 # that drive a terminal or send signals start.
-SIDEQUEST = (sys.executable, "-c", "from doctor.commands.cli import entry; entry()")
+SIDEQUEST = (sys.executable, "-c", "from doctor.commands.script import entry; entry()")
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None) -> CliResult:
