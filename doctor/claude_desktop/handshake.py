@@ -238,6 +238,8 @@ async def _watched(transport: Any, seen: dict[str, Any]) -> Any:
         process = frame.f_locals.get("process") if frame is not None else None
         if not hasattr(process, "returncode") or not isinstance(getattr(process, "pid", None), int):
             process = None
+        if process is not None:
+            seen["spawned"] = process
         closed = False  # the server's side ended the connection (an error, not our timeout)
         try:
             yield streams
@@ -359,7 +361,7 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
             if "tools" in facts and facts.get("discover") is None:
                 facts["discover"] = "no_answer"
     except Exception as raised:  # anyio task groups wrap what the SDK raises in exception groups
-        spawned = "started_ms" in facts or "process" in child
+        spawned = "started_ms" in facts or "process" in child or "spawned" in child
         kind, error = _failure(_leaf(raised), spawned)
     finally:
         watcher.stop()
@@ -367,15 +369,14 @@ async def _shake(launch: Launch, timeout: float, errlog: Any) -> Handshake:
         kind = DIED_ON_DISCOVER
     if noise and kind in (OK, NO_ANSWER, EXITED, PROTOCOL_ERROR):
         kind = NOISE
-    process = child.get("process")
-    reaped = _reap(process) if process is not None else None
+    pid, reaped = _child_outcome(child)
     return Handshake(
         kind,
         **{name: facts.get(name) for name in _ANSWERED},
         tools=facts.get("tools", ()),
         noise_lines=len(noise),
         error=error,
-        pid=process.pid if process is not None else None,
+        pid=pid,
         reaped=reaped,
         exit_code=child.get("exit_code"),
     )
@@ -408,6 +409,29 @@ def _failure(exc: BaseException, spawned: bool) -> tuple[str, str]:
         return EXITED, str(exc)
     text = str(exc).strip()  # a reply the SDK could not use: a protocol problem, named as such
     return PROTOCOL_ERROR, f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _child_outcome(child: dict[str, Any]) -> tuple[int | None, bool | None]:
+    """(pid, gone afterwards) of the connector this handshake started; (None, None) when none started.
+
+    The watcher's find, else the SDK's own process object: a child that ended before the watcher's
+    first look (a connector exiting at once, on a loaded machine) was already reaped by the event loop.
+    """
+    process = child.get("process")
+    spawned = child.get("spawned")
+    if process is None and spawned is not None:
+        if spawned.returncode is not None:
+            return spawned.pid, True
+        import psutil
+
+        try:
+            process = psutil.Process(spawned.pid)  # not reaped yet, so the pid is still this child's
+        except psutil.Error:
+            return spawned.pid, True
+        _remember(process)
+    if process is None:
+        return None, None
+    return process.pid, _reap(process)
 
 
 def _reap(process: Any) -> bool:

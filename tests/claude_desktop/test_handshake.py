@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import psutil
+import pytest
 
 from doctor.claude_desktop import handshake
 from doctor.claude_desktop.launch import Launch
@@ -45,6 +46,18 @@ def test_handshakes_side_by_side_in_threads_each_report_their_own_child(tmp_path
             assert shake_result.kind == handshake.OK and len(shake_result.tools) == 2
         else:
             assert shake_result.kind == handshake.EXITED and shake_result.exit_code == 3
+
+
+@pytest.mark.parametrize("variant", ["crash", "healthy"])
+def test_a_child_the_watcher_never_saw_is_named_and_known_to_be_gone(tmp_path: Path, monkeypatch, variant) -> None:
+    # A connector that exits at once can be started, ended and reaped by the event loop between two of the
+    # watcher's looks (seen on a loaded machine): the SDK's own process object still names it.
+    monkeypatch.setattr(handshake, "_new_children", lambda before: [])
+    result = handshake.shake_hands(_launch(tmp_path, variant), timeout=30)
+    pid = int((tmp_path / variant).read_text())
+    assert result.pid == pid
+    assert result.reaped is True and not psutil.pid_exists(pid)
+    assert result.kind == (handshake.EXITED if variant == "crash" else handshake.OK)
 
 
 def test_a_start_waiting_for_another_gives_up_within_its_timeout(tmp_path: Path) -> None:
