@@ -26,6 +26,8 @@ from types import ModuleType
 from doctor.store.atomic_file import ForeignTarget, replace_atomically, resolve_for_write
 from doctor.values import Value
 
+_PARSER_NAME = "doctor.store._dotenv_parser"  # the name python-dotenv's parser module is loaded under here
+
 
 def _dotenv_parser() -> ModuleType:
     """python-dotenv's own parser module (dotenv/parser.py), without running the package's `__init__`.
@@ -58,7 +60,6 @@ def _dotenv_parser() -> ModuleType:
         return parser
 
 
-_PARSER_NAME = "doctor.store._dotenv_parser"
 _parser = _dotenv_parser()
 Binding, parse_stream = _parser.Binding, _parser.parse_stream
 

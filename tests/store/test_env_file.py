@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
+from dotenv import parser as dotenv_parser
 
+from doctor.store import env_file
 from doctor.store.env_file import (
     MAX_ENV_BYTES,
     EnvFileError,
@@ -70,10 +72,6 @@ def _bindings(parse_stream, text: str) -> list[tuple]:
 def test_own_copy_of_the_parser_parses_the_corpus_as_python_dotenv_does(monkeypatch: pytest.MonkeyPatch) -> None:
     # The same source file loaded under another name: every binding (key, value, source text
     # with its line, error flag) is the same as python-dotenv's own import gives.
-    from dotenv import parser as dotenv_parser
-
-    from doctor.store import env_file
-
     monkeypatch.delitem(sys.modules, "dotenv.parser")  # this process imported dotenv already
     own = env_file._dotenv_parser()
     assert own is not dotenv_parser and own.__name__ == "doctor.store._dotenv_parser"
@@ -86,20 +84,12 @@ def test_own_copy_of_the_parser_parses_the_corpus_as_python_dotenv_does(monkeypa
 def test_parser_falls_back_to_the_ordinary_import(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib.machinery import PathFinder
 
-    from dotenv import parser as dotenv_parser
-
-    from doctor.store import env_file
-
     monkeypatch.delitem(sys.modules, "dotenv.parser")
     monkeypatch.setattr(PathFinder, "find_spec", classmethod(lambda cls, name, path=None, target=None: None))
     assert env_file._dotenv_parser() is dotenv_parser  # not found on the path: dotenv's own import
 
 
 def test_parser_already_imported_is_reused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dotenv import parser as dotenv_parser
-
-    from doctor.store import env_file
-
     monkeypatch.setitem(sys.modules, "dotenv.parser", dotenv_parser)
     assert env_file._dotenv_parser() is dotenv_parser
 
